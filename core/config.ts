@@ -1,0 +1,149 @@
+/**
+ * The one place that reads the environment. Every variable is documented in README.md
+ * (Configuration); defaults work on a fresh machine with PostgreSQL and Redis on localhost.
+ */
+import { z } from 'zod';
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+const envSchema = z.object({
+  NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+
+  /** PostgreSQL connection string; the database is created by `npm run migrate` if missing. */
+  DATABASE_URL: z.string().url().default('postgres://postgres@127.0.0.1:5432/market_data'),
+  /** Upper bound of each process's pg pool. */
+  DATABASE_POOL_MAX: z.coerce.number().int().min(2).max(200).default(10),
+
+  REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
+  /** BullMQ key prefix. Braces make it a Redis Cluster hash tag so one queue's keys share a slot. */
+  QUEUE_PREFIX: z
+    .string()
+    .regex(/^\{[A-Za-z0-9_.-]+\}$/, 'must be a hash tag such as {mdw}')
+    .default('{mdw}'),
+  /** Jobs one worker process runs at once per queue. */
+  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
+  /** Set to false to run workers without registering the cron Job Schedulers (e.g. extra hosts). */
+  SCHEDULERS_ENABLED: bool.default(true),
+
+  API_HOST: z.string().default('127.0.0.1'),
+  API_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  /** Where users reach the API; used for OAuth2 redirect URLs and as the default token issuer. */
+  PUBLIC_URL: z.string().url().optional(),
+
+  /** Issuer (`iss`) the API accepts on bearer tokens. Default: PUBLIC_URL (the built-in provider). */
+  AUTH_ISSUER: z.string().url().optional(),
+  /** Audience (`aud`) the API accepts and the built-in provider issues. */
+  AUTH_AUDIENCE: z.string().min(1).default('market-data-api'),
+  /** JWKS the API verifies bearer tokens with. Default: the built-in provider's keys. */
+  AUTH_JWKS_URL: z.string().url().optional(),
+  /** Lifetime of access tokens issued by the built-in provider. */
+  AUTH_TOKEN_TTL_SECONDS: z.coerce.number().int().min(30).max(86_400).default(900),
+
+  /** Operator login for Bull Board: `builtin` (this project's provider) or `external` (OAUTH_* below). */
+  OPERATOR_AUTH_PROVIDER: z.enum(['builtin', 'external']).default('builtin'),
+  OAUTH_AUTHORIZATION_URL: z.string().url().optional(),
+  OAUTH_TOKEN_URL: z.string().url().optional(),
+  OAUTH_USERINFO_URL: z.string().url().optional(),
+  OAUTH_CLIENT_ID: z.string().optional(),
+  OAUTH_CLIENT_SECRET: z.string().optional(),
+  OAUTH_SCOPE: z.string().default('openid profile email'),
+
+  /** Signs the operator session cookie. Must be set (32+ chars) in production. */
+  SESSION_SECRET: z.string().min(16).optional(),
+
+  /** Exchange time zone for sessions and schedules. */
+  MARKET_TIMEZONE: z.string().default('America/New_York'),
+  /** Currency that FX rates and attribution convert to. */
+  BASE_CURRENCY: z
+    .string()
+    .regex(/^[A-Z]{3}$/)
+    .default('USD'),
+  /** Default price provider; `synthetic` needs no key and no network. */
+  PRICE_PROVIDER: z.enum(['synthetic', 'yahoo', 'alphavantage']).default('synthetic'),
+  ALPHAVANTAGE_API_KEY: z.string().optional(),
+});
+
+export type Env = z.infer<typeof envSchema>;
+
+export interface Config {
+  env: Env['NODE_ENV'];
+  logLevel: Env['LOG_LEVEL'];
+  db: { url: string; poolMax: number };
+  redis: { url: string };
+  queue: { prefix: string; concurrency: number; schedulersEnabled: boolean };
+  api: { host: string; port: number; publicUrl: string };
+  auth: {
+    issuer: string;
+    audience: string;
+    jwksUrl: string | undefined;
+    tokenTtlSeconds: number;
+    operatorProvider: 'builtin' | 'external';
+    external: {
+      authorizationUrl: string | undefined;
+      tokenUrl: string | undefined;
+      userinfoUrl: string | undefined;
+      clientId: string | undefined;
+      clientSecret: string | undefined;
+      scope: string;
+    };
+    sessionSecret: string;
+  };
+  market: { timezone: string; baseCurrency: string; provider: Env['PRICE_PROVIDER'] };
+  providers: { alphaVantageApiKey: string | undefined };
+}
+
+const DEV_SESSION_SECRET = 'dev-only-session-secret-change-me';
+
+/** Parses an environment (default: process.env) into a Config, or throws naming every bad variable. */
+export function loadConfig(source: Record<string, string | undefined> = process.env): Config {
+  const cleaned = Object.fromEntries(Object.entries(source).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = envSchema.safeParse(cleaned);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new Error(`Invalid configuration:\n${lines.join('\n')}`);
+  }
+  const e = parsed.data;
+  const publicUrl = (e.PUBLIC_URL ?? `http://localhost:${e.API_PORT}`).replace(/\/$/, '');
+  if (e.NODE_ENV === 'production' && (!e.SESSION_SECRET || e.SESSION_SECRET.length < 32)) {
+    throw new Error('Invalid configuration:\n  SESSION_SECRET: required in production, at least 32 characters');
+  }
+  if (e.OPERATOR_AUTH_PROVIDER === 'external') {
+    const missing = (
+      ['OAUTH_AUTHORIZATION_URL', 'OAUTH_TOKEN_URL', 'OAUTH_CLIENT_ID', 'OAUTH_CLIENT_SECRET'] as const
+    ).filter((k) => !e[k]);
+    if (missing.length > 0) {
+      throw new Error(
+        `Invalid configuration:\n${missing.map((k) => `  ${k}: required when OPERATOR_AUTH_PROVIDER=external`).join('\n')}`,
+      );
+    }
+  }
+  return {
+    env: e.NODE_ENV,
+    logLevel: e.LOG_LEVEL,
+    db: { url: e.DATABASE_URL, poolMax: e.DATABASE_POOL_MAX },
+    redis: { url: e.REDIS_URL },
+    queue: { prefix: e.QUEUE_PREFIX, concurrency: e.WORKER_CONCURRENCY, schedulersEnabled: e.SCHEDULERS_ENABLED },
+    api: { host: e.API_HOST, port: e.API_PORT, publicUrl },
+    auth: {
+      issuer: (e.AUTH_ISSUER ?? publicUrl).replace(/\/$/, ''),
+      audience: e.AUTH_AUDIENCE,
+      jwksUrl: e.AUTH_JWKS_URL,
+      tokenTtlSeconds: e.AUTH_TOKEN_TTL_SECONDS,
+      operatorProvider: e.OPERATOR_AUTH_PROVIDER,
+      external: {
+        authorizationUrl: e.OAUTH_AUTHORIZATION_URL,
+        tokenUrl: e.OAUTH_TOKEN_URL,
+        userinfoUrl: e.OAUTH_USERINFO_URL,
+        clientId: e.OAUTH_CLIENT_ID,
+        clientSecret: e.OAUTH_CLIENT_SECRET,
+        scope: e.OAUTH_SCOPE,
+      },
+      sessionSecret: e.SESSION_SECRET ?? DEV_SESSION_SECRET,
+    },
+    market: { timezone: e.MARKET_TIMEZONE, baseCurrency: e.BASE_CURRENCY, provider: e.PRICE_PROVIDER },
+    providers: { alphaVantageApiKey: e.ALPHAVANTAGE_API_KEY },
+  };
+}

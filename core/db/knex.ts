@@ -1,0 +1,58 @@
+import knexFactory, { type Knex } from 'knex';
+import pg from 'pg';
+import type { Config } from '../config.ts';
+
+export type { Knex };
+
+// pg returns numeric and int8 as strings; we keep them that way on purpose (money is parsed
+// deliberately with decimal arithmetic, never through a binary float). `date` columns stay
+// 'YYYY-MM-DD' strings instead of becoming local-midnight Date objects that shift by time zone.
+pg.types.setTypeParser(pg.types.builtins.DATE, (v: string) => v);
+
+/** A knex instance over a pg pool. One per process; close it with `destroy()`. */
+export function createDb(config: Pick<Config, 'db'>, opts: { poolMax?: number } = {}): Knex {
+  return knexFactory({
+    client: 'pg',
+    connection: { connectionString: config.db.url, application_name: 'market-data-workers' },
+    pool: { min: 0, max: opts.poolMax ?? config.db.poolMax },
+    acquireConnectionTimeout: 30_000,
+  });
+}
+
+/** Creates the database named in the URL if it does not exist (connects to `postgres` to do it). */
+export async function ensureDatabase(url: string): Promise<{ created: boolean; name: string }> {
+  const target = new URL(url);
+  const name = decodeURIComponent(target.pathname.replace(/^\//, ''));
+  if (!/^[A-Za-z0-9_-]+$/.test(name)) throw new Error(`DATABASE_URL: unsupported database name "${name}"`);
+  const admin = new URL(url);
+  admin.pathname = '/postgres';
+  const client = new pg.Client({ connectionString: admin.toString() });
+  await client.connect();
+  try {
+    const found = await client.query('select 1 from pg_database where datname = $1', [name]);
+    if (found.rowCount) return { created: false, name };
+    await client.query(`create database "${name}"`);
+    return { created: true, name };
+  } catch (err) {
+    // Two processes racing to create it: the loser sees duplicate_database, which is fine.
+    if ((err as { code?: string }).code === '42P04') return { created: false, name };
+    throw err;
+  } finally {
+    await client.end();
+  }
+}
+
+/** Drops a database (tests only), terminating its connections first. */
+export async function dropDatabase(url: string): Promise<void> {
+  const target = new URL(url);
+  const name = decodeURIComponent(target.pathname.replace(/^\//, ''));
+  const admin = new URL(url);
+  admin.pathname = '/postgres';
+  const client = new pg.Client({ connectionString: admin.toString() });
+  await client.connect();
+  try {
+    await client.query(`drop database if exists "${name}" with (force)`);
+  } finally {
+    await client.end();
+  }
+}

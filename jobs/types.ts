@@ -1,0 +1,37 @@
+import type { Deps } from '../core/deps.ts';
+
+/** What a processor may do besides its work: report progress and log lines for Bull Board. */
+export interface JobContext {
+  /** BullMQ job id (or a synthetic id when a processor is called directly). */
+  readonly id: string;
+  /** 0-based count of attempts already made before this one. */
+  readonly attemptsMade: number;
+  /** Percent complete, 0–100; shown as Bull Board's progress bar. */
+  progress(percent: number): Promise<void>;
+  /** One line in the job's log (Bull Board "Logs" tab). */
+  log(line: string): Promise<void>;
+}
+
+export type Processor<P, R> = (deps: Deps, payload: P, ctx: JobContext) => Promise<R>;
+
+/** A context for calling a processor directly (tests, CLIs): collects progress and log lines. */
+export function directContext(onLog?: (line: string) => void): JobContext & {
+  logs: string[];
+  progressSeen: number[];
+} {
+  const logs: string[] = [];
+  const progressSeen: number[] = [];
+  return {
+    id: `direct-${Date.now()}`,
+    attemptsMade: 0,
+    logs,
+    progressSeen,
+    async progress(p) {
+      progressSeen.push(p);
+    },
+    async log(line) {
+      logs.push(line);
+      onLog?.(line);
+    },
+  };
+}

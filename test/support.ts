@@ -1,0 +1,46 @@
+/**
+ * Test helpers: a Config pointing at the run's throw-away database with a queue prefix of the
+ * test's own, and Deps built from it exactly as the processes build theirs.
+ */
+import { randomBytes } from 'node:crypto';
+import { inject } from 'vitest';
+import { loadConfig, type Config } from '../core/config.ts';
+import { buildDeps, closeDeps, type Clock, type Deps } from '../core/deps.ts';
+
+export function uniquePrefix(): string {
+  return `{t${randomBytes(5).toString('hex')}}`;
+}
+
+export function testConfig(overrides: Record<string, string> = {}): Config {
+  return loadConfig({
+    ...process.env,
+    NODE_ENV: 'test',
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    DATABASE_URL: inject('databaseUrl'),
+    QUEUE_PREFIX: uniquePrefix(),
+    API_PORT: '0',
+    ...overrides,
+  });
+}
+
+export function testDeps(opts: { config?: Config; clock?: Clock } = {}): Deps {
+  return buildDeps({ name: 'test', config: opts.config ?? testConfig(), ...(opts.clock ? { clock: opts.clock } : {}) });
+}
+
+export function frozenClock(iso: string): Clock {
+  const t = new Date(iso);
+  return { now: () => new Date(t) };
+}
+
+/** Removes every Redis key under a test's queue prefix. */
+export async function dropPrefix(deps: Deps): Promise<void> {
+  const pattern = `${deps.config.queue.prefix}:*`;
+  let cursor = '0';
+  do {
+    const [next, keys] = await deps.redis.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
+    cursor = next;
+    if (keys.length) await deps.redis.del(...keys);
+  } while (cursor !== '0');
+}
+
+export { closeDeps };
