@@ -33,6 +33,12 @@ const envSchema = z.object({
   /** Where users reach the API; used for OAuth2 redirect URLs and as the default token issuer. */
   PUBLIC_URL: z.string().url().optional(),
 
+  /**
+   * Where the API process reaches itself for the built-in provider's back channel (code exchange
+   * and userinfo during operator login). Default: PUBLIC_URL; set it when that is not reachable
+   * from inside (a TLS proxy, a remapped container port), e.g. http://127.0.0.1:8080.
+   */
+  AUTH_INTERNAL_URL: z.string().url().optional(),
   /** Issuer (`iss`) the API accepts on bearer tokens. Default: PUBLIC_URL (the built-in provider). */
   AUTH_ISSUER: z.string().url().optional(),
   /** Audience (`aud`) the API accepts and the built-in provider issues. */
@@ -41,6 +47,18 @@ const envSchema = z.object({
   AUTH_JWKS_URL: z.string().url().optional(),
   /** Lifetime of access tokens issued by the built-in provider. */
   AUTH_TOKEN_TTL_SECONDS: z.coerce.number().int().min(30).max(86_400).default(900),
+  /** Signature algorithms accepted on bearer tokens from an external issuer (asymmetric only). */
+  AUTH_JWT_ALGORITHMS: z
+    .string()
+    .default('RS256,ES256')
+    .transform((v) => v.split(',').map((a) => a.trim()))
+    .pipe(
+      z
+        .array(
+          z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA']),
+        )
+        .min(1),
+    ),
 
   /** Operator login for Bull Board: `builtin` (this project's provider) or `external` (OAUTH_* below). */
   OPERATOR_AUTH_PROVIDER: z.enum(['builtin', 'external']).default('builtin'),
@@ -53,6 +71,8 @@ const envSchema = z.object({
 
   /** Signs the operator session cookie. Must be set (32+ chars) in production. */
   SESSION_SECRET: z.string().min(16).optional(),
+  /** Lifetime of an operator's Bull Board session. */
+  SESSION_TTL_SECONDS: z.coerce.number().int().min(300).max(604_800).default(28_800),
 
   /** Exchange time zone for sessions and schedules. */
   MARKET_TIMEZONE: z.string().default('America/New_York'),
@@ -77,9 +97,13 @@ export interface Config {
   api: { host: string; port: number; publicUrl: string };
   auth: {
     issuer: string;
+    /** Base URL of the built-in provider for server-to-server calls (default: publicUrl). */
+    internalUrl: string;
     audience: string;
     jwksUrl: string | undefined;
     tokenTtlSeconds: number;
+    /** Accepted `alg` values for tokens verified through `jwksUrl` (the built-in provider signs ES256). */
+    algorithms: string[];
     operatorProvider: 'builtin' | 'external';
     external: {
       authorizationUrl: string | undefined;
@@ -90,6 +114,7 @@ export interface Config {
       scope: string;
     };
     sessionSecret: string;
+    sessionTtlSeconds: number;
   };
   market: { timezone: string; baseCurrency: string; provider: Env['PRICE_PROVIDER'] };
   providers: { alphaVantageApiKey: string | undefined };
@@ -108,7 +133,9 @@ export function loadConfig(source: Record<string, string | undefined> = process.
   const e = parsed.data;
   const publicUrl = (e.PUBLIC_URL ?? `http://localhost:${e.API_PORT}`).replace(/\/$/, '');
   if (e.NODE_ENV === 'production' && (!e.SESSION_SECRET || e.SESSION_SECRET.length < 32)) {
-    throw new Error('Invalid configuration:\n  SESSION_SECRET: required in production, at least 32 characters');
+    throw new Error(
+      'Invalid configuration:\n  SESSION_SECRET: required in production, at least 32 characters',
+    );
   }
   if (e.OPERATOR_AUTH_PROVIDER === 'external') {
     const missing = (
@@ -125,13 +152,19 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     logLevel: e.LOG_LEVEL,
     db: { url: e.DATABASE_URL, poolMax: e.DATABASE_POOL_MAX },
     redis: { url: e.REDIS_URL },
-    queue: { prefix: e.QUEUE_PREFIX, concurrency: e.WORKER_CONCURRENCY, schedulersEnabled: e.SCHEDULERS_ENABLED },
+    queue: {
+      prefix: e.QUEUE_PREFIX,
+      concurrency: e.WORKER_CONCURRENCY,
+      schedulersEnabled: e.SCHEDULERS_ENABLED,
+    },
     api: { host: e.API_HOST, port: e.API_PORT, publicUrl },
     auth: {
       issuer: (e.AUTH_ISSUER ?? publicUrl).replace(/\/$/, ''),
+      internalUrl: (e.AUTH_INTERNAL_URL ?? publicUrl).replace(/\/$/, ''),
       audience: e.AUTH_AUDIENCE,
       jwksUrl: e.AUTH_JWKS_URL,
       tokenTtlSeconds: e.AUTH_TOKEN_TTL_SECONDS,
+      algorithms: e.AUTH_JWT_ALGORITHMS,
       operatorProvider: e.OPERATOR_AUTH_PROVIDER,
       external: {
         authorizationUrl: e.OAUTH_AUTHORIZATION_URL,
@@ -142,6 +175,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
         scope: e.OAUTH_SCOPE,
       },
       sessionSecret: e.SESSION_SECRET ?? DEV_SESSION_SECRET,
+      sessionTtlSeconds: e.SESSION_TTL_SECONDS,
     },
     market: { timezone: e.MARKET_TIMEZONE, baseCurrency: e.BASE_CURRENCY, provider: e.PRICE_PROVIDER },
     providers: { alphaVantageApiKey: e.ALPHAVANTAGE_API_KEY },

@@ -18,7 +18,12 @@ export const jobCatalogue = {
       'Generates a deterministic synthetic dataset (reference data, clients, FX, corporate actions, daily prices, 20-second ticks).',
     schema: z
       .object({
-        seed: z.number().int().min(0).max(2 ** 31 - 1).default(42),
+        seed: z
+          .number()
+          .int()
+          .min(0)
+          .max(2 ** 31 - 1)
+          .default(42),
         scale: z.enum(['small', 'seed']).default('small'),
         securities: z.number().int().min(1).max(5000).optional(),
         years: z.number().min(0.1).max(20).optional(),

@@ -23,7 +23,11 @@ export function createQueues(config: Pick<Config, 'redis' | 'queue'>, connection
   const queues = new Map<JobName, Queue>(
     jobNames.map((name) => [
       name,
-      new Queue(name, { connection: conn, prefix: config.queue.prefix, defaultJobOptions: jobOptions[name].job }),
+      new Queue(name, {
+        connection: conn,
+        prefix: config.queue.prefix,
+        defaultJobOptions: jobOptions[name].job,
+      }),
     ]),
   );
   const get = (name: JobName): Queue => {

@@ -10,6 +10,11 @@ export interface JobContext {
   progress(percent: number): Promise<void>;
   /** One line in the job's log (Bull Board "Logs" tab). */
   log(line: string): Promise<void>;
+  /**
+   * Return values of the jobs this one waited for in a flow (its BullMQ children), so a step can
+   * take its range from the step before it. Empty when called outside a flow.
+   */
+  upstreamResults(): Promise<unknown[]>;
 }
 
 export type Processor<P, R> = (deps: Deps, payload: P, ctx: JobContext) => Promise<R>;
@@ -32,6 +37,9 @@ export function directContext(onLog?: (line: string) => void): JobContext & {
     async log(line) {
       logs.push(line);
       onLog?.(line);
+    },
+    async upstreamResults() {
+      return [];
     },
   };
 }

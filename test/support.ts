@@ -24,7 +24,11 @@ export function testConfig(overrides: Record<string, string> = {}): Config {
 }
 
 export function testDeps(opts: { config?: Config; clock?: Clock } = {}): Deps {
-  return buildDeps({ name: 'test', config: opts.config ?? testConfig(), ...(opts.clock ? { clock: opts.clock } : {}) });
+  return buildDeps({
+    name: 'test',
+    config: opts.config ?? testConfig(),
+    ...(opts.clock ? { clock: opts.clock } : {}),
+  });
 }
 
 export function frozenClock(iso: string): Clock {
@@ -44,3 +48,23 @@ export async function dropPrefix(deps: Deps): Promise<void> {
 }
 
 export { closeDeps };
+
+/**
+ * A database of a test file's own (created and migrated here, dropped by the returned function),
+ * for tests that run whole-table jobs and must not see or disturb other files' rows.
+ */
+export async function scratchDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
+  const { ensureDatabase, dropDatabase, createDb } = await import('../core/db/knex.ts');
+  const { migrateLatest } = await import('../core/db/migrate.ts');
+  const url = new URL(inject('databaseUrl'));
+  url.pathname = `${url.pathname}_s${randomBytes(4).toString('hex')}`;
+  const dbUrl = url.toString();
+  await ensureDatabase(dbUrl);
+  const db = createDb({ db: { url: dbUrl, poolMax: 2 } });
+  try {
+    await migrateLatest(db);
+  } finally {
+    await db.destroy();
+  }
+  return { url: dbUrl, drop: () => dropDatabase(dbUrl) };
+}

@@ -39,7 +39,9 @@ async function checkServer(db: Knex): Promise<void> {
   const res = await db.raw<{ rows: { server_version_num: string }[] }>('show server_version_num');
   const version = Number(res.rows[0]?.server_version_num ?? 0);
   if (version < MIN_SERVER_VERSION) {
-    throw new Error(`PostgreSQL ${MIN_SERVER_VERSION / 10000}+ is required (found ${version}); declarative partitioning and generated columns are used.`);
+    throw new Error(
+      `PostgreSQL ${MIN_SERVER_VERSION / 10000}+ is required (found ${version}); declarative partitioning and generated columns are used.`,
+    );
   }
 }
 

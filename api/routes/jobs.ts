@@ -1,0 +1,199 @@
+/**
+ * Jobs over HTTP: the catalogue (names, payload JSON Schemas, schedules), triggering a job by
+ * name with a payload validated against the catalogue, and reading a job back by id.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Job, Queue } from 'bullmq';
+import { z } from 'zod';
+import { isJobName, jobCatalogue, jobNames, type JobInput, type JobName } from '../../jobs/catalogue.ts';
+import { jobOptions } from '../../jobs/options.ts';
+import type { QueueSet } from '../../jobs/queues.ts';
+import { ConflictError, defineRoute, NotFoundError, validationError, type RouteDef } from '../http.ts';
+
+const JOB_STATES = [
+  'waiting',
+  'active',
+  'delayed',
+  'prioritized',
+  'waiting-children',
+  'completed',
+  'failed',
+  'unknown',
+] as const;
+
+const JobCatalogue = z
+  .object({
+    jobs: z.array(
+      z.object({
+        name: z.string().openapi({ example: 'bars.rollup-1d' }),
+        description: z.string(),
+        payload_schema: z
+          .record(z.string(), z.unknown())
+          .openapi({ description: 'JSON Schema of the payload.' }),
+        schedules: z.array(
+          z.object({
+            id: z.string(),
+            pattern: z.string().openapi({ example: '20 16 * * 1-5' }),
+            tz: z.string(),
+            payload: z.record(z.string(), z.unknown()),
+          }),
+        ),
+      }),
+    ),
+  })
+  .openapi('JobCatalogue');
+
+const JobAccepted = z
+  .object({
+    id: z.string(),
+    name: z.string().openapi({ example: 'bars.rollup-1d' }),
+    state: z.literal('waiting'),
+  })
+  .openapi('JobAccepted');
+
+const JobStatus = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    queue: z.string(),
+    state: z.enum(JOB_STATES),
+    progress: z
+      .unknown()
+      .openapi({ description: 'Percent complete (0-100) or a structured progress object.' }),
+    attempts_made: z.number().int(),
+    data: z.unknown().openapi({ description: 'The validated payload.' }),
+    result: z.unknown().openapi({ description: "The processor's return value; null until completed." }),
+    failed_reason: z.string().nullable(),
+    created_at: z.string(),
+    processed_at: z.string().nullable(),
+    finished_at: z.string().nullable(),
+  })
+  .openapi('JobStatus');
+
+// Built once: the catalogue is static for the life of the process.
+const catalogue = {
+  jobs: jobNames.map((name) => ({
+    name,
+    description: jobCatalogue[name].description,
+    payload_schema: z.toJSONSchema(jobCatalogue[name].schema, {
+      io: 'input',
+      unrepresentable: 'any',
+    }) as Record<string, unknown>,
+    schedules: jobOptions[name].schedules.map((s) => ({
+      id: s.id,
+      pattern: s.pattern,
+      tz: s.tz,
+      payload: s.payload,
+    })),
+  })),
+};
+
+// Documentation of the body only: which schema applies depends on the {name} path parameter.
+const payloadDocs = z
+  .union(jobNames.map((name) => jobCatalogue[name].schema.openapi(`JobPayload.${name}`)))
+  .openapi({ description: "The job's payload; GET /api/jobs gives each job's JSON Schema." });
+
+// Job ids reach Redis key names, so only the characters BullMQ ids use (auto ids, UUIDs,
+// `<job>:<symbol>:<date>`, scheduler ids) are accepted.
+const jobId = z
+  .string()
+  .max(200)
+  .regex(/^[A-Za-z0-9._-]+(:[A-Za-z0-9._-]+)*$/, 'must be a job id (letters, digits, . _ - and :)');
+
+const iso = (ms: number | undefined): string | null => (ms ? new Date(ms).toISOString() : null);
+
+async function findJob(queue: Queue, id: string): Promise<Job | undefined> {
+  try {
+    const job = await queue.getJob(id);
+    // A Redis key of the queue that is a hash but not a job (e.g. its meta key) has no timestamp.
+    return job && Number.isFinite(job.timestamp) && job.timestamp > 0 ? job : undefined;
+  } catch (err) {
+    // The id named one of the queue's non-hash keys (lists, sets): not a job.
+    if (err instanceof Error && err.message.includes('WRONGTYPE')) return undefined;
+    throw err;
+  }
+}
+
+export function jobsRoutes(queues: QueueSet): RouteDef[] {
+  return [
+    defineRoute({
+      method: 'get',
+      path: '/api/jobs',
+      summary: 'The job catalogue',
+      description: 'Every job that can be triggered, with its payload JSON Schema and its schedules.',
+      tags: ['jobs'],
+      access: 'results:read',
+      response: JobCatalogue,
+      async handler() {
+        return catalogue;
+      },
+    }),
+
+    defineRoute({
+      method: 'post',
+      path: '/api/jobs/{name}',
+      summary: 'Trigger a job',
+      description: `Validates the payload against the job's schema and enqueues it. Job names: ${jobNames.join(', ')}.`,
+      tags: ['jobs'],
+      access: 'jobs:write',
+      params: z.object({ name: z.string().openapi({ enum: [...jobNames], example: 'bars.rollup-1d' }) }),
+      body: z.record(z.string(), z.unknown()),
+      docsBody: payloadDocs,
+      status: 202,
+      response: JobAccepted,
+      errors: [404],
+      async handler({ params, body }) {
+        const name = params.name;
+        if (!isJobName(name)) {
+          throw new NotFoundError(`unknown job "${name}"; valid names: ${jobNames.join(', ')}`);
+        }
+        const parsed = jobCatalogue[name].schema.safeParse(body);
+        if (!parsed.success) throw validationError(parsed.error, 'body');
+        // A random id is unique across all queues, so GET /api/jobs/{id} finds exactly this job.
+        const job = await queues.enqueue(name, parsed.data as JobInput<JobName>, { jobId: randomUUID() });
+        return { id: String(job.id), name, state: 'waiting' as const };
+      },
+    }),
+
+    defineRoute({
+      method: 'get',
+      path: '/api/jobs/{id}',
+      summary: 'A job by id',
+      description:
+        'Searches every queue. Ids BullMQ assigns itself (scheduled runs) are unique per queue only: when one matches in several queues, name the queue with `queue`.',
+      tags: ['jobs'],
+      access: 'results:read',
+      params: z.object({ id: jobId }),
+      query: z.object({ queue: z.enum(jobNames as [JobName, ...JobName[]]).optional() }).strict(),
+      response: JobStatus,
+      errors: [404, 409],
+      async handler({ params, query }) {
+        const candidates = query.queue ? [queues.get(query.queue)] : queues.all();
+        const found = (
+          await Promise.all(candidates.map(async (q) => ({ queue: q, job: await findJob(q, params.id) })))
+        ).filter((f): f is { queue: Queue; job: Job } => f.job !== undefined);
+        if (found.length === 0) throw new NotFoundError(`no job with id "${params.id}"`);
+        if (found.length > 1) {
+          throw new ConflictError(
+            `job id "${params.id}" exists in queues ${found.map((f) => f.queue.name).join(', ')}; add ?queue=<name>`,
+          );
+        }
+        const { queue, job } = found[0]!;
+        return {
+          id: String(job.id),
+          name: job.name,
+          queue: queue.name,
+          state: await job.getState(),
+          progress: job.progress,
+          attempts_made: job.attemptsMade,
+          data: job.data as unknown,
+          result: (job.returnvalue as unknown) ?? null,
+          failed_reason: job.failedReason || null,
+          created_at: new Date(job.timestamp).toISOString(),
+          processed_at: iso(job.processedOn),
+          finished_at: iso(job.finishedOn),
+        };
+      },
+    }),
+  ];
+}

@@ -1,0 +1,206 @@
+/**
+ * Seed 1's price endpoints: intraday 5-minute bars and daily history of one symbol.
+ *
+ * Prices leave as JSON numbers. That is safe here because it is display only: the columns are
+ * numeric(20,8) (at most 12 integer and 8 fractional digits, inside the 15-17 significant
+ * digits an IEEE double carries), and JSON.stringify prints the shortest decimal that round-trips,
+ * so '187.12345678' is written back as 187.12345678. Nothing is computed from these numbers;
+ * the database stays the source of truth. Volumes are bigint but far below 2^53.
+ */
+import { z } from 'zod';
+import type { Deps } from '../../core/deps.ts';
+import { BadRequestError, defineRoute, NotFoundError, type RouteDef } from '../http.ts';
+
+const TICKER = /^[A-Z0-9._=^-]{1,20}$/;
+const MAX_YEARS = 20;
+
+const symbolParams = z.object({
+  symbol: z
+    .string()
+    .trim()
+    .toUpperCase()
+    .regex(TICKER, 'must be a ticker such as AAPL (1-20 of A-Z 0-9 . _ = ^ -)')
+    // Documented as typed (any case); validated after upper-casing.
+    .openapi({
+      example: 'AAPL',
+      pattern: '^[A-Za-z0-9._=^-]{1,20}$',
+      param: { description: 'Ticker, any case.' },
+    }),
+});
+
+function isCalendarDate(s: string): boolean {
+  const [y, m, d] = s.split('-').map(Number) as [number, number, number];
+  const t = new Date(Date.UTC(y, m - 1, d));
+  return t.getUTCFullYear() === y && t.getUTCMonth() === m - 1 && t.getUTCDate() === d;
+}
+
+const calendarDate = z
+  .string()
+  .regex(/^\d{4}-\d{2}-\d{2}$/, { message: 'must be a date YYYY-MM-DD', abort: true })
+  .refine(isCalendarDate, 'must be a real calendar date');
+
+/** Today's date in the exchange time zone, 'YYYY-MM-DD'. */
+function todayIn(timeZone: string, now: Date): string {
+  // en-CA formats as YYYY-MM-DD.
+  return new Intl.DateTimeFormat('en-CA', {
+    timeZone,
+    year: 'numeric',
+    month: '2-digit',
+    day: '2-digit',
+  }).format(now);
+}
+
+function addYears(date: string, years: number): string {
+  const [y, m, d] = date.split('-').map(Number) as [number, number, number];
+  // Feb 29 minus a year becomes Feb 28, not Mar 1.
+  const day = Math.min(d, new Date(Date.UTC(y + years, m, 0)).getUTCDate());
+  return new Date(Date.UTC(y + years, m - 1, day)).toISOString().slice(0, 10);
+}
+
+const price = z.number().openapi({ example: 187.4321 });
+
+const IntradayBar = z
+  .object({
+    timestamp: z.string().openapi({ example: '2024-03-01T14:30:00.000Z', description: 'Bucket start, UTC.' }),
+    open: price,
+    high: price,
+    low: price,
+    close: price,
+    volume: z.number().int(),
+    vwap: price.nullable().openapi({ description: 'Null when the bar has no volume.' }),
+    trade_count: z.number().int(),
+  })
+  .openapi('IntradayBar');
+
+const IntradayPrices = z
+  .object({
+    symbol: z.string().openapi({ example: 'AAPL' }),
+    interval: z.literal('5min'),
+    timezone: z.string().openapi({ example: 'America/New_York' }),
+    count: z.number().int(),
+    data: z.array(IntradayBar),
+  })
+  .openapi('IntradayPrices');
+
+const DailyBar = z
+  .object({
+    date: z.string().openapi({ example: '2024-03-01', description: 'Exchange session date.' }),
+    open: price,
+    high: price,
+    low: price,
+    close: price,
+    adj_close: price.nullable(),
+    volume: z.number().int(),
+    vwap: price.nullable(),
+    trade_count: z.number().int().nullable(),
+  })
+  .openapi('DailyBar');
+
+const HistoricalPrices = z
+  .object({
+    symbol: z.string().openapi({ example: 'AAPL' }),
+    start_date: z.string().openapi({ example: '2023-01-01' }),
+    end_date: z.string().openapi({ example: '2023-12-31' }),
+    count: z.number().int(),
+    data: z.array(DailyBar),
+  })
+  .openapi('HistoricalPrices');
+
+const num = (v: string): number => Number(v);
+const numOrNull = (v: string | null): number | null => (v === null ? null : Number(v));
+
+export function pricesRoutes(deps: Deps): RouteDef[] {
+  const { repos, clock, config } = deps;
+
+  async function security(symbol: string) {
+    const found = await repos.securities.findBySymbol(symbol);
+    if (!found) throw new NotFoundError(`unknown symbol "${symbol}"`);
+    return found;
+  }
+
+  return [
+    defineRoute({
+      method: 'get',
+      path: '/api/v2/intraday/prices/{symbol}',
+      summary: 'Intraday 5-minute bars',
+      description: 'The newest `limit` 5-minute OHLCV bars of a symbol, returned oldest first.',
+      tags: ['prices'],
+      access: 'results:read',
+      params: symbolParams,
+      query: z
+        .object({
+          interval: z.enum(['5min']).default('5min'),
+          limit: z.coerce.number().int().min(1).max(5000).default(100),
+        })
+        .strict(),
+      response: IntradayPrices,
+      errors: [404],
+      async handler({ params, query }) {
+        const sec = await security(params.symbol);
+        const bars = await repos.bars.latest5m(sec.id, query.limit);
+        return {
+          symbol: sec.ticker,
+          interval: query.interval,
+          timezone: config.market.timezone,
+          count: bars.length,
+          data: bars.map((b) => ({
+            timestamp: b.bucket.toISOString(),
+            open: num(b.open),
+            high: num(b.high),
+            low: num(b.low),
+            close: num(b.close),
+            volume: num(b.volume),
+            vwap: numOrNull(b.vwap),
+            trade_count: b.tradeCount,
+          })),
+        };
+      },
+    }),
+
+    defineRoute({
+      method: 'get',
+      path: '/api/v2/historical/prices/{symbol}',
+      summary: 'Daily price history',
+      description: `Daily bars with session dates in [start_date, end_date]. Defaults: the year up to today (exchange time zone). At most ${MAX_YEARS} years per request.`,
+      tags: ['prices'],
+      access: 'results:read',
+      params: symbolParams,
+      query: z
+        .object({
+          start_date: calendarDate.optional().openapi({ example: '2023-01-01' }),
+          end_date: calendarDate.optional().openapi({ example: '2023-12-31' }),
+        })
+        .strict(),
+      response: HistoricalPrices,
+      errors: [404],
+      async handler({ params, query }) {
+        const end = query.end_date ?? todayIn(config.market.timezone, clock.now());
+        const start = query.start_date ?? addYears(end, -1);
+        if (start > end)
+          throw BadRequestError.field('query.start_date', `must not be after end_date (${end})`);
+        if (start < addYears(end, -MAX_YEARS)) {
+          throw BadRequestError.field('query.start_date', `range must not exceed ${MAX_YEARS} years`);
+        }
+        const sec = await security(params.symbol);
+        const bars = await repos.bars.daily(sec.id, start, end);
+        return {
+          symbol: sec.ticker,
+          start_date: start,
+          end_date: end,
+          count: bars.length,
+          data: bars.map((b) => ({
+            date: b.sessionDate,
+            open: num(b.open),
+            high: num(b.high),
+            low: num(b.low),
+            close: num(b.close),
+            adj_close: numOrNull(b.adjClose),
+            volume: num(b.volume),
+            vwap: numOrNull(b.vwap),
+            trade_count: b.tradeCount,
+          })),
+        };
+      },
+    }),
+  ];
+}

@@ -1,0 +1,53 @@
+/** The exchange calendar as rows in market_sessions, so rollups can join sessions set-based. */
+import { sessionsBetween as computeSessions, type Session } from '../../calendar/nyse.ts';
+import type { Knex } from '../knex.ts';
+
+export const NYSE_EXCHANGE = 'XNYS';
+
+interface SessionRow {
+  session_date: string;
+  open_at: Date;
+  close_at: Date;
+  early_close: boolean;
+}
+
+export function createCalendarRepository(db: Knex) {
+  return {
+    /** Inserts every NYSE session from..to (inclusive) that is missing; returns how many were added. */
+    async ensureSessions(from: string, to: string): Promise<number> {
+      const sessions = computeSessions(from, to);
+      if (sessions.length === 0) return 0;
+      const res = await db.raw<{ rowCount: number }>(
+        `insert into market_sessions (exchange, session_date, open_at, close_at, early_close)
+         select ?, d, o, c, e
+           from unnest(?::date[], ?::timestamptz[], ?::timestamptz[], ?::boolean[]) as s(d, o, c, e)
+         on conflict (exchange, session_date) do nothing`,
+        [
+          NYSE_EXCHANGE,
+          sessions.map((s) => s.date),
+          sessions.map((s) => s.openAt.toISOString()),
+          sessions.map((s) => s.closeAt.toISOString()),
+          sessions.map((s) => s.earlyClose),
+        ],
+      );
+      return res.rowCount;
+    },
+
+    /** Stored NYSE sessions from..to (inclusive), in date order. */
+    async sessionsBetween(from: string, to: string): Promise<Session[]> {
+      const rows = await db<SessionRow>('market_sessions')
+        .select('session_date', 'open_at', 'close_at', 'early_close')
+        .where('exchange', NYSE_EXCHANGE)
+        .whereBetween('session_date', [from, to])
+        .orderBy('session_date');
+      return rows.map((r) => ({
+        date: r.session_date,
+        openAt: r.open_at,
+        closeAt: r.close_at,
+        earlyClose: r.early_close,
+      }));
+    },
+  };
+}
+
+export type CalendarRepository = ReturnType<typeof createCalendarRepository>;

@@ -1,0 +1,73 @@
+/**
+ * Reads of the security master. Writes belong to the generator and reference-data jobs.
+ */
+import type { Knex } from '../knex.ts';
+
+export interface SecurityRecord {
+  /** Surrogate key every fact table references. */
+  id: number;
+  /** Business id, e.g. 'SEC-0001'. */
+  securityId: string;
+  ticker: string;
+  name: string;
+  securityType: string;
+  assetClass: string;
+  currency: string;
+  exchange: string;
+  status: string;
+}
+
+interface SecurityRow {
+  id: number;
+  security_id: string;
+  ticker: string;
+  security_name: string;
+  security_type: string;
+  asset_class: string;
+  currency: string;
+  exchange: string;
+  status: string;
+}
+
+const columns = [
+  'id',
+  'security_id',
+  'ticker',
+  'security_name',
+  'security_type',
+  'asset_class',
+  'currency',
+  'exchange',
+  'status',
+] as const;
+
+const toSecurity = (r: SecurityRow): SecurityRecord => ({
+  id: r.id,
+  securityId: r.security_id,
+  ticker: r.ticker,
+  name: r.security_name,
+  securityType: r.security_type,
+  assetClass: r.asset_class,
+  currency: r.currency,
+  exchange: r.exchange,
+  status: r.status,
+});
+
+export function createSecuritiesRepository(db: Knex) {
+  return {
+    /** The security with this exact ticker (tickers are stored upper-case), or undefined. */
+    async findBySymbol(ticker: string): Promise<SecurityRecord | undefined> {
+      const row = (await db('securities').select(columns).where({ ticker }).first()) as
+        SecurityRow | undefined;
+      return row ? toSecurity(row) : undefined;
+    },
+
+    /** Surrogate ids of the given tickers; tickers not found are absent from the map. */
+    async idsForTickers(tickers: string[]): Promise<Map<string, number>> {
+      const rows = await db<SecurityRow>('securities').select('id', 'ticker').whereIn('ticker', tickers);
+      return new Map(rows.map((r) => [r.ticker, r.id]));
+    },
+  };
+}
+
+export type SecuritiesRepository = ReturnType<typeof createSecuritiesRepository>;

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs what the project needs, idempotently: Node 24 (when the machine's Node is older),
+# npm packages exactly as locked, and (with --browser) Debian's chromium for the browser test.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+stamp="node_modules/.package-lock.stamp"
+if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
+  echo "setup: installing npm packages (npm ci)" >&2
+  ./scripts/with-node.sh npm ci --no-audit --no-fund --loglevel=error
+  cp package-lock.json "$stamp"
+fi
+if [ "${1:-}" = "--browser" ]; then
+  bash scripts/install-browser.sh
+fi
