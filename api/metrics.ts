@@ -11,17 +11,9 @@ import type { Request, RequestHandler } from 'express';
 import type { Redis } from 'ioredis';
 import { collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { Logger } from '../core/logger.ts';
+import { JOB_STATES } from '../jobs/queues.ts';
 import { asyncHandler } from './http.ts';
 
-const COUNTED_STATES = [
-  'waiting',
-  'active',
-  'delayed',
-  'prioritized',
-  'waiting-children',
-  'completed',
-  'failed',
-] as const;
 const DEPTH_STATES = ['waiting', 'delayed', 'prioritized'] as const;
 const SCRAPE_TIMEOUT_MS = 2_000;
 
@@ -96,9 +88,7 @@ export function createMetrics(opts: {
     let timer: NodeJS.Timeout | undefined;
     try {
       const snapshot = await Promise.race([
-        Promise.all(
-          queues.map(async (q) => ({ name: q.name, counts: await q.getJobCounts(...COUNTED_STATES) })),
-        ),
+        Promise.all(queues.map(async (q) => ({ name: q.name, counts: await q.getJobCounts(...JOB_STATES) }))),
         new Promise<never>((_, reject) => {
           timer = setTimeout(
             () => reject(new Error(`no answer within ${SCRAPE_TIMEOUT_MS} ms`)),
@@ -107,7 +97,7 @@ export function createMetrics(opts: {
         }),
       ]);
       for (const { name, counts } of snapshot) {
-        for (const state of COUNTED_STATES) jobCounts.set({ queue: name, state }, counts[state] ?? 0);
+        for (const state of JOB_STATES) jobCounts.set({ queue: name, state }, counts[state] ?? 0);
         queueDepth.set(
           { queue: name },
           DEPTH_STATES.reduce((sum, s) => sum + (counts[s] ?? 0), 0),

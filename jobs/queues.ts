@@ -9,6 +9,18 @@ import { createRedis } from '../core/redis.ts';
 import { jobNames, parsePayload, type JobInput, type JobName } from './catalogue.ts';
 import { jobOptions } from './options.ts';
 
+/** The states a BullMQ job can be in (what metrics count and the jobs API reports). */
+export const JOB_STATES = [
+  'waiting',
+  'active',
+  'delayed',
+  'prioritized',
+  'waiting-children',
+  'completed',
+  'failed',
+] as const;
+export type JobState = (typeof JOB_STATES)[number];
+
 export interface QueueSet {
   get(name: JobName): Queue;
   all(): Queue[];

@@ -97,12 +97,7 @@ afterAll(async () => {
   await server?.close();
   if (app) await closeApp(app);
   await auth?.close();
-  if (deps) {
-    const ns = deps.config.queue.prefix.replace(/[{}]/g, '');
-    const sessions = await deps.redis.keys(`${ns}:sess:*`);
-    if (sessions.length) await deps.redis.del(...sessions);
-    await dropPrefix(deps);
-  }
+  if (deps) await dropPrefix(deps);
   await queues?.close();
   if (deps) await closeDeps(deps);
 });

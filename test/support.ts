@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { inject } from 'vitest';
 import { loadConfig, type Config } from '../core/config.ts';
+import { sessionKeyPrefix } from '../api/auth/session-store.ts';
 import { buildDeps, closeDeps, type Clock, type Deps } from '../core/deps.ts';
 
 export function uniquePrefix(): string {
@@ -36,15 +37,18 @@ export function frozenClock(iso: string): Clock {
   return { now: () => new Date(t) };
 }
 
-/** Removes every Redis key under a test's queue prefix. */
+/** Removes every Redis key a test's prefix owns: its queues and its operator sessions. */
 export async function dropPrefix(deps: Deps): Promise<void> {
-  const pattern = `${deps.config.queue.prefix}:*`;
-  let cursor = '0';
-  do {
-    const [next, keys] = await deps.redis.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
-    cursor = next;
-    if (keys.length) await deps.redis.del(...keys);
-  } while (cursor !== '0');
+  // The prefix holds no glob characters (config allows only a brace-wrapped [A-Za-z0-9_.-]+).
+  const { prefix } = deps.config.queue;
+  for (const pattern of [`${prefix}:*`, `${sessionKeyPrefix(prefix)}*`]) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await deps.redis.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
+      cursor = next;
+      if (keys.length) await deps.redis.del(...keys);
+    } while (cursor !== '0');
+  }
 }
 
 export { closeDeps };

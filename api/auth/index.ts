@@ -20,7 +20,7 @@ import { createRequireScope } from './bearer.ts';
 import { createKeyStore, SIGNING_ALG } from './keys.ts';
 import { BULL_BOARD_CLIENT_ID, createOperatorLogin, OPERATOR_PATHS, SESSION_COOKIE } from './operator.ts';
 import { createProviderRouter } from './provider.ts';
-import { RedisSessionStore } from './session-store.ts';
+import { RedisSessionStore, sessionKeyPrefix } from './session-store.ts';
 import { createTokenIssuer, createTokenVerifier } from './tokens.ts';
 import type { Scope } from './types.ts';
 
@@ -73,7 +73,7 @@ export async function createAuth(deps: Deps): Promise<Auth> {
     secret: auth.sessionSecret,
     store: new RedisSessionStore({
       redis: deps.redis,
-      prefix: `${config.queue.prefix.replace(/[{}]/g, '')}:sess:`,
+      prefix: sessionKeyPrefix(config.queue.prefix),
       ttlSeconds: auth.sessionTtlSeconds,
     }),
     resave: false,

@@ -9,6 +9,11 @@ import type { Redis } from 'ioredis';
 
 type Callback = (err?: unknown) => void;
 
+/** Key prefix of operator sessions for a queue prefix: `{mdw}` gives `mdw:sess:`. */
+export function sessionKeyPrefix(queuePrefix: string): string {
+  return `${queuePrefix.replace(/[{}]/g, '')}:sess:`;
+}
+
 export class RedisSessionStore extends session.Store {
   readonly #redis: Redis;
   readonly #prefix: string;

@@ -7,19 +7,8 @@ import type { Job, Queue } from 'bullmq';
 import { z } from 'zod';
 import { isJobName, jobCatalogue, jobNames, type JobInput, type JobName } from '../../jobs/catalogue.ts';
 import { jobOptions } from '../../jobs/options.ts';
-import type { QueueSet } from '../../jobs/queues.ts';
+import { JOB_STATES, type QueueSet } from '../../jobs/queues.ts';
 import { ConflictError, defineRoute, NotFoundError, validationError, type RouteDef } from '../http.ts';
-
-const JOB_STATES = [
-  'waiting',
-  'active',
-  'delayed',
-  'prioritized',
-  'waiting-children',
-  'completed',
-  'failed',
-  'unknown',
-] as const;
 
 const JobCatalogue = z
   .object({
@@ -56,7 +45,7 @@ const JobStatus = z
     id: z.string(),
     name: z.string(),
     queue: z.string(),
-    state: z.enum(JOB_STATES),
+    state: z.enum([...JOB_STATES, 'unknown']),
     progress: z
       .unknown()
       .openapi({ description: 'Percent complete (0-100) or a structured progress object.' }),

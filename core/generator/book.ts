@@ -8,50 +8,25 @@ import { addDays } from '../calendar/nyse.ts';
 import { dailyPath, PRICE_SCALE, priceText, type DailyPath } from './paths.ts';
 import { createRng, Stream, streamKey, type Rng } from './prng.ts';
 import type { Plan, SecuritySpec, SecurityType } from './universe.ts';
+import type {
+  ClientInsert,
+  HoldingInsert,
+  PortfolioInsert,
+  TransactionInsert,
+} from '../db/repositories/generator.ts';
 
-export interface PortfolioRow {
-  portfolioId: string;
-  name: string;
+export interface PortfolioRow extends PortfolioInsert {
   type: 'EQUITY' | 'FIXED_INCOME' | 'MIXED' | 'HEDGE';
-  benchmark: string;
-  inceptionDate: string;
-  baseCurrency: string;
 }
 
 /** market_value and weight are computed in SQL from these exact decimals. */
-export interface HoldingRow {
-  portfolioId: string;
-  securityId: string;
-  asOfDate: string;
-  quantity: string;
-  localPrice: string;
-  fxRate: string;
-  costBasis: string;
-  accruedInterest: string;
-}
+export type HoldingRow = HoldingInsert;
 
-export interface TransactionRow {
-  txnId: string;
-  portfolioId: string | null;
-  clientCode: string | null;
-  securityId: string;
+export interface TransactionRow extends TransactionInsert {
   txnType: 'BUY' | 'SELL' | 'SHORT' | 'COVER';
-  quantity: string;
-  price: string;
-  txnDate: string;
-  settlementDate: string;
-  fees: string;
-  currency: string;
 }
 
-export interface ClientRow {
-  clientCode: string;
-  name: string;
-  currency: string;
-  cash: string;
-  loan: string;
-  positions: { securityId: string; quantity: string; costBasis: string }[];
-}
+export type ClientRow = ClientInsert;
 
 const PORTFOLIOS: readonly (Omit<PortfolioRow, 'inceptionDate' | 'baseCurrency'> & { holds: SecurityType[] })[] = [
   { portfolioId: 'PORT-001', name: 'US Large Cap Equity', type: 'EQUITY', benchmark: 'S&P 500', holds: ['EQUITY'] },

@@ -299,7 +299,7 @@ export async function generateDataset(
   internal: GeneratorInternals = {},
 ): Promise<GenerateResult> {
   const repo = deps.repos.generator;
-  const existing = (await repo.loadCheckpoint(JOB_NAME, MANIFEST_KEY)) as Manifest | undefined;
+  const existing = await deps.repos.checkpoints.get<Manifest>(JOB_NAME, MANIFEST_KEY);
   // Without an explicit end date a rerun continues the dataset already there instead of
   // clashing with it on another day.
   const plan = planFor(
@@ -314,7 +314,7 @@ export async function generateDataset(
     );
   }
   if (existing === undefined) {
-    await repo.saveCheckpoint(JOB_NAME, MANIFEST_KEY, {
+    await deps.repos.checkpoints.set(JOB_NAME, MANIFEST_KEY, {
       seed: plan.seed,
       signature: plan.signature,
       to: plan.to,
@@ -338,16 +338,7 @@ export async function generateDataset(
   const universe = buildUniverse(plan);
   const specs = universe.securities;
   const ratings = creditRatings(plan, universe.issuers);
-  await repo.insertIssuers(
-    universe.issuers.map((i) => ({
-      issuerId: i.issuerId,
-      name: i.name,
-      country: i.country,
-      sector: i.sector,
-      industry: i.industry,
-      lei: i.lei,
-    })),
-  );
+  await repo.insertIssuers(universe.issuers);
   await repo.insertCreditRatings(ratings);
   await repo.insertSecurities(specs.map((s) => securityInsert(s, specs)));
   const ids = await repo.securityIds(specs.map((s) => s.securityId));
@@ -417,7 +408,7 @@ export async function generateDataset(
 
   const chunks = tickChunks(plan, specs);
   const totalTicks = chunks.reduce((n, c) => n + c.ticks, 0);
-  const done = await repo.completedCheckpoints(JOB_NAME, `${plan.seed}:${plan.signature}:ticks:`);
+  const done = await deps.repos.checkpoints.keysWithPrefix(JOB_NAME, `${plan.seed}:${plan.signature}:ticks:`);
   const todo = chunks.filter((c) => !done.has(c.key));
   let ticksLoaded = 0;
   let skipped = chunks.length - todo.length;

@@ -6,6 +6,7 @@
 import { addDays, dayOfWeek, type Session } from '../calendar/nyse.ts';
 import { createRng, Stream, streamKey } from './prng.ts';
 import { FX_START, type Plan, type SecuritySpec } from './universe.ts';
+import type { ActionInsert } from '../db/repositories/generator.ts';
 
 export const PRICE_SCALE = 10_000;
 
@@ -82,16 +83,8 @@ export function priceText(v: number): string {
   return `${i}.${String(v - i * PRICE_SCALE).padStart(4, '0')}`;
 }
 
-export interface ActionRow {
-  actionId: string;
-  securityId: string;
+export interface ActionRow extends ActionInsert {
   actionType: 'STOCK_SPLIT' | 'REVERSE_SPLIT' | 'DIVIDEND' | 'COUPON' | 'MATURITY';
-  exDate: string;
-  recordDate: string | null;
-  paymentDate: string | null;
-  ratio: string | null;
-  amount: string | null;
-  currency: string;
 }
 
 function weekdayOnOrAfter(date: string): string {

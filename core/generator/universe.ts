@@ -6,6 +6,7 @@
 import { addDays, dayOfWeek, sessionsBetween, type Session } from '../calendar/nyse.ts';
 import { cusipCheckDigit, encode, isinCheckDigit, leiWithCheck, sedolFor } from './identifiers.ts';
 import { createRng, Stream, streamKey, type Rng } from './prng.ts';
+import type { IssuerInsert } from '../db/repositories/generator.ts';
 
 export type SecurityType = 'EQUITY' | 'BOND' | 'OPTION' | 'FUTURE' | 'CLO' | 'ABS';
 
@@ -59,14 +60,8 @@ export function resolvePlan(input: {
   };
 }
 
-export interface Issuer {
+export interface Issuer extends IssuerInsert {
   index: number;
-  issuerId: string;
-  name: string;
-  country: string;
-  sector: string;
-  industry: string;
-  lei: string;
   root: string;
 }
 

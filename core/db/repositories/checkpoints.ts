@@ -1,6 +1,9 @@
 /** Job checkpoints and watermarks (`job_checkpoints`): small JSON states keyed by job and key. */
 import type { Knex } from '../knex.ts';
 
+/** A LIKE pattern matching every key that starts with `prefix` (wildcards in it escaped). */
+const startsWith = (prefix: string): string => `${prefix.replace(/[\\%_]/g, '\\$&')}%`;
+
 export function createCheckpointsRepository(db: Knex) {
   return {
     async get<T>(jobName: string, key: string): Promise<T | undefined> {
@@ -22,11 +25,13 @@ export function createCheckpointsRepository(db: Knex) {
         .merge(['state', 'updated_at']);
     },
 
-    async remove(jobName: string, keyPrefix = ''): Promise<number> {
-      return db('job_checkpoints')
+    /** The keys of a job's checkpoints that start with `keyPrefix` (e.g. the chunks already done). */
+    async keysWithPrefix(jobName: string, keyPrefix: string): Promise<Set<string>> {
+      const rows = await db('job_checkpoints')
+        .select<{ checkpoint_key: string }[]>('checkpoint_key')
         .where('job_name', jobName)
-        .andWhereLike('checkpoint_key', `${keyPrefix.replace(/[\\%_]/g, '\\$&')}%`)
-        .delete();
+        .andWhereLike('checkpoint_key', startsWith(keyPrefix));
+      return new Set(rows.map((r) => r.checkpoint_key));
     },
   };
 }

@@ -434,34 +434,6 @@ export function createGeneratorRepository(db: Knex) {
       return res.rows[0]?.n ?? 0;
     },
 
-    /** Checkpoint keys already completed for a job under a key prefix. */
-    async completedCheckpoints(jobName: string, prefix: string): Promise<Set<string>> {
-      const rows = await db('job_checkpoints')
-        .select<{ checkpoint_key: string }[]>('checkpoint_key')
-        .where('job_name', jobName)
-        .andWhere('checkpoint_key', 'like', `${prefix.replace(/[\\%_]/g, '\\$&')}%`);
-      return new Set(rows.map((r) => r.checkpoint_key));
-    },
-
-    async loadCheckpoint(jobName: string, key: string): Promise<Record<string, unknown> | undefined> {
-      const row = await db('job_checkpoints')
-        .first<{ state: Record<string, unknown> } | undefined>('state')
-        .where({ job_name: jobName, checkpoint_key: key });
-      return row?.state;
-    },
-
-    async saveCheckpoint(jobName: string, key: string, state: Record<string, unknown>): Promise<void> {
-      await db('job_checkpoints')
-        .insert({
-          job_name: jobName,
-          checkpoint_key: key,
-          state: JSON.stringify(state),
-          updated_at: db.fn.now(),
-        })
-        .onConflict(['job_name', 'checkpoint_key'])
-        .merge();
-    },
-
     /**
      * COPYs one chunk of ticks (COPY text rows from `source`) into `table`. With a checkpoint,
      * the COPY and the checkpoint row commit together, under an advisory lock on the key so two
