@@ -160,15 +160,18 @@ it('refuses a state-changing Bull Board call from another origin even though the
   await page.goto(evil.url);
   await page.waitForFunction('document.title === "sent"');
 
-  const attempt = seen.find(
-    (r) => r.method === 'POST' && r.path === '/admin/queues/api/queues/bars.rollup-1d/add',
-  );
-  expect(attempt).toEqual({
-    method: 'POST',
-    path: '/admin/queues/api/queues/bars.rollup-1d/add',
-    status: 403,
-    origin: evil.url,
-    withSession: true,
-  });
+  // The server records a request on 'finish', which can come after the browser already has the
+  // response: wait for the record rather than read it once.
+  await expect
+    .poll(() =>
+      seen.find((r) => r.method === 'POST' && r.path === '/admin/queues/api/queues/bars.rollup-1d/add'),
+    )
+    .toEqual({
+      method: 'POST',
+      path: '/admin/queues/api/queues/bars.rollup-1d/add',
+      status: 403,
+      origin: evil.url,
+      withSession: true,
+    });
   expect(await queues.get('bars.rollup-1d').count()).toBe(0);
 });
