@@ -84,6 +84,40 @@ const envSchema = z.object({
   /** Default price provider; `synthetic` needs no key and no network. */
   PRICE_PROVIDER: z.enum(['synthetic', 'yahoo', 'alphavantage']).default('synthetic'),
   ALPHAVANTAGE_API_KEY: z.string().optional(),
+  /**
+   * Real providers tried in order after a security's own provider fails (comma-separated; never
+   * `synthetic`: real data never silently falls back to generated data).
+   */
+  PRICE_PROVIDER_FALLBACK: z
+    .string()
+    .default('yahoo,alphavantage')
+    .transform((s) =>
+      s
+        .split(',')
+        .map((p) => p.trim())
+        .filter(Boolean),
+    )
+    .pipe(z.array(z.enum(['yahoo', 'alphavantage']))),
+  /** Requests per minute each provider's queue may make (BullMQ limiter, across all workers). */
+  YAHOO_REQUESTS_PER_MINUTE: z.coerce.number().int().min(1).max(10_000).default(60),
+  ALPHAVANTAGE_REQUESTS_PER_MINUTE: z.coerce.number().int().min(1).max(10_000).default(5),
+  SYNTHETIC_REQUESTS_PER_MINUTE: z.coerce.number().int().min(1).max(1_000_000).default(6000),
+  /** Per-request timeout for provider HTTP calls. */
+  PROVIDER_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(15_000),
+  /** `GET /stocks/{symbol}` fetches a new quote when the stored one is older than this. */
+  QUOTE_STALE_SECONDS: z.coerce.number().int().min(1).max(86_400).default(60),
+  /** Benchmark ticker for beta; beta is null when it has no daily bars. */
+  RISK_BENCHMARK: z
+    .string()
+    .regex(/^[A-Z0-9._=^-]{1,20}$/)
+    .default('SPY'),
+  /** Trading days of returns behind volatility, VaR and expected shortfall. */
+  RISK_WINDOW_DAYS: z.coerce.number().int().min(20).max(2520).default(250),
+  /** Retention per partitioned table, in days (partitions wholly older are dropped). */
+  RETENTION_TICKS_DAYS: z.coerce.number().int().min(5).max(36_500).default(730),
+  RETENTION_BARS_5M_DAYS: z.coerce.number().int().min(5).max(36_500).default(730),
+  /** Monthly partitions kept created ahead of now. */
+  PARTITIONS_AHEAD_MONTHS: z.coerce.number().int().min(1).max(24).default(3),
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -117,7 +151,15 @@ export interface Config {
     sessionTtlSeconds: number;
   };
   market: { timezone: string; baseCurrency: string; provider: Env['PRICE_PROVIDER'] };
-  providers: { alphaVantageApiKey: string | undefined };
+  providers: {
+    alphaVantageApiKey: string | undefined;
+    fallback: ('yahoo' | 'alphavantage')[];
+    requestsPerMinute: { synthetic: number; yahoo: number; alphavantage: number };
+    timeoutMs: number;
+    quoteStaleSeconds: number;
+  };
+  risk: { benchmark: string; windowDays: number };
+  retention: { ticksDays: number; bars5mDays: number; partitionsAheadMonths: number };
 }
 
 const DEV_SESSION_SECRET = 'dev-only-session-secret-change-me';
@@ -178,6 +220,22 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       sessionTtlSeconds: e.SESSION_TTL_SECONDS,
     },
     market: { timezone: e.MARKET_TIMEZONE, baseCurrency: e.BASE_CURRENCY, provider: e.PRICE_PROVIDER },
-    providers: { alphaVantageApiKey: e.ALPHAVANTAGE_API_KEY },
+    providers: {
+      alphaVantageApiKey: e.ALPHAVANTAGE_API_KEY,
+      fallback: e.PRICE_PROVIDER_FALLBACK,
+      requestsPerMinute: {
+        synthetic: e.SYNTHETIC_REQUESTS_PER_MINUTE,
+        yahoo: e.YAHOO_REQUESTS_PER_MINUTE,
+        alphavantage: e.ALPHAVANTAGE_REQUESTS_PER_MINUTE,
+      },
+      timeoutMs: e.PROVIDER_TIMEOUT_MS,
+      quoteStaleSeconds: e.QUOTE_STALE_SECONDS,
+    },
+    risk: { benchmark: e.RISK_BENCHMARK, windowDays: e.RISK_WINDOW_DAYS },
+    retention: {
+      ticksDays: e.RETENTION_TICKS_DAYS,
+      bars5mDays: e.RETENTION_BARS_5M_DAYS,
+      partitionsAheadMonths: e.PARTITIONS_AHEAD_MONTHS,
+    },
   };
 }

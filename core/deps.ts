@@ -7,6 +7,8 @@ import { loadConfig, type Config } from './config.ts';
 import { createDb, type Knex } from './db/knex.ts';
 import { createRepositories, type Repositories } from './db/repositories/index.ts';
 import { createLogger, type Logger } from './logger.ts';
+import { createProviders } from './providers/index.ts';
+import type { ProviderSet } from './providers/types.ts';
 import { createRedis } from './redis.ts';
 
 export interface Clock {
@@ -24,14 +26,25 @@ export interface Deps {
   /** A general-purpose Redis connection (not for BullMQ blocking workers). */
   redis: Redis;
   clock: Clock;
+  /** Price sources (synthetic, Yahoo, Alpha Vantage) and the fallback chain between them. */
+  providers: ProviderSet;
 }
 
-export function buildDeps(opts: { name: string; config?: Config; clock?: Clock; poolMax?: number }): Deps {
+export function buildDeps(opts: {
+  name: string;
+  config?: Config;
+  clock?: Clock;
+  poolMax?: number;
+  /** Injected into provider HTTP clients (tests serve recorded responses). */
+  fetch?: typeof fetch;
+}): Deps {
   const config = opts.config ?? loadConfig();
   const logger = createLogger(config, opts.name);
   const db = createDb(config, opts.poolMax === undefined ? {} : { poolMax: opts.poolMax });
   const redis = createRedis(config);
-  return { config, logger, db, repos: createRepositories(db), redis, clock: opts.clock ?? systemClock };
+  const clock = opts.clock ?? systemClock;
+  const providers = createProviders(config, { clock, ...(opts.fetch ? { fetch: opts.fetch } : {}) });
+  return { config, logger, db, repos: createRepositories(db), redis, clock, providers };
 }
 
 export async function closeDeps(deps: Deps): Promise<void> {

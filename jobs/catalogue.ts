@@ -7,6 +7,9 @@ import { z } from 'zod';
 
 const isoDate = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'must be a date YYYY-MM-DD');
 const isoDateTime = z.iso.datetime({ offset: true });
+const currency = z.string().regex(/^[A-Z]{3}$/, 'must be an ISO 4217 code like EUR');
+const ticker = z.string().regex(/^[A-Z0-9._=^-]{1,20}$/, 'must be an upper-case ticker');
+const provider = z.enum(['synthetic', 'yahoo', 'alphavantage']);
 const symbols = z
   .array(z.string().regex(/^[A-Z0-9._=^-]{1,20}$/, 'must be an upper-case ticker'))
   .min(1)
@@ -51,6 +54,73 @@ export const jobCatalogue = {
         symbols: symbols.optional(),
       })
       .strict(),
+  },
+  'prices.fetch': {
+    description:
+      'Every minute in market hours: enqueues one prices.quote job per watch-list symbol into its provider lane (deduplicated per symbol).',
+    schema: z
+      .object({
+        symbols: symbols.optional(),
+        /** Run even when the NYSE regular session is closed (manual trigger). */
+        force: z.boolean().default(false),
+      })
+      .strict(),
+  },
+  'prices.quote': {
+    description:
+      'Fetches the latest price of one symbol from its provider (lane queue, rate-limited per provider) and stores it as a tick.',
+    schema: z.object({ symbol: ticker, provider }).strict(),
+  },
+  'prices.backfill': {
+    description:
+      'Loads price history over a date range in provider-sized chunks, checkpointed and resumable; mode "missing" fetches only sessions without bars.',
+    schema: z
+      .object({
+        symbols,
+        from: isoDate,
+        to: isoDate,
+        interval: z.enum(['1d', '5m', '1m']).default('1d'),
+        mode: z.enum(['all', 'missing']).default('all'),
+        /** Override the securities' own providers (still never falls back to synthetic). */
+        provider: provider.optional(),
+      })
+      .strict(),
+  },
+  'fx.rates': {
+    description: 'Loads daily FX rates to the base currency (direct pairs, triangulated crosses).',
+    schema: z
+      .object({
+        from: isoDate.optional(),
+        to: isoDate.optional(),
+        currencies: z.array(currency).min(1).max(200).optional(),
+        provider: provider.optional(),
+      })
+      .strict(),
+  },
+  'analytics.indicators': {
+    description:
+      'Computes SMA, EMA, RSI, MACD, Bollinger, ATR, slow stochastic and rolling standard deviation (TA-Lib definitions) from bars.',
+    schema: z
+      .object({
+        symbols: symbols.optional(),
+        interval: z.enum(['1d', '5m']).default('1d'),
+      })
+      .strict(),
+  },
+  'analytics.risk': {
+    description:
+      'Computes volatility, historical VaR 95/99 (type 7), expected shortfall and beta against the benchmark from daily bars.',
+    schema: z
+      .object({
+        symbols: symbols.optional(),
+        asOf: isoDate.optional(),
+      })
+      .strict(),
+  },
+  'maintenance.retention': {
+    description:
+      'Creates monthly partitions ahead of time and drops partitions wholly past each table’s retention.',
+    schema: z.object({ dryRun: z.boolean().default(false) }).strict(),
   },
 } as const satisfies Record<string, { description: string; schema: z.ZodType }>;
 

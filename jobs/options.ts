@@ -21,6 +21,12 @@ export interface JobTableEntry {
   /** Jobs of this name one worker process runs at once (default: WORKER_CONCURRENCY). */
   concurrency?: number;
   schedules: JobSchedule[];
+  /**
+   * Laned jobs run in one queue per provider (`<name>.<provider>`, chosen by the payload's
+   * `provider`), each with its own BullMQ limiter, so one provider's quota is shared by every
+   * worker and a throttled provider pauses only its own lane.
+   */
+  lanes?: 'provider';
 }
 
 const NY = 'America/New_York';
@@ -48,5 +54,51 @@ export const jobOptions: Record<JobName, JobTableEntry> = {
       // After the close (16:00) and after early closes' late prints have landed.
       { id: 'bars.rollup-1d:after-close', pattern: '20 16 * * 1-5', tz: NY, payload: {} },
     ],
+  },
+  'prices.fetch': {
+    // A missed minute is not worth retrying: the next minute fetches newer prices.
+    job: { removeOnComplete: { age: 3600, count: 200 }, removeOnFail: { age: 7 * 24 * 3600 }, attempts: 1 },
+    concurrency: 1,
+    // Every minute 09:00–16:59 on weekdays; the processor checks the NYSE calendar (holidays,
+    // early closes, the 09:30 open) and skips when the regular session is not open.
+    schedules: [{ id: 'prices.fetch:every-minute', pattern: '* 9-16 * * 1-5', tz: NY, payload: {} }],
+  },
+  'prices.quote': {
+    job: {
+      removeOnComplete: { age: 3600, count: 5000 },
+      removeOnFail: { age: 7 * 24 * 3600 },
+      attempts: 3,
+      backoff: { type: 'exponential', delay: 2_000 },
+    },
+    concurrency: 4,
+    schedules: [],
+    lanes: 'provider',
+  },
+  'prices.backfill': {
+    // Resumable from its checkpoint, so retries are cheap; transient provider faults back off.
+    job: { ...keep, attempts: 8, backoff: { type: 'exponential', delay: 10_000 } },
+    concurrency: 1,
+    schedules: [],
+  },
+  'fx.rates': {
+    job: { ...keep, ...retrying },
+    concurrency: 1,
+    // After the 16:00 close, when providers publish the day's rates.
+    schedules: [{ id: 'fx.rates:daily', pattern: '30 17 * * 1-5', tz: NY, payload: {} }],
+  },
+  'analytics.indicators': {
+    job: { ...keep, ...retrying },
+    concurrency: 1,
+    schedules: [],
+  },
+  'analytics.risk': {
+    job: { ...keep, ...retrying },
+    concurrency: 1,
+    schedules: [{ id: 'analytics.risk:after-close', pattern: '45 16 * * 1-5', tz: NY, payload: {} }],
+  },
+  'maintenance.retention': {
+    job: { ...keep, ...retrying },
+    concurrency: 1,
+    schedules: [{ id: 'maintenance.retention:daily', pattern: '15 2 * * *', tz: NY, payload: {} }],
   },
 };

@@ -5,8 +5,12 @@
 import type { Deps } from '../core/deps.ts';
 import { jobCatalogue, jobNames, type JobName, type JobPayload } from './catalogue.ts';
 import { jobOptions } from './options.ts';
+import { analyticsIndicators, analyticsRisk } from './processors/analytics.ts';
 import { rollup1d, rollup5m } from './processors/bars-rollup.ts';
 import { dataGenerate } from './processors/data-generate.ts';
+import { fxRates } from './processors/fx-rates.ts';
+import { maintenanceRetention } from './processors/maintenance.ts';
+import { pricesBackfill, pricesFetch, pricesQuote } from './processors/prices.ts';
 import type { JobContext } from './types.ts';
 
 type AnyProcessor = (deps: Deps, payload: never, ctx: JobContext) => Promise<unknown>;
@@ -23,6 +27,13 @@ export const registrations: Registration[] = [
   register('data.generate', dataGenerate),
   register('bars.rollup-5m', rollup5m),
   register('bars.rollup-1d', rollup1d),
+  register('prices.fetch', pricesFetch),
+  register('prices.quote', pricesQuote),
+  register('prices.backfill', pricesBackfill),
+  register('fx.rates', fxRates),
+  register('analytics.indicators', analyticsIndicators),
+  register('analytics.risk', analyticsRisk),
+  register('maintenance.retention', maintenanceRetention),
 ];
 
 /** Builds the name → processor map, failing on a missing, duplicate or unknown registration. */

@@ -1,4 +1,6 @@
+import type { JobsOptions } from 'bullmq';
 import type { Deps } from '../core/deps.ts';
+import type { JobInput, JobName } from './catalogue.ts';
 
 /** What a processor may do besides its work: report progress and log lines for Bull Board. */
 export interface JobContext {
@@ -15,6 +17,11 @@ export interface JobContext {
    * take its range from the step before it. Empty when called outside a flow.
    */
   upstreamResults(): Promise<unknown[]>;
+  /**
+   * Enqueues a follow-on job (validated against the catalogue; laned jobs go to their provider's
+   * lane). Returns the job id, or undefined when deduplication collapsed it into a pending job.
+   */
+  enqueue<N extends JobName>(name: N, payload: JobInput<N>, opts?: JobsOptions): Promise<string | undefined>;
 }
 
 export type Processor<P, R> = (deps: Deps, payload: P, ctx: JobContext) => Promise<R>;
@@ -23,10 +30,18 @@ export type Processor<P, R> = (deps: Deps, payload: P, ctx: JobContext) => Promi
 export function directContext(onLog?: (line: string) => void): JobContext & {
   logs: string[];
   progressSeen: number[];
+  /** What the processor enqueued (nothing is sent to Redis). */
+  enqueued: { name: JobName; payload: unknown; opts: JobsOptions | undefined }[];
 } {
   const logs: string[] = [];
   const progressSeen: number[] = [];
+  const enqueued: { name: JobName; payload: unknown; opts: JobsOptions | undefined }[] = [];
   return {
+    enqueued,
+    async enqueue(name, payload, opts) {
+      enqueued.push({ name, payload, opts });
+      return `direct-${enqueued.length}`;
+    },
     id: `direct-${Date.now()}`,
     attemptsMade: 0,
     logs,

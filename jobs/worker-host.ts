@@ -4,13 +4,14 @@
  * permanently with the fields named), upserts the Job Schedulers, and closes cleanly: `close()`
  * stops taking new jobs and waits for the active ones to finish.
  */
-import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import { UnrecoverableError, Worker, type Job, type Queue } from 'bullmq';
 import { ZodError } from 'zod';
 import type { Deps } from '../core/deps.ts';
 import { createRedis } from '../core/redis.ts';
+import { ProviderError, ProviderRateLimitError, type ProviderName } from '../core/providers/types.ts';
 import { jobNames, parsePayload, type JobName } from './catalogue.ts';
 import { jobOptions } from './options.ts';
-import type { QueueSet } from './queues.ts';
+import { createQueues, queueNamesOf, type QueueSet } from './queues.ts';
 import { buildRegistry } from './registry.ts';
 import type { JobContext } from './types.ts';
 
@@ -23,8 +24,12 @@ function describeZod(err: ZodError): string {
   return err.issues.map((i) => `${i.path.join('.') || '(payload)'}: ${i.message}`).join('; ');
 }
 
-function contextFor(job: Job): JobContext {
+function contextFor(job: Job, queues: QueueSet): JobContext {
   return {
+    async enqueue(name, payload, opts) {
+      const added = await queues.enqueue(name, payload, opts);
+      return added.id;
+    },
     id: job.id ?? 'unknown',
     attemptsMade: job.attemptsMade,
     progress: (percent) => job.updateProgress(Math.max(0, Math.min(100, Math.round(percent)))),
@@ -58,47 +63,79 @@ export function startWorkers(deps: Deps, opts: { names?: JobName[]; concurrency?
   const registry = buildRegistry();
   const names = opts.names ?? jobNames;
   const connection = createRedis(deps.config, { forWorker: true });
-  const workers = names.map((name) => {
-    const processor = registry.get(name)!;
-    const worker = new Worker(
-      name,
-      async (job: Job) => {
-        let payload: unknown;
-        try {
-          payload = parsePayload(name, job.data);
-        } catch (err) {
-          if (err instanceof ZodError) throw new UnrecoverableError(`invalid payload: ${describeZod(err)}`);
-          throw err;
-        }
-        const started = Date.now();
-        deps.logger.info({ job: name, jobId: job.id, attempt: job.attemptsMade + 1 }, 'job started');
-        const result = await processor(deps, payload as never, contextFor(job));
-        deps.logger.info({ job: name, jobId: job.id, ms: Date.now() - started }, 'job finished');
-        return result;
-      },
-      {
-        connection,
-        prefix: deps.config.queue.prefix,
-        concurrency: jobOptions[name].concurrency ?? opts.concurrency ?? deps.config.queue.concurrency,
-        // Long set-based statements hold the event loop rarely, but a month-sized rollup chunk can
-        // run for minutes on the seed dataset; keep the lock alive well past that.
-        lockDuration: 120_000,
-      },
-    );
-    worker.on('failed', (job, err) => {
-      deps.logger.warn(
-        { job: name, jobId: job?.id, attempt: job?.attemptsMade, err: err.message },
-        'job failed',
+  // Producer side for follow-on jobs and queue.rateLimit (a non-blocking connection).
+  const producer = createRedis(deps.config);
+  const queues = createQueues(deps.config, producer);
+  const workers = names.flatMap((name) =>
+    queueNamesOf(name).map((queueName) => {
+      const processor = registry.get(name)!;
+      const lane =
+        jobOptions[name].lanes === 'provider' ? (queueName.split('.').pop() as ProviderName) : undefined;
+      const worker = new Worker(
+        queueName,
+        async (job: Job) => {
+          let payload: unknown;
+          try {
+            payload = parsePayload(name, job.data);
+          } catch (err) {
+            if (err instanceof ZodError) throw new UnrecoverableError(`invalid payload: ${describeZod(err)}`);
+            throw err;
+          }
+          const started = Date.now();
+          deps.logger.info({ job: name, jobId: job.id, attempt: job.attemptsMade + 1 }, 'job started');
+          try {
+            const result = await processor(deps, payload as never, contextFor(job, queues));
+            deps.logger.info({ job: name, jobId: job.id, ms: Date.now() - started }, 'job finished');
+            return result;
+          } catch (err) {
+            throw await mapProviderError(err, job, queues.byQueueName(queueName)!, deps);
+          }
+        },
+        {
+          connection,
+          prefix: deps.config.queue.prefix,
+          concurrency: jobOptions[name].concurrency ?? opts.concurrency ?? deps.config.queue.concurrency,
+          // Long set-based statements hold the event loop rarely, but a month-sized rollup chunk can
+          // run for minutes on the seed dataset; keep the lock alive well past that.
+          lockDuration: 120_000,
+          // A provider lane's quota, shared by every worker of the lane (BullMQ's global limiter).
+          ...(lane
+            ? { limiter: { max: deps.config.providers.requestsPerMinute[lane], duration: 60_000 } }
+            : {}),
+        },
       );
-    });
-    worker.on('error', (err) => deps.logger.error({ queue: name, err: err.message }, 'worker error'));
-    return worker;
-  });
+      worker.on('failed', (job, err) => {
+        deps.logger.warn(
+          { job: name, jobId: job?.id, attempt: job?.attemptsMade, err: err.message },
+          'job failed',
+        );
+      });
+      worker.on('error', (err) => deps.logger.error({ queue: queueName, err: err.message }, 'worker error'));
+      return worker;
+    }),
+  );
   return {
     workers,
     async close() {
       await Promise.all(workers.map((w) => w.close()));
-      await connection.quit();
+      await queues.close();
+      await Promise.allSettled([connection.quit(), producer.quit()]);
     },
   };
+}
+
+/**
+ * What a provider failure does to the job: throttled → the whole queue waits `retryAfterMs`
+ * (queue.rateLimit) and the job goes back to waiting without using an attempt; permanent → the
+ * job fails now, naming the cause; transient → an ordinary failure, retried with backoff.
+ */
+async function mapProviderError(err: unknown, job: Job, queue: Queue, deps: Deps): Promise<unknown> {
+  if (err instanceof ProviderRateLimitError) {
+    await job.log(`${new Date().toISOString()} ${err.message}; queue paused ${err.retryAfterMs} ms`);
+    deps.logger.warn({ queue: queue.name, ms: err.retryAfterMs, err: err.message }, 'provider throttled');
+    await queue.rateLimit(err.retryAfterMs);
+    return Worker.RateLimitError();
+  }
+  if (err instanceof ProviderError && err.kind === 'permanent') return new UnrecoverableError(err.message);
+  return err;
 }

@@ -13,7 +13,7 @@ import type { Auth, Scope } from '../api/auth/index.ts';
 import type { Deps } from '../core/deps.ts';
 import { createRedis } from '../core/redis.ts';
 import { jobNames } from '../jobs/catalogue.ts';
-import { createQueues, type QueueSet } from '../jobs/queues.ts';
+import { allQueueNames, createQueues, type QueueSet } from '../jobs/queues.ts';
 import { insertPriceFixture, type PriceFixture } from './api-fixtures.ts';
 import { closeDeps, dropPrefix, frozenClock, testDeps } from './support.ts';
 
@@ -111,7 +111,7 @@ describe('probes, metrics and docs', () => {
       /http_request_duration_seconds_count\{method="GET",route="\/api\/v2\/intraday\/prices\/:symbol",status="200"\} \d+/,
     );
     expect(text).not.toContain(fx.ticker);
-    for (const name of jobNames) {
+    for (const name of allQueueNames) {
       expect(text).toContain(`bullmq_jobs{queue="${name}",state="waiting"}`);
       expect(text).toContain(`bullmq_queue_depth{queue="${name}"}`);
     }

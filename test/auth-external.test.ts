@@ -11,8 +11,7 @@ import { mountAdmin } from '../api/admin.ts';
 import { createAuth, type Auth } from '../api/auth/index.ts';
 import { pkceS256 } from '../api/auth/secrets.ts';
 import type { Deps } from '../core/deps.ts';
-import { jobNames } from '../jobs/catalogue.ts';
-import { createQueues, type QueueSet } from '../jobs/queues.ts';
+import { allQueueNames, createQueues, type QueueSet } from '../jobs/queues.ts';
 import { CookieJar, hop, HTML, location, startServer, type TestServer } from './auth-http.ts';
 import { closeDeps, dropPrefix, testConfig, testDeps } from './support.ts';
 
@@ -183,7 +182,7 @@ describe('operator login through the external provider', () => {
     });
     expect(res.status).toBe(200);
     const { queues: listed } = (await res.json()) as { queues: { name: string }[] };
-    expect(listed.map((q) => q.name).sort()).toEqual([...jobNames].sort());
+    expect(listed.map((q) => q.name).sort()).toEqual([...allQueueNames].sort());
   });
 
   it('shows an error and opens no session when the provider refuses the code', async () => {

@@ -24,8 +24,7 @@ import { pkceS256, randomToken } from '../api/auth/secrets.ts';
 import { createTokenIssuer, createTokenVerifier } from '../api/auth/tokens.ts';
 import type { Config } from '../core/config.ts';
 import type { Deps } from '../core/deps.ts';
-import { jobNames } from '../jobs/catalogue.ts';
-import { createQueues, type QueueSet } from '../jobs/queues.ts';
+import { allQueueNames, createQueues, type QueueSet } from '../jobs/queues.ts';
 import { CookieJar, hiddenInputs, hop, HTML, location, startServer, type TestServer } from './auth-http.ts';
 import { closeDeps, dropPrefix, frozenClock, testConfig, testDeps } from './support.ts';
 
@@ -457,7 +456,7 @@ describe('Bull Board behind operator login', () => {
     });
     expect(res.status).toBe(200);
     const { queues: listed } = (await res.json()) as { queues: { name: string }[] };
-    expect(listed.map((q) => q.name).sort()).toEqual([...jobNames].sort());
+    expect(listed.map((q) => q.name).sort()).toEqual([...allQueueNames].sort());
 
     const sched = await hop(jar, `${base}/admin/queues/api/job-schedulers`, {
       headers: { accept: 'application/json' },

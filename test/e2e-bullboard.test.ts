@@ -14,8 +14,7 @@ import { closeApp, createApp } from '../api/app.ts';
 import { createOperator } from '../api/auth/accounts.ts';
 import { createAuth, type Auth } from '../api/auth/index.ts';
 import type { Deps } from '../core/deps.ts';
-import { jobNames } from '../jobs/catalogue.ts';
-import { createQueues, type QueueSet } from '../jobs/queues.ts';
+import { allQueueNames, createQueues, type QueueSet } from '../jobs/queues.ts';
 import { startServer, type TestServer } from './auth-http.ts';
 import { closeDeps, dropPrefix, testConfig, testDeps } from './support.ts';
 
@@ -123,7 +122,7 @@ it('logs an operator into Bull Board through the OAuth2 flow and shows the queue
     page.click('button[type=submit]'),
   ]);
 
-  for (const name of jobNames) {
+  for (const name of allQueueNames) {
     await page.getByText(name, { exact: true }).first().waitFor({ state: 'visible' });
   }
 

@@ -24,11 +24,12 @@ export function testConfig(overrides: Record<string, string> = {}): Config {
   });
 }
 
-export function testDeps(opts: { config?: Config; clock?: Clock } = {}): Deps {
+export function testDeps(opts: { config?: Config; clock?: Clock; fetch?: typeof fetch } = {}): Deps {
   return buildDeps({
     name: 'test',
     config: opts.config ?? testConfig(),
     ...(opts.clock ? { clock: opts.clock } : {}),
+    ...(opts.fetch ? { fetch: opts.fetch } : {}),
   });
 }
 

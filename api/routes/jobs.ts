@@ -7,7 +7,7 @@ import type { Job, Queue } from 'bullmq';
 import { z } from 'zod';
 import { isJobName, jobCatalogue, jobNames, type JobInput, type JobName } from '../../jobs/catalogue.ts';
 import { jobOptions } from '../../jobs/options.ts';
-import { JOB_STATES, type QueueSet } from '../../jobs/queues.ts';
+import { allQueueNames, JOB_STATES, type QueueSet } from '../../jobs/queues.ts';
 import { ConflictError, defineRoute, NotFoundError, validationError, type RouteDef } from '../http.ts';
 
 const JobCatalogue = z
@@ -153,11 +153,11 @@ export function jobsRoutes(queues: QueueSet): RouteDef[] {
       tags: ['jobs'],
       access: 'results:read',
       params: z.object({ id: jobId }),
-      query: z.object({ queue: z.enum(jobNames as [JobName, ...JobName[]]).optional() }).strict(),
+      query: z.object({ queue: z.enum(allQueueNames as [string, ...string[]]).optional() }).strict(),
       response: JobStatus,
       errors: [404, 409],
       async handler({ params, query }) {
-        const candidates = query.queue ? [queues.get(query.queue)] : queues.all();
+        const candidates = query.queue ? [queues.byQueueName(query.queue)!] : queues.all();
         const found = (
           await Promise.all(candidates.map(async (q) => ({ queue: q, job: await findJob(q, params.id) })))
         ).filter((f): f is { queue: Queue; job: Job } => f.job !== undefined);
