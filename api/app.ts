@@ -21,9 +21,12 @@ import type { Auth } from './auth/index.ts';
 import { errorHandler, mountRoutes, notFoundHandler, type Access, type RouteDef } from './http.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { buildOpenApiDocument } from './openapi.ts';
+import { analyticsRoutes } from './routes/analytics.ts';
 import { healthRoutes } from './routes/health.ts';
 import { jobsRoutes } from './routes/jobs.ts';
 import { pricesRoutes } from './routes/prices.ts';
+import { stocksRoutes } from './routes/stocks.ts';
+import { watchlistRoutes } from './routes/watchlist.ts';
 
 /** Probes and scrapes arrive every few seconds: log them at debug so they do not drown the rest. */
 const QUIET_PATHS = new Set(['/health', '/ready', '/metrics']);
@@ -32,7 +35,14 @@ const closers = new WeakMap<express.Express, () => Promise<void>>();
 
 /** Every declared route, in mount order. Exported for tools that need the table (docs, tests). */
 export function apiRoutes(deps: Deps, queues: QueueSet): RouteDef[] {
-  return [...healthRoutes(deps), ...pricesRoutes(deps), ...jobsRoutes(queues)];
+  return [
+    ...healthRoutes(deps),
+    ...pricesRoutes(deps),
+    ...analyticsRoutes(deps),
+    ...stocksRoutes(deps),
+    ...watchlistRoutes(deps),
+    ...jobsRoutes(queues),
+  ];
 }
 
 /**

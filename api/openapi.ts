@@ -17,6 +17,8 @@ const errorDescriptions: Record<number, string> = {
   409: 'Conflict.',
   413: 'Body larger than the limit.',
   415: 'Body is not application/json.',
+  502: 'The upstream price provider failed.',
+  503: 'The price provider is rate-limiting; see Retry-After.',
 };
 
 const json = (schema: z.ZodType) => ({ 'application/json': { schema } });

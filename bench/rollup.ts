@@ -6,7 +6,10 @@
  * - the write floor: the same bare GROUP BY followed by the same insert into bars_5m that the
  *   rollup does (open = low, close = high to satisfy the constraints), so the ratio isolates what
  *   first/last and the rollup's own bookkeeping cost.
- * Each is run twice and the faster run counts (warm cache for all).
+ * Each is run twice and the faster run counts (warm cache for all). The rollup timed is the
+ * range mode as `bars.rollup-5m` runs it, including its record of the changed range per security
+ * at level '1d' in bar_changes (for the incremental daily rollup; one row per security).
+ * The incremental rollup has its own figure: bench/rollup-incremental.ts.
  */
 import type { Deps } from '../core/deps.ts';
 

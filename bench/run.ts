@@ -2,8 +2,17 @@
  * `npm run bench`: the speed figures the issues ask for, each as a ratio against a baseline
  * measured in the same run on the same machine. Runs in a scratch database it creates and drops.
  *
- * Sizes: BENCH_SECURITIES (default 100) x BENCH_SESSIONS (default 20) sessions of 20-second ticks;
- * BENCH_LANES (default 2): concurrent COPY connections of the generator.
+ * Sections (BENCH_ONLY=generate,rollup,ingest,incremental,indicators picks some; default all):
+ *  1. generate: the generator + COPY load vs server-side COPY (issue 2)
+ *  2. rollup: the full 5-minute rollup vs a bare GROUP BY (issue 2)
+ *  3. ingest: the provider path (synthetic 1-minute bars → validate → ticks) vs server-side COPY
+ *  4. incremental: one new 5-minute slice for 1,000 securities with 1x vs 10x history
+ *  5. indicators: all indicators for 1,000 securities x 5 years of daily bars
+ *
+ * Sizes: BENCH_SECURITIES (default 100) x BENCH_SESSIONS (default 20) sessions of 20-second ticks
+ * for 1-2; BENCH_LANES (default 2): concurrent COPY connections of the generator;
+ * BENCH_INGEST_ROWS (default 500,000); BENCH_INCREMENTAL_SESSIONS (default 2, the 1x history);
+ * BENCH_INDICATOR_SECURITIES (default 1,000) x BENCH_INDICATOR_YEARS (default 5).
  */
 import { randomBytes } from 'node:crypto';
 import { loadConfig } from '../core/config.ts';
@@ -13,10 +22,14 @@ import { buildDeps, closeDeps } from '../core/deps.ts';
 import { dataGenerate } from '../jobs/processors/data-generate.ts';
 import { directContext } from '../jobs/types.ts';
 import { benchGenerate } from './generate.ts';
+import { benchIndicators } from './indicators.ts';
+import { benchIngest } from './ingest.ts';
 import { benchRollup } from './rollup.ts';
+import { benchIncrementalRollup } from './rollup-incremental.ts';
 
 const securities = Number(process.env.BENCH_SECURITIES ?? 100);
 const sessions = Number(process.env.BENCH_SESSIONS ?? 20);
+const only = new Set((process.env.BENCH_ONLY ?? 'generate,rollup,ingest,incremental,indicators').split(','));
 
 const base = loadConfig({ ...process.env, LOG_LEVEL: 'warn' });
 const url = new URL(base.db.url);
@@ -35,33 +48,75 @@ try {
     `bench: ${securities} securities x ${sessions} sessions of 20-second ticks (scratch database ${url.pathname.slice(1)})\n`,
   );
 
-  const lanes = process.env.BENCH_LANES ? Number(process.env.BENCH_LANES) : undefined;
-  const g = await benchGenerate(deps, { securities, sessions, ...(lanes ? { lanes } : {}) });
-  console.log('1. generator + COPY load of ticks (issue: foundation)');
-  console.log(`   ticks:                  ${fmt(g.ticks)}`);
-  console.log(
-    `   generator + COPY:       ${fmt(g.ticksPerSecond)} ticks/s  (${fmt(g.seconds, 2)} s)   aim >= 300,000`,
-  );
-  console.log(
-    `   server-side COPY:       ${fmt(g.serverCopyTicksPerSecond)} ticks/s  (${fmt(g.serverCopySeconds, 2)} s)`,
-  );
-  console.log(`   ratio to server COPY:   ${fmt(g.ratio, 2)}   aim >= 0.6\n`);
+  if (only.has('generate')) {
+    const lanes = process.env.BENCH_LANES ? Number(process.env.BENCH_LANES) : undefined;
+    const g = await benchGenerate(deps, { securities, sessions, ...(lanes ? { lanes } : {}) });
+    console.log('1. generator + COPY load of ticks (issue: foundation)');
+    console.log(`   ticks:                  ${fmt(g.ticks)}`);
+    console.log(
+      `   generator + COPY:       ${fmt(g.ticksPerSecond)} ticks/s  (${fmt(g.seconds, 2)} s)   aim >= 300,000`,
+    );
+    console.log(
+      `   server-side COPY:       ${fmt(g.serverCopyTicksPerSecond)} ticks/s  (${fmt(g.serverCopySeconds, 2)} s)`,
+    );
+    console.log(`   ratio to server COPY:   ${fmt(g.ratio, 2)}   aim >= 0.6\n`);
+  }
 
-  await dataGenerate(
-    deps,
-    { seed: 7, scale: 'small', securities, tickSessions: sessions, years: 0.2 },
-    directContext(),
-  );
-  const r = await benchRollup(deps);
-  console.log('2. full 5-minute rollup of the generated ticks (issue: foundation)');
-  console.log(`   ticks -> bars:          ${fmt(r.ticks)} -> ${fmt(r.bars)}`);
-  console.log(`   rollup (first run):     ${fmt(r.rollupSeconds, 2)} s`);
-  console.log(
-    `   floor (bare GROUP BY):  ${fmt(r.floorSeconds, 2)} s   ratio ${fmt(r.ratio, 2)}   aim <= 1.5`,
-  );
-  console.log(
-    `   write floor (GROUP BY + same insert into bars_5m): ${fmt(r.writeFloorSeconds, 2)} s   ratio ${fmt(r.ratioToWriteFloor, 2)}`,
-  );
+  if (only.has('rollup')) {
+    await dataGenerate(
+      deps,
+      { seed: 7, scale: 'small', securities, tickSessions: sessions, years: 0.2 },
+      directContext(),
+    );
+    const r = await benchRollup(deps);
+    console.log('2. full 5-minute rollup of the generated ticks (issue: foundation)');
+    console.log(`   ticks -> bars:          ${fmt(r.ticks)} -> ${fmt(r.bars)}`);
+    console.log(`   rollup (first run):     ${fmt(r.rollupSeconds, 2)} s`);
+    console.log(
+      `   floor (bare GROUP BY):  ${fmt(r.floorSeconds, 2)} s   ratio ${fmt(r.ratio, 2)}   aim <= 1.5`,
+    );
+    console.log(
+      `   write floor (GROUP BY + same insert into bars_5m): ${fmt(r.writeFloorSeconds, 2)} s   ratio ${fmt(r.ratioToWriteFloor, 2)}`,
+    );
+  }
+
+  if (only.has('ingest')) {
+    const rows = Number(process.env.BENCH_INGEST_ROWS ?? 500_000);
+    console.log('3. ingest through the provider path into ticks (issue: market data)');
+    const i = await benchIngest({ databaseUrl: config.db.url, rows, log: (l) => console.log(`   ${l}`) });
+    console.log(`   provider path:          ${fmt(i.providerRowsPerSec)} rows/s`);
+    console.log(`   server-side COPY:       ${fmt(i.copyRowsPerSec)} rows/s`);
+    console.log(`   ratio to server COPY:   ${fmt(i.ratio, 2)}   aim >= 0.6\n`);
+  }
+
+  if (only.has('incremental')) {
+    const historySessions = Number(process.env.BENCH_INCREMENTAL_SESSIONS ?? 2);
+    console.log('4. incremental 5-minute rollup of one new slice, 1,000 securities (issue: market data)');
+    const r = await benchIncrementalRollup({
+      databaseUrl: config.db.url,
+      securities: 1000,
+      historySessions,
+      log: (l) => console.log(`   ${l}`),
+    });
+    console.log(
+      `   1x history: ${fmt(r.oneX * 1000)} ms   10x history: ${fmt(r.tenX * 1000)} ms   ratio ${fmt(r.ratio, 2)}   aim <= 1.3\n`,
+    );
+  }
+
+  if (only.has('indicators')) {
+    const n = Number(process.env.BENCH_INDICATOR_SECURITIES ?? 1000);
+    const years = Number(process.env.BENCH_INDICATOR_YEARS ?? 5);
+    console.log(
+      `5. all indicators, ${fmt(n)} securities x ${years} years of daily bars (issue: market data)`,
+    );
+    const r = await benchIndicators({
+      databaseUrl: config.db.url,
+      securities: n,
+      years,
+      log: (l) => console.log(`   ${l}`),
+    });
+    console.log(`   seconds: ${fmt(r.seconds, 2)} (${fmt(r.rowsWritten)} rows written)   aim < 10\n`);
+  }
 } finally {
   await closeDeps(deps);
   await dropDatabase(config.db.url);

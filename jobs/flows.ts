@@ -1,8 +1,9 @@
 /**
- * The first pipeline as one BullMQ flow: data.generate → bars.rollup-5m → bars.rollup-1d. In a
- * flow a parent runs after its children, so the tree is inverted: rollup-1d is the root, its
- * child rollup-5m, whose child is data.generate. Each step reads the range it must cover from the
- * step before it (ctx.upstreamResults), so only the generated range is rolled.
+ * The offline pipeline as one BullMQ flow: data.generate → bars.rollup-5m → bars.rollup-1d →
+ * analytics.indicators → analytics.risk. In a flow a parent runs after its children, so the tree
+ * is inverted: analytics.risk is the root and data.generate the deepest leaf. Each rollup reads
+ * the range it must cover from the step before it (ctx.upstreamResults), so only the generated
+ * range is rolled; the analytics steps cover every security.
  */
 import { FlowProducer, type JobNode } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -18,22 +19,38 @@ export async function addGeneratePipeline(
   const flow = new FlowProducer({ connection, prefix: config.queue.prefix });
   try {
     return await flow.add({
-      name: 'bars.rollup-1d',
-      queueName: 'bars.rollup-1d',
-      data: {},
-      opts: jobOptions['bars.rollup-1d'].job,
+      name: 'analytics.risk',
+      queueName: 'analytics.risk',
+      data: parsePayload('analytics.risk', {}),
+      opts: jobOptions['analytics.risk'].job,
       children: [
         {
-          name: 'bars.rollup-5m',
-          queueName: 'bars.rollup-5m',
-          data: {},
-          opts: jobOptions['bars.rollup-5m'].job,
+          name: 'analytics.indicators',
+          queueName: 'analytics.indicators',
+          data: parsePayload('analytics.indicators', {}),
+          opts: jobOptions['analytics.indicators'].job,
           children: [
             {
-              name: 'data.generate',
-              queueName: 'data.generate',
-              data: parsePayload('data.generate', generate),
-              opts: jobOptions['data.generate'].job,
+              name: 'bars.rollup-1d',
+              queueName: 'bars.rollup-1d',
+              data: {},
+              opts: jobOptions['bars.rollup-1d'].job,
+              children: [
+                {
+                  name: 'bars.rollup-5m',
+                  queueName: 'bars.rollup-5m',
+                  data: {},
+                  opts: jobOptions['bars.rollup-5m'].job,
+                  children: [
+                    {
+                      name: 'data.generate',
+                      queueName: 'data.generate',
+                      data: parsePayload('data.generate', generate),
+                      opts: jobOptions['data.generate'].job,
+                    },
+                  ],
+                },
+              ],
             },
           ],
         },

@@ -50,7 +50,9 @@ export const jobOptions: Record<JobName, JobTableEntry> = {
     job: { ...keep, ...retrying },
     concurrency: 1,
     schedules: [
-      { id: 'bars.rollup-1d:hourly', pattern: '7 * * * *', tz: NY, payload: {} },
+      // Incremental: a run costs in proportion to the 5-minute bars changed since the last, so
+      // daily bars (and the analytics they trigger) follow one minute behind each 5-minute rollup.
+      { id: 'bars.rollup-1d:every-5-minutes', pattern: '1-59/5 * * * *', tz: NY, payload: {} },
       // After the close (16:00) and after early closes' late prints have landed.
       { id: 'bars.rollup-1d:after-close', pattern: '20 16 * * 1-5', tz: NY, payload: {} },
     ],

@@ -28,7 +28,9 @@ function contextFor(job: Job, queues: QueueSet): JobContext {
   return {
     async enqueue(name, payload, opts) {
       const added = await queues.enqueue(name, payload, opts);
-      return added.id;
+      // With deduplication BullMQ hands back the pending job instead of adding one; with our own
+      // jobId that shows as a different id.
+      return opts?.jobId && added.id !== opts.jobId ? undefined : added.id;
     },
     id: job.id ?? 'unknown',
     attemptsMade: job.attemptsMade,

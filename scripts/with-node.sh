@@ -24,6 +24,11 @@ if ! node_ok; then
     npm install --prefix "$tools" --no-audit --no-fund --loglevel=error node@24 >&2
   fi
   export PATH="$tools/node_modules/node/bin:$PATH"
+  # Native addons (talib, the dev-only indicator oracle; msgpackr-extract) must build against this
+  # Node's headers, not whatever `nodedir` a user npmrc names (here: /usr, Node 20's).
+  for headers in "$tools"/node_modules/node/node_modules/node-*; do
+    if [ -d "$headers/include/node" ]; then export npm_config_nodedir="$headers"; fi
+  done
   node_ok || { echo "with-node: $(command -v node) is $(node --version); need >= $want_major.$want_minor" >&2; exit 1; }
 fi
 exec "$@"

@@ -1,9 +1,131 @@
 /**
- * Rows the API tests read back: one security with 5-minute and daily bars, written straight to
- * the real tables. Tickers and security ids are random so test files can share the database.
+ * Rows the API tests read back (securities, ticks, 5-minute and daily bars, splits), written
+ * straight to the real tables, and bearer tokens from the real token endpoint. Tickers and
+ * security ids are random so test files can share the database.
  */
 import { randomBytes } from 'node:crypto';
+import type express from 'express';
+import request from 'supertest';
+import { createClient } from '../api/auth/accounts.ts';
+import type { Scope } from '../api/auth/index.ts';
 import type { Deps } from '../core/deps.ts';
+
+/** A new security with a random ticker `<prefix><6 hex>`. */
+export async function insertSecurity(
+  deps: Deps,
+  opts: { prefix?: string; type?: 'EQUITY' | 'BOND'; provider?: string } = {},
+): Promise<{ id: number; ticker: string }> {
+  const tag = randomBytes(3).toString('hex').toUpperCase();
+  const type = opts.type ?? 'EQUITY';
+  const [sec] = await deps
+    .db('securities')
+    .insert({
+      security_id: `SEC-${Math.floor(Math.random() * 9e8) + 1e8}`,
+      ticker: `${opts.prefix ?? 'API'}${tag}`,
+      security_name: `API test ${tag}`,
+      security_type: type,
+      asset_class: type === 'EQUITY' ? 'Equity' : 'Fixed Income',
+      currency: 'USD',
+      exchange: 'NYSE',
+      ...(type === 'BOND' ? { maturity_date: '2034-01-15', face_value: '100' } : {}),
+      ...(opts.provider ? { price_provider: opts.provider } : {}),
+    })
+    .returning<{ id: number; ticker: string }[]>(['id', 'ticker']);
+  return sec!;
+}
+
+export interface TickRow {
+  ts: string;
+  seq?: number;
+  price: string;
+  size: number;
+  bid?: string;
+  ask?: string;
+}
+
+/** Ticks of one security (creating the monthly partitions they need). */
+export async function insertTicks(deps: Deps, securityId: number, ticks: TickRow[]): Promise<void> {
+  const times = ticks.map((t) => new Date(t.ts).getTime());
+  await deps.db.raw(`select ensure_month_partitions('ticks', ?, ?)`, [
+    new Date(Math.min(...times)),
+    new Date(Math.max(...times) + 1000),
+  ]);
+  await deps.db('ticks').insert(
+    ticks.map((t) => ({
+      security_id: securityId,
+      ts: new Date(t.ts),
+      seq: t.seq ?? 0,
+      price: t.price,
+      size: t.size,
+      bid: t.bid ?? null,
+      ask: t.ask ?? null,
+    })),
+  );
+}
+
+export interface DailyRow {
+  date: string;
+  open: string;
+  high: string;
+  low: string;
+  close: string;
+  volume: number;
+  adjClose?: string;
+  vwap?: string;
+  tradeCount?: number;
+}
+
+export async function insertDailyBars(deps: Deps, securityId: number, bars: DailyRow[]): Promise<void> {
+  await deps.db('bars_1d').insert(
+    bars.map((b) => ({
+      security_id: securityId,
+      session_date: b.date,
+      open: b.open,
+      high: b.high,
+      low: b.low,
+      close: b.close,
+      adj_close: b.adjClose ?? null,
+      volume: b.volume,
+      pv: null,
+      vwap: b.vwap ?? null,
+      trade_count: b.tradeCount ?? null,
+      source: 'test',
+    })),
+  );
+}
+
+/** A split effective on `exDate`: `ratio` new shares per old (4 for 4:1, 0.1 for 1:10). */
+export async function insertSplit(
+  deps: Deps,
+  securityId: number,
+  exDate: string,
+  ratio: string,
+): Promise<void> {
+  await deps.db('corporate_actions').insert({
+    action_id: `CA-TEST-${randomBytes(6).toString('hex')}`,
+    security_id: securityId,
+    action_type: Number(ratio) >= 1 ? 'STOCK_SPLIT' : 'REVERSE_SPLIT',
+    ex_date: exDate,
+    ratio,
+    source: 'test',
+  });
+}
+
+/** A bearer header from the app's own client-credentials endpoint, for a new client with `scopes`. */
+export async function clientToken(
+  deps: Deps,
+  app: express.Express,
+  scopes: Scope[],
+): Promise<{ header: string; clientId: string }> {
+  const client = await createClient(deps, { name: `api test ${scopes.join(' ')}`, scopes });
+  const res = await request(app)
+    .post('/oauth/token')
+    .auth(client.clientId, client.clientSecret)
+    .type('form')
+    .send({ grant_type: 'client_credentials' });
+  if (res.status !== 200) throw new Error(`token endpoint answered ${res.status}: ${res.text}`);
+  return { header: `Bearer ${res.body.access_token as string}`, clientId: client.clientId };
+}
 
 export interface PriceFixture {
   id: number;
@@ -23,20 +145,7 @@ export async function insertPriceFixture(
   deps: Deps,
   opts: { bars5m: number; lastBucket: string; dates: string[] },
 ): Promise<PriceFixture> {
-  const tag = randomBytes(3).toString('hex').toUpperCase();
-  const [sec] = await deps
-    .db('securities')
-    .insert({
-      security_id: `SEC-${Math.floor(Math.random() * 9e8) + 1e8}`,
-      ticker: `API${tag}`,
-      security_name: `API test ${tag}`,
-      security_type: 'EQUITY',
-      asset_class: 'Equity',
-      currency: 'USD',
-      exchange: 'NYSE',
-    })
-    .returning<{ id: number; ticker: string }[]>(['id', 'ticker']);
-  const { id, ticker } = sec!;
+  const { id, ticker } = await insertSecurity(deps);
 
   const buckets = bucketsEndingAt(new Date(opts.lastBucket), opts.bars5m);
   if (buckets.length > 0) {

@@ -1,7 +1,8 @@
 /**
- * The first pipeline end to end through real BullMQ queues and workers, in a database of this
- * file's own: data.generate -> bars.rollup-5m -> bars.rollup-1d as one flow. The bars must equal
- * an independent recomputation from the ticks, and running the flow again must change nothing.
+ * The offline pipeline end to end through real BullMQ queues and workers, in a database of this
+ * file's own: data.generate -> bars.rollup-5m -> bars.rollup-1d -> analytics.indicators ->
+ * analytics.risk as one flow. The bars must equal an independent recomputation from the ticks,
+ * the analytics steps must have run on them, and running the flow again must change no bar.
  */
 import { QueueEvents } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -24,7 +25,7 @@ beforeAll(async () => {
   deps = testDeps({ config: testConfig({ DATABASE_URL: scratch.url }) });
   queues = createQueues(deps.config);
   host = startWorkers(deps);
-  events = new QueueEvents('bars.rollup-1d', {
+  events = new QueueEvents('analytics.risk', {
     connection: createRedis(deps.config, { forWorker: true }),
     prefix: deps.config.queue.prefix,
   });
@@ -42,19 +43,23 @@ afterAll(async () => {
 
 const payload = { seed: 11, securities: 4, tickSessions: 3, years: 0.1, endDate: '2024-07-05' };
 
-async function runFlow(): Promise<unknown> {
+/** Runs the flow to its root's end; returns the daily rollup's result and the root's. */
+async function runFlow(): Promise<{ rollup1d: unknown; risk: unknown }> {
   const connection = createRedis(deps.config);
   try {
     const node = await addGeneratePipeline(deps.config, connection, payload);
-    return await node.job.waitUntilFinished(events, 120_000);
+    const risk: unknown = await node.job.waitUntilFinished(events, 120_000);
+    const rollup1dId = node.children?.[0]?.children?.[0]?.job.id;
+    const rollup1d: unknown = (await queues.get('bars.rollup-1d').getJob(rollup1dId!))?.returnvalue;
+    return { rollup1d, risk };
   } finally {
     await connection.quit();
   }
 }
 
-describe('data.generate -> bars.rollup-5m -> bars.rollup-1d through the queues', () => {
+describe('data.generate -> rollups -> analytics through the queues', () => {
   it('produces bars equal to an independent recomputation from the ticks', async () => {
-    const result = (await runFlow()) as { from: string; to: string; upserted: number };
+    const result = (await runFlow()).rollup1d as { from: string; to: string; upserted: number };
     // The window ends on 2024-07-05 and includes the 2024-07-03 13:00 early close.
     expect(result.to).toBe('2024-07-05');
     expect(result.upserted).toBeGreaterThan(0);
@@ -86,7 +91,7 @@ describe('data.generate -> bars.rollup-5m -> bars.rollup-1d through the queues',
         (await deps.db('securities').select('id')).map((r: { id: number }) => r.id),
       ),
     );
-    const again = (await runFlow()) as { upserted: number; deleted: number };
+    const again = (await runFlow()).rollup1d as { upserted: number; deleted: number };
     expect([again.upserted, again.deleted]).toEqual([0, 0]);
     const after = printable(
       await stored5m(

@@ -1,5 +1,7 @@
 /**
- * Seed 1's price endpoints: intraday 5-minute bars and daily history of one symbol.
+ * Seed 1's price endpoints: the latest ticks, intraday 5-minute bars and daily history (raw or
+ * split-adjusted) of one symbol. Also exports the symbol parameter and lookup the other market
+ * routes (stocks, analytics, watch list) share.
  *
  * Prices leave as JSON numbers. That is safe here because it is display only: the columns are
  * numeric(20,8) (at most 12 integer and 8 fractional digits, inside the 15-17 significant
@@ -8,13 +10,14 @@
  * the database stays the source of truth. Volumes are bigint but far below 2^53.
  */
 import { z } from 'zod';
+import type { SecurityRecord } from '../../core/db/repositories/securities.ts';
 import type { Deps } from '../../core/deps.ts';
 import { BadRequestError, defineRoute, NotFoundError, type RouteDef } from '../http.ts';
 
 const TICKER = /^[A-Z0-9._=^-]{1,20}$/;
 const MAX_YEARS = 20;
 
-const symbolParams = z.object({
+export const symbolParams = z.object({
   symbol: z
     .string()
     .trim()
@@ -59,6 +62,25 @@ function addYears(date: string, years: number): string {
 
 const price = z.number().openapi({ example: 187.4321 });
 
+const Tick = z
+  .object({
+    timestamp: z.string().openapi({ example: '2024-03-01T14:30:20.000Z', description: 'Trade time, UTC.' }),
+    seq: z.number().int().openapi({ description: 'Orders ticks that share a timestamp.' }),
+    price,
+    size: z.number().int(),
+    bid: price.nullable(),
+    ask: price.nullable(),
+  })
+  .openapi('Tick');
+
+const RealtimePrices = z
+  .object({
+    symbol: z.string().openapi({ example: 'AAPL' }),
+    count: z.number().int(),
+    data: z.array(Tick).openapi({ description: 'Newest first.' }),
+  })
+  .openapi('RealtimePrices');
+
 const IntradayBar = z
   .object({
     timestamp: z.string().openapi({ example: '2024-03-01T14:30:00.000Z', description: 'Bucket start, UTC.' }),
@@ -101,6 +123,7 @@ const HistoricalPrices = z
     symbol: z.string().openapi({ example: 'AAPL' }),
     start_date: z.string().openapi({ example: '2023-01-01' }),
     end_date: z.string().openapi({ example: '2023-12-31' }),
+    adjusted: z.enum(['none', 'split']),
     count: z.number().int(),
     data: z.array(DailyBar),
   })
@@ -109,16 +132,51 @@ const HistoricalPrices = z
 const num = (v: string): number => Number(v);
 const numOrNull = (v: string | null): number | null => (v === null ? null : Number(v));
 
+/** The security with this (validated, upper-cased) ticker, or a 404 naming it. */
+export async function securityOr404(deps: Deps, symbol: string): Promise<SecurityRecord> {
+  const found = await deps.repos.securities.findBySymbol(symbol);
+  if (!found) throw new NotFoundError(`unknown symbol "${symbol}"`);
+  return found;
+}
+
 export function pricesRoutes(deps: Deps): RouteDef[] {
   const { repos, clock, config } = deps;
-
-  async function security(symbol: string) {
-    const found = await repos.securities.findBySymbol(symbol);
-    if (!found) throw new NotFoundError(`unknown symbol "${symbol}"`);
-    return found;
-  }
+  const security = (symbol: string) => securityOr404(deps, symbol);
 
   return [
+    defineRoute({
+      method: 'get',
+      path: '/api/v2/realtime/prices/{symbol}',
+      summary: 'Latest ticks',
+      description: 'The newest `limit` stored ticks (trades) of a symbol, newest first.',
+      tags: ['prices'],
+      access: 'results:read',
+      params: symbolParams,
+      query: z
+        .object({
+          limit: z.coerce.number().int().min(1).max(1000).default(100),
+        })
+        .strict(),
+      response: RealtimePrices,
+      errors: [404],
+      async handler({ params, query }) {
+        const sec = await security(params.symbol);
+        const ticks = await repos.bars.latestTicks(sec.id, query.limit);
+        return {
+          symbol: sec.ticker,
+          count: ticks.length,
+          data: ticks.map((t) => ({
+            timestamp: t.ts.toISOString(),
+            seq: t.seq,
+            price: num(t.price),
+            size: num(t.size),
+            bid: numOrNull(t.bid),
+            ask: numOrNull(t.ask),
+          })),
+        };
+      },
+    }),
+
     defineRoute({
       method: 'get',
       path: '/api/v2/intraday/prices/{symbol}',
@@ -161,7 +219,7 @@ export function pricesRoutes(deps: Deps): RouteDef[] {
       method: 'get',
       path: '/api/v2/historical/prices/{symbol}',
       summary: 'Daily price history',
-      description: `Daily bars with session dates in [start_date, end_date]. Defaults: the year up to today (exchange time zone). At most ${MAX_YEARS} years per request.`,
+      description: `Daily bars with session dates in [start_date, end_date]. Defaults: the year up to today (exchange time zone). At most ${MAX_YEARS} years per request. \`adjusted=split\` back-adjusts each bar before a split's ex-date by the cumulative split ratio (prices divided, volume multiplied; computed in decimal, prices rounded to 8 places, volume to whole shares); \`adjusted=none\` (default) returns the bars as stored. \`adj_close\` is the provider's own adjusted close, unchanged.`,
       tags: ['prices'],
       access: 'results:read',
       params: symbolParams,
@@ -169,12 +227,14 @@ export function pricesRoutes(deps: Deps): RouteDef[] {
         .object({
           start_date: calendarDate.optional().openapi({ example: '2023-01-01' }),
           end_date: calendarDate.optional().openapi({ example: '2023-12-31' }),
+          adjusted: z.enum(['none', 'split']).default('none'),
         })
         .strict(),
       response: HistoricalPrices,
       errors: [404],
       async handler({ params, query }) {
-        const end = query.end_date ?? todayIn(config.market.timezone, clock.now());
+        const today = todayIn(config.market.timezone, clock.now());
+        const end = query.end_date ?? today;
         const start = query.start_date ?? addYears(end, -1);
         if (start > end)
           throw BadRequestError.field('query.start_date', `must not be after end_date (${end})`);
@@ -182,11 +242,12 @@ export function pricesRoutes(deps: Deps): RouteDef[] {
           throw BadRequestError.field('query.start_date', `range must not exceed ${MAX_YEARS} years`);
         }
         const sec = await security(params.symbol);
-        const bars = await repos.bars.daily(sec.id, start, end);
+        const bars = await repos.bars.daily(sec.id, start, end, { adjust: query.adjusted, asOf: today });
         return {
           symbol: sec.ticker,
           start_date: start,
           end_date: end,
+          adjusted: query.adjusted,
           count: bars.length,
           data: bars.map((b) => ({
             date: b.sessionDate,

@@ -1,6 +1,7 @@
 /**
- * Reads of the bar tables for the API. Prices, volumes and pv come back as the strings pg gives
- * for numeric and int8: the caller decides how to present them.
+ * Reads of the price tables (ticks, 5-minute and daily bars) for the API. Prices, volumes and pv
+ * come back as the strings pg gives for numeric and int8: the caller decides how to present them.
+ * Split adjustment is done here, in numeric arithmetic, so no price passes through a float.
  */
 import type { Knex } from '../knex.ts';
 
@@ -30,6 +31,24 @@ export interface DailyBarRecord {
   tradeCount: number | null;
 }
 
+export interface TickRecord {
+  ts: Date;
+  seq: number;
+  price: string;
+  size: string;
+  bid: string | null;
+  ask: string | null;
+}
+
+/** A security with its newest stored price (a tick), if it has any. */
+export interface LatestPriceRecord {
+  ticker: string;
+  ts: Date | null;
+  price: string | null;
+}
+
+export type DailyAdjustment = 'none' | 'split';
+
 interface Bar5mRow {
   bucket: Date;
   open: string;
@@ -52,6 +71,56 @@ interface DailyBarRow {
   vwap: string | null;
   trade_count: number | null;
 }
+
+const toDaily = (r: DailyBarRow): DailyBarRecord => ({
+  sessionDate: r.session_date,
+  open: r.open,
+  high: r.high,
+  low: r.low,
+  close: r.close,
+  adjClose: r.adj_close,
+  volume: r.volume,
+  vwap: r.vwap,
+  tradeCount: r.trade_count,
+});
+
+/**
+ * Daily bars back-adjusted for splits. `cum` multiplies the split ratios (new shares per old;
+ * a 1:10 reverse split is 0.1) from the newest split backwards, so row k holds the product of the
+ * k newest ratios; a bar takes the factor of the earliest split whose ex-date is after it (1 if
+ * none). numeric has no product aggregate and exp(sum(ln())) is not exact, hence the recursion
+ * (a handful of rows per security). Only splits after `from` can touch a bar in range, and only
+ * splits already effective (ex-date ≤ asOf) count: history is not adjusted for an announced
+ * future split. Prices are rounded to the column's 8 decimals, volumes to whole shares.
+ */
+const SPLIT_ADJUSTED_DAILY = `
+  with recursive splits as (
+    select ex_date, ratio, row_number() over (order by ex_date desc) as rn
+      from corporate_actions
+     where security_id = :id and action_type in ('STOCK_SPLIT', 'REVERSE_SPLIT')
+       and ex_date > :from and ex_date <= :asOf
+  ), cum (rn, ex_date, factor) as (
+    select rn, ex_date, ratio::numeric from splits where rn = 1
+    union all
+    select s.rn, s.ex_date, c.factor * s.ratio from cum c join splits s on s.rn = c.rn + 1
+  )
+  select b.session_date,
+         round(b.open / f.factor, 8) as open,
+         round(b.high / f.factor, 8) as high,
+         round(b.low / f.factor, 8) as low,
+         round(b.close / f.factor, 8) as close,
+         b.adj_close,
+         round(b.volume * f.factor)::bigint as volume,
+         round(b.vwap / f.factor, 8) as vwap,
+         b.trade_count
+    from bars_1d b
+    cross join lateral (
+      select coalesce(
+        (select c.factor from cum c where c.ex_date > b.session_date order by c.ex_date limit 1),
+        1::numeric) as factor
+    ) f
+   where b.security_id = :id and b.session_date between :from and :to
+   order by b.session_date`;
 
 export function createBarsRepository(db: Knex) {
   return {
@@ -90,24 +159,72 @@ export function createBarsRepository(db: Knex) {
       return row?.ticker;
     },
 
-    /** Daily bars of a security for session dates in [from, to] ('YYYY-MM-DD', inclusive), oldest first. */
-    async daily(securityId: number, from: string, to: string): Promise<DailyBarRecord[]> {
+    /**
+     * Daily bars of a security for session dates in [from, to] ('YYYY-MM-DD', inclusive), oldest
+     * first. `adjust: 'split'` back-adjusts each bar by the splits with ex-dates after it and on or
+     * before `asOf` (prices ÷ cumulative ratio, volume ×); `adj_close` is returned as stored (the
+     * provider's own adjusted close, already split- and dividend-adjusted).
+     */
+    async daily(
+      securityId: number,
+      from: string,
+      to: string,
+      opts: { adjust?: DailyAdjustment; asOf?: string } = {},
+    ): Promise<DailyBarRecord[]> {
+      if (opts.adjust === 'split') {
+        const asOf = opts.asOf ?? '9999-12-31';
+        const res = await db.raw<{ rows: DailyBarRow[] }>(SPLIT_ADJUSTED_DAILY, {
+          id: securityId,
+          from,
+          to,
+          asOf,
+        });
+        return res.rows.map(toDaily);
+      }
       const rows = (await db('bars_1d')
         .select('session_date', 'open', 'high', 'low', 'close', 'adj_close', 'volume', 'vwap', 'trade_count')
         .where({ security_id: securityId })
         .whereBetween('session_date', [from, to])
         .orderBy('session_date', 'asc')) as DailyBarRow[];
-      return rows.map((r) => ({
-        sessionDate: r.session_date,
-        open: r.open,
-        high: r.high,
-        low: r.low,
-        close: r.close,
-        adjClose: r.adj_close,
-        volume: r.volume,
-        vwap: r.vwap,
-        tradeCount: r.trade_count,
-      }));
+      return rows.map(toDaily);
+    },
+
+    /**
+     * The newest `limit` ticks of a security, newest first (by time, then sequence). Walks the
+     * primary key (security_id, ts, seq) backwards across the monthly partitions and stops after
+     * `limit` rows.
+     */
+    async latestTicks(securityId: number, limit: number): Promise<TickRecord[]> {
+      return (await db('ticks')
+        .select('ts', 'seq', 'price', 'size', 'bid', 'ask')
+        .where({ security_id: securityId })
+        .orderBy([
+          { column: 'ts', order: 'desc' },
+          { column: 'seq', order: 'desc' },
+        ])
+        .limit(limit)) as TickRecord[];
+    },
+
+    /**
+     * One page of securities of a type (ticker order) with each one's newest tick price, or
+     * nulls when it has none. One index probe per security (the lateral newest-tick lookup).
+     */
+    async latestPrices(opts: {
+      securityType: string;
+      limit: number;
+      offset: number;
+    }): Promise<LatestPriceRecord[]> {
+      const res = await db.raw<{ rows: LatestPriceRecord[] }>(
+        `select s.ticker, t.ts, t.price
+           from (select id, ticker from securities where security_type = :type
+                  order by ticker limit :limit offset :offset) s
+           left join lateral (
+             select ts, price from ticks where security_id = s.id order by ts desc, seq desc limit 1
+           ) t on true
+          order by s.ticker`,
+        { type: opts.securityType, limit: opts.limit, offset: opts.offset },
+      );
+      return res.rows;
     },
   };
 }

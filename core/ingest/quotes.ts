@@ -1,0 +1,166 @@
+/**
+ * Latest prices: one quote from a security's providers (with fallback between real ones),
+ * validated, stored as one tick, bad ones quarantined. Used by the prices.quote job and by the
+ * API's GET /stocks/{symbol} (refreshQuote: the stored tick when fresh, else a fetch).
+ *
+ * Tick size from a quote: see core/ingest/load.ts. The last cumulative volume stored per security
+ * lives in job_checkpoints ('prices.quote', 'volume:<id>'), read and moved under a lock in the
+ * tick's own transaction, and only when the tick is new.
+ */
+import { sessionDateOf } from '../calendar/nyse.ts';
+import type { IngestSecurity, QuoteWatermark, TickInsert } from '../db/repositories/market.ts';
+import type { Deps } from '../deps.ts';
+import { PROVIDER_NAMES, ProviderError, type ProviderName, type ProviderQuote } from '../providers/types.ts';
+import { decimalText, quarantineRows, QUOTE_SEQ, type QuarantineMeta } from './load.ts';
+import { validateQuote, type QuoteRow } from './validate.ts';
+
+export interface QuoteIngestResult {
+  symbol: string;
+  provider: ProviderName;
+  accepted: number;
+  duplicates: number;
+  quarantined: number;
+  /** The stored tick of this quote (new or already there); absent when the quote was quarantined. */
+  tick?: { ts: Date; price: string };
+  /** Reasons of quarantined rows. */
+  reasons: string[];
+}
+
+/** A provider name from the security master, or an error naming the bad value. */
+export function providerNameOf(name: string, ticker: string): ProviderName {
+  if ((PROVIDER_NAMES as readonly string[]).includes(name)) return name as ProviderName;
+  throw new Error(`${ticker}: price_provider "${name}" is not one of ${PROVIDER_NAMES.join(', ')}`);
+}
+
+/** The tick for a quote and the next volume watermark (see the module comment). */
+export function quoteTick(
+  securityId: number,
+  q: QuoteRow,
+  prev: QuoteWatermark | undefined,
+): { tick: TickInsert; next: QuoteWatermark } {
+  const session = sessionDateOf(q.ts);
+  const ts = q.ts.toISOString();
+  let size = 0;
+  let next: QuoteWatermark = prev ?? { session, volume: 0, ts };
+  if (q.volume !== null) {
+    if (!prev || prev.session < session) {
+      size = q.volume;
+      next = { session, volume: q.volume, ts };
+    } else if (prev.session === session && ts > prev.ts) {
+      size = Math.max(0, q.volume - prev.volume);
+      next = { session, volume: Math.max(prev.volume, q.volume), ts };
+    }
+  }
+  return {
+    tick: {
+      securityId,
+      ts: q.ts,
+      seq: QUOTE_SEQ,
+      price: decimalText(q.price),
+      size,
+      bid: q.bid === null ? null : decimalText(q.bid),
+      ask: q.ask === null ? null : decimalText(q.ask),
+    },
+    next,
+  };
+}
+
+/**
+ * Fetches, validates and stores one quote. Provider failures are rethrown (the caller's queue
+ * decides: back off, retry or fail); an error or throttle body that came with one is quarantined
+ * first.
+ */
+export async function ingestQuote(
+  deps: Deps,
+  security: IngestSecurity,
+  primary: ProviderName,
+  meta: { jobName: string | null; jobId: string | null; log?: (line: string) => void | Promise<void> },
+): Promise<QuoteIngestResult> {
+  const qmeta = (source: string): QuarantineMeta => ({
+    source,
+    jobName: meta.jobName,
+    jobId: meta.jobId,
+    symbol: security.ticker,
+  });
+  let fetched: { provider: ProviderName; value: ProviderQuote };
+  try {
+    fetched = await deps.providers.withFallback(
+      primary,
+      (p) => p.quote(security.ticker),
+      (from, err) =>
+        void meta.log?.(`${security.ticker}: ${from} failed (${err.message}); trying the next provider`),
+    );
+  } catch (err) {
+    if (err instanceof ProviderError && err.raw !== undefined)
+      await deps.repos.market.insertQuarantine([
+        {
+          ...qmeta(err.provider),
+          entity: 'response',
+          reason: `error_body: ${err.message}`,
+          raw: err.raw,
+        },
+      ]);
+    throw err;
+  }
+  const { provider, value } = fetched;
+  const checked = validateQuote(value, { security, now: deps.clock.now() });
+  const quarantine = quarantineRows(checked.rejected, qmeta(provider));
+  const result: QuoteIngestResult = {
+    symbol: security.ticker,
+    provider,
+    accepted: 0,
+    duplicates: 0,
+    quarantined: checked.rejected.length,
+    reasons: checked.rejected.map((r) => r.reason),
+  };
+  const row = checked.accepted[0];
+  if (!row) {
+    await deps.repos.market.insertQuarantine(quarantine);
+    return result;
+  }
+  const stored = await deps.repos.market.storeQuoteTick({
+    securityId: security.id,
+    ts: row.ts,
+    build: (prev) => quoteTick(security.id, row, prev),
+    quarantine,
+  });
+  if (stored.inserted) result.accepted = 1;
+  else result.duplicates = 1;
+  const tick = await deps.repos.market.tickAt(security.id, row.ts, QUOTE_SEQ);
+  result.tick = { ts: row.ts, price: tick?.price ?? stored.tick.price };
+  return result;
+}
+
+/**
+ * The latest price of a symbol for GET /stocks/{symbol}: the latest stored tick when younger than
+ * `maxAgeSeconds` (default config.providers.quoteStaleSeconds), else a quote fetched through the
+ * security's providers, validated and stored. When the fetched quote is quarantined (e.g. a
+ * closing print stamped after the session), the latest stored tick is returned if there is one;
+ * with none, the quarantine reason is thrown. undefined when the symbol is unknown.
+ */
+export async function refreshQuote(
+  deps: Deps,
+  symbol: string,
+  opts?: { maxAgeSeconds?: number },
+): Promise<{ symbol: string; timestamp: Date; price: string; source: 'stored' | 'fetched' } | undefined> {
+  const security = (await deps.repos.market.securitiesByTicker([symbol])).get(symbol);
+  if (!security) return undefined;
+  const maxAge = opts?.maxAgeSeconds ?? deps.config.providers.quoteStaleSeconds;
+  const latest = await deps.repos.market.latestTick(security.id);
+  const stored = latest
+    ? { symbol, timestamp: latest.ts, price: latest.price, source: 'stored' as const }
+    : undefined;
+  if (latest && deps.clock.now().getTime() - latest.ts.getTime() < maxAge * 1000) return stored;
+  const res = await ingestQuote(deps, security, providerNameOf(security.provider, symbol), {
+    jobName: null,
+    jobId: null,
+    log: (line) => deps.logger.info({ symbol }, line),
+  });
+  if (res.tick) {
+    // A newer tick (e.g. from a bar backfill) may already be stored; answer with the latest.
+    if (latest && latest.ts > res.tick.ts) return stored;
+    return { symbol, timestamp: res.tick.ts, price: res.tick.price, source: 'fetched' };
+  }
+  if (stored) return stored;
+  throw new Error(`${symbol}: the provider's quote was quarantined (${res.reasons.join('; ')})`);
+}
