@@ -77,6 +77,16 @@ describe('data.generate -> rollups -> analytics through the queues', () => {
     expect(printable(await stored5m(deps.db, ids))).toEqual(printable(want5m));
     expect(printable(await stored1d(deps.db, ids))).toEqual(printable(oracle1d(ticks, sessions)));
 
+    // The analytics steps ran on those bars: one indicator row per daily bar, one risk row each.
+    const daily = await deps.db('bars_1d').count<{ n: string }[]>({ n: '*' });
+    const indicatorRows = await deps
+      .db('indicator_values')
+      .where({ interval: '1d' })
+      .count<{ n: string }[]>({ n: '*' });
+    expect(Number(indicatorRows[0]!.n)).toBe(Number(daily[0]!.n));
+    const risk = await deps.db('risk_metrics').countDistinct<{ n: string }[]>({ n: 'security_id' });
+    expect(Number(risk[0]!.n)).toBe(ids.length);
+
     // Bull Board shows progress and logs: both were written through the real job.
     const done = await queues.get('bars.rollup-5m').getCompleted();
     expect(done[0]?.progress).toBe(100);

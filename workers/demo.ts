@@ -1,8 +1,10 @@
 /**
  * `npm run demo`: the whole product once, on a fresh machine. Creates and migrates the database,
- * starts the workers, runs data.generate -> bars.rollup-5m -> bars.rollup-1d as one BullMQ flow
- * through the real queues with a progress display, then serves the API and Bull Board (workers
- * keep running, schedulers registered) and prints how to log in and get a token.
+ * starts the workers, runs data.generate -> bars.rollup-5m -> bars.rollup-1d ->
+ * analytics.indicators -> analytics.risk as one BullMQ flow through the real queues with a
+ * progress display, puts a few equities on the watch list (prices.fetch quotes them every minute
+ * in market hours, from the offline synthetic provider), then serves the API and Bull Board
+ * (workers keep running, schedulers registered) and prints how to log in and get a token.
  *
  * Flags: --scale small|seed, --seed N, --securities N, --tick-sessions N, --years Y,
  * --no-serve (exit after the pipeline).
@@ -57,15 +59,19 @@ const generate: JobInput<'data.generate'> = {
 
 const connection = createRedis(config);
 const node = await addGeneratePipeline(config, connection, generate);
-const rollup1d = node.job;
-const rollup5m = node.children?.[0]?.job;
-const gen = node.children?.[0]?.children?.[0]?.job;
-if (!rollup5m || !gen) throw new Error('pipeline flow was not created as expected');
-const steps: [string, Job][] = [
-  ['data.generate', gen],
-  ['bars.rollup-5m', rollup5m],
-  ['bars.rollup-1d', rollup1d],
+// A flow's root runs last: risk ← indicators ← rollup-1d ← rollup-5m ← generate.
+const chain: Job[] = [];
+for (let n: typeof node | undefined = node; n; n = n.children?.[0]) chain.unshift(n.job);
+const stepNames = [
+  'data.generate',
+  'bars.rollup-5m',
+  'bars.rollup-1d',
+  'analytics.indicators',
+  'analytics.risk',
 ];
+if (chain.length !== stepNames.length || chain.some((j, i) => j.name !== stepNames[i]))
+  throw new Error('pipeline flow was not created as expected');
+const steps: [string, Job][] = chain.map((job) => [job.name, job]);
 
 const bars = new cliProgress.MultiBar(
   {
@@ -78,14 +84,14 @@ const bars = new cliProgress.MultiBar(
   cliProgress.Presets.shades_classic,
 );
 const bar = new Map(
-  steps.map(([step]) => [step, bars.create(100, 0, { step: step.padEnd(15), state: 'waiting' })]),
+  steps.map(([step]) => [step, bars.create(100, 0, { step: step.padEnd(20), state: 'waiting' })]),
 );
 const started = Date.now();
 let failure: string | undefined;
 for (;;) {
   const states = await Promise.all(
     steps.map(async ([step, job]) => {
-      const fresh = await queues.get(step as 'data.generate').getJob(job.id!);
+      const fresh = await queues.byQueueName(step)!.getJob(job.id!);
       const state = fresh ? await fresh.getState() : 'unknown';
       const progress = typeof fresh?.progress === 'number' ? fresh.progress : 0;
       bar.get(step)?.update(state === 'completed' ? 100 : progress, { state });
@@ -112,11 +118,18 @@ if (failure) {
 const results = await Promise.all(
   steps.map(
     async ([step, job]) =>
-      [step, (await queues.get(step as 'data.generate').getJob(job.id!))?.returnvalue] as const,
+      [step, summary((await queues.byQueueName(step)!.getJob(job.id!))?.returnvalue)] as const,
   ),
 );
 console.log(`\npipeline finished in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 for (const [step, result] of results) console.log(`  ${step}: ${JSON.stringify(result)}`);
+
+const watched = await deps.repos.watchlist.list();
+if (watched.length === 0) {
+  for (const id of await deps.repos.bars.sampleEquityIds(5)) await deps.repos.watchlist.add(id, 'demo');
+}
+const watchlist = (await deps.repos.watchlist.list()).map((w) => w.ticker);
+console.log(`  watch list (prices.fetch every minute in market hours): ${watchlist.join(', ')}`);
 
 if (args['no-serve']) {
   await shutdownAll();
@@ -134,8 +147,20 @@ API and Bull Board: ${base}   (docs: ${base}/docs)
 Bull Board:  ${base}/admin/queues   log in as "${creds.operator.username}" / "${creds.operator.password}"
 Token:       curl -s -u '${creds.client.clientId}:${creds.client.clientSecret}' -d grant_type=client_credentials ${base}/oauth/token
 Bars:        curl -s -H "Authorization: Bearer $TOKEN" ${base}/api/v2/intraday/prices/${sampleSymbol ?? 'SYMBOL'}?interval=5min\\&limit=5
+Analytics:   curl -s -H "Authorization: Bearer $TOKEN" ${base}/api/v2/analytics/${sampleSymbol ?? 'SYMBOL'}
+Price:       curl -s -H "Authorization: Bearer $TOKEN" ${base}/stocks/${watchlist[0] ?? 'SYMBOL'}
 Workers keep running with their schedules; Ctrl-C stops everything cleanly.`);
 });
+
+/** A job result for the terminal: long per-symbol maps cut down to their size. */
+function summary(result: unknown): unknown {
+  if (typeof result !== 'object' || result === null) return result;
+  return Object.fromEntries(
+    Object.entries(result).map(([k, v]) =>
+      Array.isArray(v) && v.length > 5 ? [k, `${v.length} items`] : [k, v],
+    ),
+  );
+}
 
 let stopping = false;
 const stop = async (signal: string): Promise<void> => {

@@ -56,7 +56,7 @@ export function watchlistRoutes(deps: Deps): RouteDef[] {
           count: entries.length,
           data: entries.map((e) => ({
             symbol: e.ticker,
-            provider: e.provider,
+            provider: e.provider ?? deps.config.market.provider,
             added_at: e.addedAt.toISOString(),
             added_by: e.addedBy,
           })),

@@ -10,7 +10,13 @@
 import { sessionDateOf } from '../calendar/nyse.ts';
 import type { IngestSecurity, QuoteWatermark, TickInsert } from '../db/repositories/market.ts';
 import type { Deps } from '../deps.ts';
-import { PROVIDER_NAMES, ProviderError, type ProviderName, type ProviderQuote } from '../providers/types.ts';
+import {
+  PROVIDER_NAMES,
+  ProviderError,
+  ProviderPermanentError,
+  type ProviderName,
+  type ProviderQuote,
+} from '../providers/types.ts';
 import { decimalText, quarantineRows, QUOTE_SEQ, type QuarantineMeta } from './load.ts';
 import { validateQuote, type QuoteRow } from './validate.ts';
 
@@ -26,8 +32,12 @@ export interface QuoteIngestResult {
   reasons: string[];
 }
 
-/** A provider name from the security master, or an error naming the bad value. */
-export function providerNameOf(name: string, ticker: string): ProviderName {
+/**
+ * The provider of a security: its own `price_provider`, or the configured default (PRICE_PROVIDER)
+ * when it names none; an error naming a bad value.
+ */
+export function providerNameOf(name: string | null, ticker: string, fallback: ProviderName): ProviderName {
+  if (name === null) return fallback;
   if ((PROVIDER_NAMES as readonly string[]).includes(name)) return name as ProviderName;
   throw new Error(`${ticker}: price_provider "${name}" is not one of ${PROVIDER_NAMES.join(', ')}`);
 }
@@ -151,16 +161,25 @@ export async function refreshQuote(
     ? { symbol, timestamp: latest.ts, price: latest.price, source: 'stored' as const }
     : undefined;
   if (latest && deps.clock.now().getTime() - latest.ts.getTime() < maxAge * 1000) return stored;
-  const res = await ingestQuote(deps, security, providerNameOf(security.provider, symbol), {
-    jobName: null,
-    jobId: null,
-    log: (line) => deps.logger.info({ symbol }, line),
-  });
+  const res = await ingestQuote(
+    deps,
+    security,
+    providerNameOf(security.provider, symbol, deps.config.market.provider),
+    {
+      jobName: null,
+      jobId: null,
+      log: (line) => deps.logger.info({ symbol }, line),
+    },
+  );
   if (res.tick) {
     // A newer tick (e.g. from a bar backfill) may already be stored; answer with the latest.
     if (latest && latest.ts > res.tick.ts) return stored;
     return { symbol, timestamp: res.tick.ts, price: res.tick.price, source: 'fetched' };
   }
   if (stored) return stored;
-  throw new Error(`${symbol}: the provider's quote was quarantined (${res.reasons.join('; ')})`);
+  // Nothing usable to answer with: the provider's answer was bad data, which is its failure.
+  throw new ProviderPermanentError(
+    res.provider,
+    `${symbol}: the quote was quarantined (${res.reasons.join('; ')})`,
+  );
 }

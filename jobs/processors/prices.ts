@@ -89,7 +89,7 @@ export async function pricesFetch(
     await ctx.log(`market closed at ${now.toISOString()}: ${status.reason}; nothing fetched`);
     return { skipped: true, reason: status.reason, symbols: 0, enqueued: 0, collapsed: 0, unknown: [] };
   }
-  let targets: { ticker: string; provider: string }[];
+  let targets: { ticker: string; provider: string | null }[];
   const unknown: string[] = [];
   if (payload.symbols) {
     const found = await deps.repos.market.securitiesByTicker(payload.symbols);
@@ -111,7 +111,7 @@ export async function pricesFetch(
   for (const t of targets) {
     let provider: ProviderName;
     try {
-      provider = providerNameOf(t.provider, t.ticker);
+      provider = providerNameOf(t.provider, t.ticker, deps.config.market.provider);
     } catch (err) {
       await ctx.log((err as Error).message);
       unknown.push(t.ticker);
@@ -336,7 +336,7 @@ export async function pricesBackfill(
     const security = found.get(symbol)!;
     let primary: ProviderName;
     try {
-      primary = payload.provider ?? providerNameOf(security.provider, symbol);
+      primary = payload.provider ?? providerNameOf(security.provider, symbol, deps.config.market.provider);
     } catch (err) {
       throw new UnrecoverableError((err as Error).message);
     }

@@ -159,6 +159,17 @@ export function createBarsRepository(db: Knex) {
       return row?.ticker;
     },
 
+    /** Ids of the first `n` active equities that have 5-minute bars (the demo's watch list). */
+    async sampleEquityIds(n: number): Promise<number[]> {
+      const rows = (await db('securities as s')
+        .select('s.id')
+        .where({ 's.security_type': 'EQUITY', 's.status': 'ACTIVE' })
+        .whereExists(db('bars_5m as b').select(db.raw('1')).whereRaw('b.security_id = s.id'))
+        .orderBy('s.id')
+        .limit(n)) as { id: number }[];
+      return rows.map((r) => r.id);
+    },
+
     /**
      * Daily bars of a security for session dates in [from, to] ('YYYY-MM-DD', inclusive), oldest
      * first. `adjust: 'split'` back-adjusts each bar by the splits with ex-dates after it and on or

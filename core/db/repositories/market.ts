@@ -28,7 +28,7 @@ export interface IngestSecurity {
   ticker: string;
   currency: string;
   /** securities.price_provider (not checked against the known provider names here). */
-  provider: string;
+  provider: string | null;
   status: string;
 }
 
@@ -455,13 +455,9 @@ export function createMarketRepository(db: Knex) {
     /** Securities by ticker with what ingest needs (currency, provider); unknown tickers are absent. */
     async securitiesByTicker(tickers: readonly string[]): Promise<Map<string, IngestSecurity>> {
       const rows = await db('securities')
-        .select<{ id: number; ticker: string; currency: string; price_provider: string; status: string }[]>(
-          'id',
-          'ticker',
-          'currency',
-          'price_provider',
-          'status',
-        )
+        .select<
+          { id: number; ticker: string; currency: string; price_provider: string | null; status: string }[]
+        >('id', 'ticker', 'currency', 'price_provider', 'status')
         .whereIn('ticker', tickers as string[]);
       return new Map(
         rows.map((r) => [
@@ -472,8 +468,10 @@ export function createMarketRepository(db: Knex) {
     },
 
     /** The watch list as prices.fetch needs it: active securities with their provider, by ticker. */
-    async watchlistWithProviders(): Promise<{ securityId: number; ticker: string; provider: string }[]> {
-      const res = await db.raw<{ rows: { securityId: number; ticker: string; provider: string }[] }>(
+    async watchlistWithProviders(): Promise<
+      { securityId: number; ticker: string; provider: string | null }[]
+    > {
+      const res = await db.raw<{ rows: { securityId: number; ticker: string; provider: string | null }[] }>(
         `select s.id as "securityId", s.ticker, s.price_provider as provider
            from watchlist w join securities s on s.id = w.security_id
           where s.status = 'ACTIVE'

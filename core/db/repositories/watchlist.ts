@@ -8,7 +8,7 @@ export interface WatchlistEntry {
   securityId: number;
   ticker: string;
   /** The security's own price provider (`securities.price_provider`). */
-  provider: string;
+  provider: string | null;
   addedAt: Date;
   /** Who added it (a client id or token subject), when known. */
   addedBy: string | null;
@@ -17,7 +17,7 @@ export interface WatchlistEntry {
 interface WatchlistRow {
   security_id: number;
   ticker: string;
-  price_provider: string;
+  price_provider: string | null;
   added_at: Date;
   added_by: string | null;
 }
