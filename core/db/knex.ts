@@ -19,6 +19,37 @@ export function createDb(config: Pick<Config, 'db'>, opts: { poolMax?: number } 
   });
 }
 
+/**
+ * Runs `fn` in one transaction on one pooled connection, as the raw pg client (COPY through
+ * pg-copy-streams needs it; knex transactions do not expose it). `before` runs on the connection
+ * before `begin` (session settings). A connection whose rollback failed is closed, not reused.
+ */
+export async function rawTransaction<T>(
+  db: Knex,
+  fn: (conn: pg.Client) => Promise<T>,
+  before?: (conn: pg.Client) => Promise<void>,
+): Promise<T> {
+  const conn = (await db.client.acquireConnection()) as pg.Client;
+  let healthy = true;
+  try {
+    if (before) await before(conn);
+    await conn.query('begin');
+    const out = await fn(conn);
+    await conn.query('commit');
+    return out;
+  } catch (err) {
+    try {
+      await conn.query('rollback');
+    } catch {
+      healthy = false;
+    }
+    throw err;
+  } finally {
+    if (!healthy) await conn.end().catch(() => undefined);
+    await db.client.releaseConnection(conn);
+  }
+}
+
 /** Creates the database named in the URL if it does not exist (connects to `postgres` to do it). */
 export async function ensureDatabase(url: string): Promise<{ created: boolean; name: string }> {
   const target = new URL(url);

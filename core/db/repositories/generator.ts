@@ -6,9 +6,8 @@
  */
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import type { Knex } from '../knex.ts';
+import { rawTransaction, type Knex } from '../knex.ts';
 
 export interface IssuerInsert {
   issuerId: string;
@@ -445,10 +444,7 @@ export function createGeneratorRepository(db: Knex) {
       checkpoint?: { jobName: string; key: string; state: Record<string, unknown> };
     }): Promise<{ skipped: boolean; rows: number }> {
       const table = ident(opts.table ?? 'ticks');
-      const conn = (await db.client.acquireConnection()) as pg.Client;
-      let healthy = true;
-      try {
-        await conn.query('begin');
+      return rawTransaction(db, async (conn) => {
         const cp = opts.checkpoint;
         if (cp) {
           await conn.query('select pg_advisory_xact_lock(hashtextextended($1, 0))', [
@@ -458,10 +454,9 @@ export function createGeneratorRepository(db: Knex) {
             'select 1 from job_checkpoints where job_name = $1 and checkpoint_key = $2',
             [cp.jobName, cp.key],
           );
-          if (done.rowCount) {
-            await conn.query('rollback');
-            return { skipped: true, rows: 0 };
-          }
+          // Loaded by an earlier run or another worker: nothing to write (the commit only ends
+          // this transaction and its lock).
+          if (done.rowCount) return { skipped: true, rows: 0 };
         }
         const copy = conn.query(copyFrom(`copy ${table} ${TICK_COPY_COLUMNS} from stdin`));
         await pipeline(Readable.from(opts.source, { objectMode: false }), copy);
@@ -472,19 +467,8 @@ export function createGeneratorRepository(db: Knex) {
             [cp.jobName, cp.key, JSON.stringify({ ...cp.state, rows: copy.rowCount })],
           );
         }
-        await conn.query('commit');
         return { skipped: false, rows: copy.rowCount };
-      } catch (err) {
-        try {
-          await conn.query('rollback');
-        } catch {
-          healthy = false;
-        }
-        throw err;
-      } finally {
-        if (!healthy) await conn.end().catch(() => undefined);
-        await db.client.releaseConnection(conn);
-      }
+      });
     },
 
     /** An empty copy of ticks (same columns, constraints, indexes, monthly partitions) for benchmarks. */

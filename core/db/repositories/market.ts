@@ -19,7 +19,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import type { Knex } from '../knex.ts';
+import { rawTransaction, type Knex } from '../knex.ts';
 
 const EXCHANGE = 'XNYS';
 
@@ -422,28 +422,8 @@ async function ensureTickPartitionsOn(conn: Conn, table: string, rows: readonly 
 }
 
 export function createMarketRepository(db: Knex) {
-  /** Runs `fn` in one transaction on one pooled connection (pg-copy-streams needs the raw client). */
-  async function transaction<T>(fn: (conn: Conn) => Promise<T>, before?: (conn: Conn) => Promise<void>) {
-    const conn = (await db.client.acquireConnection()) as Conn;
-    let healthy = true;
-    try {
-      if (before) await before(conn);
-      await conn.query('begin');
-      const out = await fn(conn);
-      await conn.query('commit');
-      return out;
-    } catch (err) {
-      try {
-        await conn.query('rollback');
-      } catch {
-        healthy = false;
-      }
-      throw err;
-    } finally {
-      if (!healthy) await conn.end().catch(() => undefined);
-      await db.client.releaseConnection(conn);
-    }
-  }
+  const transaction = <T>(fn: (conn: Conn) => Promise<T>, before?: (conn: Conn) => Promise<void>) =>
+    rawTransaction(db, fn, before);
 
   async function lockKey(conn: Conn, key: string): Promise<void> {
     await conn.query('select pg_advisory_xact_lock(hashtextextended($1, 0))', [key]);
