@@ -27,6 +27,12 @@ export interface JobTableEntry {
    * worker and a throttled provider pauses only its own lane.
    */
   lanes?: 'provider';
+  /**
+   * A BullMQ limiter on this job's workers. Jobs that call providers need one even when their own
+   * pace is no concern: BullMQ's workers honour a `queue.rateLimit()` pause (what a 429 triggers)
+   * only when they have a limiter, and without it another worker would take the job straight back.
+   */
+  limiter?: { max: number; duration: number };
 }
 
 const NY = 'America/New_York';
@@ -81,10 +87,12 @@ export const jobOptions: Record<JobName, JobTableEntry> = {
     job: { ...keep, attempts: 8, backoff: { type: 'exponential', delay: 10_000 } },
     concurrency: 1,
     schedules: [],
+    limiter: { max: 60, duration: 60_000 },
   },
   'fx.rates': {
     job: { ...keep, ...retrying },
     concurrency: 1,
+    limiter: { max: 60, duration: 60_000 },
     // After the 16:00 close, when providers publish the day's rates.
     schedules: [{ id: 'fx.rates:daily', pattern: '30 17 * * 1-5', tz: NY, payload: {} }],
   },

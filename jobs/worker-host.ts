@@ -24,14 +24,21 @@ function describeZod(err: ZodError): string {
   return err.issues.map((i) => `${i.path.join('.') || '(payload)'}: ${i.message}`).join('; ');
 }
 
+/**
+ * JobContext.enqueue over real queues. With deduplication BullMQ hands back the pending job
+ * instead of adding one; with a jobId of the caller's own that shows as a different id, reported
+ * as undefined (collapsed).
+ */
+export function enqueueVia(queues: QueueSet): JobContext['enqueue'] {
+  return async (name, payload, opts) => {
+    const added = await queues.enqueue(name, payload, opts);
+    return opts?.jobId && added.id !== opts.jobId ? undefined : added.id;
+  };
+}
+
 function contextFor(job: Job, queues: QueueSet): JobContext {
   return {
-    async enqueue(name, payload, opts) {
-      const added = await queues.enqueue(name, payload, opts);
-      // With deduplication BullMQ hands back the pending job instead of adding one; with our own
-      // jobId that shows as a different id.
-      return opts?.jobId && added.id !== opts.jobId ? undefined : added.id;
-    },
+    enqueue: enqueueVia(queues),
     id: job.id ?? 'unknown',
     attemptsMade: job.attemptsMade,
     progress: (percent) => job.updateProgress(Math.max(0, Math.min(100, Math.round(percent)))),
@@ -100,10 +107,13 @@ export function startWorkers(deps: Deps, opts: { names?: JobName[]; concurrency?
           // Long set-based statements hold the event loop rarely, but a month-sized rollup chunk can
           // run for minutes on the seed dataset; keep the lock alive well past that.
           lockDuration: 120_000,
-          // A provider lane's quota, shared by every worker of the lane (BullMQ's global limiter).
+          // A provider lane's quota, shared by every worker of the lane (BullMQ's global limiter);
+          // other provider-calling jobs get the table's limiter, so a queue.rateLimit binds them all.
           ...(lane
             ? { limiter: { max: deps.config.providers.requestsPerMinute[lane], duration: 60_000 } }
-            : {}),
+            : jobOptions[name].limiter
+              ? { limiter: jobOptions[name].limiter }
+              : {}),
         },
       );
       worker.on('failed', (job, err) => {

@@ -159,6 +159,31 @@ describe('prices.backfill against faults of the real Yahoo client', () => {
     expect(await count('select count(*) n from bars_1d')).toBe(1);
   });
 
+  it('while a 429 pauses the queue, no other worker takes the job back', async () => {
+    const second = startWorkers(deps, { names: ['prices.backfill'] });
+    try {
+      server.script(barsRequest('1d'), respond.rateLimited(3));
+      const queue = queues.get('prices.backfill');
+      const job = await queues.enqueue('prices.backfill', daily, fastRetry);
+      await expect
+        .poll(async () => (await queue.getJobLogs(job.id!)).logs.join('\n'), { timeout: 10_000 })
+        .toMatch(/queue paused 3000 ms/);
+      expect(await queue.getRateLimitTtl()).toBeGreaterThan(0);
+      // For the next second of the pause, two idle workers leave the job waiting.
+      const states = new Set<string>();
+      for (let i = 0; i < 10; i += 1) {
+        states.add(await job.getState());
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect([...states]).toEqual(['waiting']);
+      expect(server.requestsFor(barsRequest('1d'))).toHaveLength(1);
+      await expect.poll(() => job.getState(), { timeout: 20_000 }).toBe('completed');
+      expect(server.requestsFor(barsRequest('1d'))).toHaveLength(2);
+    } finally {
+      await second.close();
+    }
+  });
+
   it.each([
     ['HTTP 500', respond.serverError(500)],
     ['a timeout', respond.hang()],

@@ -1,8 +1,8 @@
 /**
  * The fallback chain with the real clients behind it (createProviders + the local provider
  * server): a failing primary hands over to the next real provider, synthetic is never part of a
- * real security's chain, and when every provider is throttled the rate-limit error comes back so
- * the queue waits instead of failing the job.
+ * real security's chain, and when the primary is throttled its rate-limit error comes back so
+ * the queue waits instead of failing the job (a throttled fallback alone makes it a retry).
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createProviders } from '../core/providers/index.ts';
@@ -102,14 +102,15 @@ describe('provider chain', () => {
     expect(server.pendingScripts()).toBe(0);
   });
 
-  it('one throttled, one broken → still the rate-limit error', async () => {
+  it("a broken primary and a throttled fallback → a transient error of the primary's: retry, don't pause its lane", async () => {
     server.script('yahoo-chart', respond.serverError(503));
     server.script('alphavantage', respond.avInformation());
     const err = await providers()
       .withFallback('yahoo', daily)
       .catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(ProviderRateLimitError);
-    expect((err as ProviderRateLimitError).provider).toBe('alphavantage');
+    expect(err).toBeInstanceOf(ProviderTransientError);
+    expect((err as ProviderError).provider).toBe('yahoo');
+    expect((err as Error).message).toMatch(/HTTP 503.*fallback alphavantage/);
   });
 
   it("every real provider failing fails the call with the primary's cause: no generated prices", async () => {

@@ -67,9 +67,19 @@ export function createProviders(config: Config, opts: ProviderOptions = {}): Pro
           if (p !== chain.at(-1)) onFallback?.(p.name, e);
         }
       }
+      // Only the primary's throttle pauses the caller's queue (the lane is the primary's); a
+      // throttled fallback makes the failure transient, so the job retries with backoff rather
+      // than failing on the primary's error or pausing a lane for another provider's quota.
+      const primaryError = errors[0]!;
+      if (primaryError instanceof ProviderRateLimitError) throw primaryError;
       const throttled = errors.find((e): e is ProviderRateLimitError => e instanceof ProviderRateLimitError);
-      if (throttled) throw throttled;
-      throw errors[0]!;
+      if (throttled)
+        throw new ProviderTransientError(
+          primaryError.provider,
+          `${primaryError.message.replace(`${primaryError.provider}: `, '')}; fallback ${throttled.message}`,
+          primaryError.raw,
+        );
+      throw primaryError;
     },
   };
 }

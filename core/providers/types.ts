@@ -161,8 +161,9 @@ export interface ProviderSet {
   /**
    * Runs `call` against each provider of `chainFor(primary)` in turn until one succeeds. A
    * permanent "unknown symbol" or a transient/rate-limit failure moves to the next provider; when
-   * all fail, rethrows: a rate-limit error if any provider was throttled (so the queue waits),
-   * else the first provider's error. Logs each fallback step via `onFallback`.
+   * all fail, rethrows the primary's error, except that a throttled fallback turns a non-throttle
+   * primary failure into a transient one (retry with backoff; only the primary's own throttle
+   * pauses its queue). Logs each fallback step via `onFallback`.
    */
   withFallback<T>(
     primary: ProviderName,

@@ -32,7 +32,7 @@
  * Redis fails right then, the job fails visibly but its retry finds the changes consumed and
  * chains nothing; the next change of those symbols (or analytics.risk's own schedule) catches up.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { UnrecoverableError } from 'bullmq';
 import { sessionDateOf } from '../../core/calendar/nyse.ts';
 import type { Deps } from '../../core/deps.ts';
@@ -120,6 +120,9 @@ async function chain(ctx: JobContext, follows: Follow[], symbols: string[]): Pro
     const digest = createHash('sha1').update(batch.join(',')).digest('hex');
     for (const f of follows) {
       const opts = {
+        // An id of our own, so a trigger collapsed into a pending job is told apart (ctx.enqueue
+        // returns undefined for it) and not counted as enqueued.
+        jobId: randomUUID(),
         delay: CHAIN_DEBOUNCE_MS,
         deduplication: { id: `${f.name}:${f.interval ?? '-'}:${digest}`, keepLastIfActive: true },
       };
