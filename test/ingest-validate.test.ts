@@ -213,7 +213,10 @@ describe('quotes', () => {
     [{ price: 0 }, 'non_positive_price'],
     [{ price: null }, 'null_field'],
     [{ ts: null }, 'null_field'],
+    [{ ts: new Date('2024-07-10T20:00:00.001Z') }, 'outside_session'],
     [{ ts: new Date('2024-07-10T20:00:05Z') }, 'outside_session'],
+    [{ ts: new Date('2024-07-10T13:29:59.999Z') }, 'outside_session'],
+    [{ ts: new Date('2024-07-03T17:00:00.001Z') }, 'outside_session'],
     [{ ts: new Date('2024-07-06T15:00:00Z') }, 'outside_session'],
     [{ volume: -1 }, 'bad_volume'],
   ] as [Partial<ProviderQuote>, ReasonCode][])('rejects %o as %s', (o, code) => {
@@ -221,6 +224,21 @@ describe('quotes', () => {
     expect(r.accepted).toHaveLength(0);
     expect(codes(r)).toEqual([code]);
     expect(r.rejected[0]?.entity).toBe('quote');
+  });
+
+  it('accepts the closing print (exactly at the close) and stores it at close − 1 ms', () => {
+    // 2024-07-10 closes 16:00 ET = 20:00 UTC; `now` is that instant.
+    const r = validateQuote(quote({ ts: new Date('2024-07-10T20:00:00Z') }), { security, now });
+    expect(codes(r)).toEqual([]);
+    expect(r.accepted[0]?.ts.toISOString()).toBe('2024-07-10T19:59:59.999Z');
+    // 13:00 on an early close (2024-07-03) too; the open and in-session times stay as given.
+    const early = validateQuote(quote({ ts: new Date('2024-07-03T17:00:00Z') }), { security, now });
+    expect(early.accepted[0]?.ts.toISOString()).toBe('2024-07-03T16:59:59.999Z');
+    const open = validateQuote(quote({ ts: new Date('2024-07-10T13:30:00Z') }), { security, now });
+    expect(open.accepted[0]?.ts.toISOString()).toBe('2024-07-10T13:30:00.000Z');
+    // A close print from the future is still refused.
+    const future = validateQuote(quote({ ts: new Date('2024-07-11T20:00:00Z') }), { security, now });
+    expect(codes(future)).toEqual(['bad_timestamp']);
   });
 
   it('recognises error and throttle bodies', () => {

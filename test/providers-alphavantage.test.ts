@@ -194,7 +194,7 @@ describe('alphavantage intraday', () => {
 });
 
 describe('alphavantage quote and FX', () => {
-  it('parses GLOBAL_QUOTE; the time is the session close once it has passed', async () => {
+  it('parses GLOBAL_QUOTE; stamped with the fetch time during the session, the close after it', async () => {
     const q = await av.quote('AAPL');
     expect(q).toMatchObject({
       symbol: 'AAPL',
@@ -209,7 +209,14 @@ describe('alphavantage quote and FX', () => {
 
     const during = await make({}, '2025-02-14T18:00:00Z').quote('AAPL');
     expect(during.price).toBe(244.6);
-    expect(during.ts).toBeNull();
+    expect(during.ts?.toISOString()).toBe('2025-02-14T18:00:00.000Z');
+
+    // The close itself is past the session: the close stamp (validation keeps it as the closing print).
+    const atClose = await make({}, '2025-02-14T21:00:00Z').quote('AAPL');
+    expect(atClose.ts?.toISOString()).toBe('2025-02-14T21:00:00.000Z');
+    // A day whose session has not opened yet by our clock: no time we could vouch for.
+    const early = await make({}, '2025-02-14T14:00:00Z').quote('AAPL');
+    expect(early.ts).toBeNull();
   });
 
   it('an empty Global Quote is an unknown symbol', async () => {

@@ -7,7 +7,9 @@
  * session; the first stored quote of a session carries the whole volume traded so far (so the
  * sizes of a session's quotes sum to the last cumulative volume seen, and the daily rollup's
  * volume matches the provider's); 0 when the provider gives no volume or the quote is older than
- * the last one stored. See core/ingest/quotes.ts.
+ * the last one stored. See core/ingest/quotes.ts. A closing print (stamped exactly at a session's
+ * close) is stored at close − 1 ms, inside the session's last 5-minute bucket, so the daily
+ * rollup counts it (core/ingest/validate.ts).
  *
  * Intraday bars → ticks. A bar is not a list of trades, so we store four prints at the bar's
  * start: open, high, low, close with seq 1, 2, 3, 4, all size 0 except the close, which carries

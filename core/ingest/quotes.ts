@@ -6,8 +6,12 @@
  * Tick size from a quote: see core/ingest/load.ts. The last cumulative volume stored per security
  * lives in job_checkpoints ('prices.quote', 'volume:<id>'), read and moved under a lock in the
  * tick's own transaction, and only when the tick is new.
+ *
+ * A closing print (a quote stamped exactly at a session's close: Yahoo's official close, Alpha
+ * Vantage after the close) is accepted by validateQuote and stored at close − 1 ms, inside the
+ * session's last 5-minute bucket, so the daily rollup counts it (core/ingest/validate.ts).
  */
-import { sessionDateOf } from '../calendar/nyse.ts';
+import { lastCompletedSession, sessionDateOf, sessionFor } from '../calendar/nyse.ts';
 import type { IngestSecurity, QuoteWatermark, TickInsert } from '../db/repositories/market.ts';
 import type { Deps } from '../deps.ts';
 import {
@@ -142,11 +146,25 @@ export async function ingestQuote(
 }
 
 /**
- * The latest price of a symbol for GET /stocks/{symbol}: the latest stored tick when younger than
- * `maxAgeSeconds` (default config.providers.quoteStaleSeconds), else a quote fetched through the
- * security's providers, validated and stored. When the fetched quote is quarantined (e.g. a
- * closing print stamped after the session), the latest stored tick is returned if there is one;
- * with none, the quarantine reason is thrown. undefined when the symbol is unknown.
+ * Whether a stored tick time is as fresh as any price can be at `now`: during a session, younger
+ * than `maxAgeMs`; while the market is closed (weekend, holiday, before the open, after the close),
+ * at or after the last completed session's close − `maxAgeMs` (nothing newer can have traded, so a
+ * fetch would only return the same close again).
+ */
+export function storedQuoteIsCurrent(tickTs: Date, now: Date, maxAgeMs: number): boolean {
+  const t = now.getTime();
+  const today = sessionFor(sessionDateOf(now));
+  if (today && t >= today.openAt.getTime() && t < today.closeAt.getTime())
+    return t - tickTs.getTime() < maxAgeMs;
+  return tickTs.getTime() >= lastCompletedSession(now).closeAt.getTime() - maxAgeMs;
+}
+
+/**
+ * The latest price of a symbol for GET /stocks/{symbol}: the latest stored tick when current
+ * (storedQuoteIsCurrent with `maxAgeSeconds`, default config.providers.quoteStaleSeconds), else a
+ * quote fetched through the security's providers, validated and stored. When the fetched quote is
+ * quarantined, the latest stored tick is returned if there is one; with none, the quarantine
+ * reason is thrown. undefined when the symbol is unknown.
  */
 export async function refreshQuote(
   deps: Deps,
@@ -160,7 +178,7 @@ export async function refreshQuote(
   const stored = latest
     ? { symbol, timestamp: latest.ts, price: latest.price, source: 'stored' as const }
     : undefined;
-  if (latest && deps.clock.now().getTime() - latest.ts.getTime() < maxAge * 1000) return stored;
+  if (latest && storedQuoteIsCurrent(latest.ts, deps.clock.now(), maxAge * 1000)) return stored;
   const res = await ingestQuote(
     deps,
     security,

@@ -15,6 +15,13 @@
  * interval, daily dates on NYSE trading days, and nothing newer than the caller's `now` (an
  * unfinished bar or session would otherwise be stored and never corrected: the natural keys make
  * later fetches of it duplicates).
+ *
+ * Quotes: the market time must fall inside a regular session, with one exception: a quote stamped
+ * exactly at a session's close is that session's closing print (Yahoo stamps the official close
+ * 16:00:00.000 ET; Alpha Vantage's quote after the close carries only the day, so its provider
+ * stamps the close). It is accepted and stored at close − 1 ms, so it lands in the session's last
+ * 5-minute bucket and the daily rollup (buckets < close_at) includes it; a re-fetch of the same
+ * close maps to the same instant and is a duplicate, not a second print.
  */
 import {
   isTradingDay,
@@ -408,12 +415,17 @@ export function validateQuote(
     priceProblem('price', quote.price) ??
     (ts === null ? ['null_field', 'ts (market time) is null'] : undefined) ??
     volumeProblem(quote.volume);
+  let storedTs = ts;
   if (!problem && ts !== null) {
-    if (Number.isNaN(ts.getTime())) problem = ['bad_timestamp', 'ts is not a valid time'];
+    const t = ts.getTime();
+    if (Number.isNaN(t)) problem = ['bad_timestamp', 'ts is not a valid time'];
     else {
-      if (!sessionAt(ts.getTime()))
+      // The closing print (exactly at close): kept just inside the session (module comment).
+      const closing = sessionAt(t - 1)?.closeAt.getTime() === t;
+      if (closing) storedTs = new Date(t - 1);
+      else if (!sessionAt(t))
         problem = ['outside_session', `${ts.toISOString()} is outside the NYSE regular session`];
-      else if (ts.getTime() > ctx.now.getTime() + 60_000)
+      if (!problem && t > ctx.now.getTime() + 60_000)
         problem = ['bad_timestamp', `${ts.toISOString()} is in the future`];
     }
   }
@@ -425,7 +437,7 @@ export function validateQuote(
     v !== null && Number.isFinite(v) && v >= MIN_PRICE && v < MAX_PRICE;
   const both = sideOk(quote.bid) && sideOk(quote.ask) && quote.bid <= quote.ask;
   out.accepted.push({
-    ts: ts as Date,
+    ts: storedTs as Date,
     price: quote.price as number,
     volume: quote.volume,
     bid: both ? quote.bid : null,

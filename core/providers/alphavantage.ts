@@ -11,6 +11,9 @@
  * the injected fetch and checks every body: AV reports errors and throttling with HTTP 200.
  * Time keys are parsed here, not by `polish`: it reads "YYYY-MM-DD HH:MM:SS" in the host's time
  * zone, while AV gives them in the meta "Time Zone" (US/Eastern), DST included.
+ *
+ * GLOBAL_QUOTE carries a trading day but no time: its quote is stamped with the fetch time while
+ * that day's session is open (the price is AV's latest) and with the session's close after it.
  */
 import alphavantage from 'alphavantage';
 import { addDays, sessionFor } from '../calendar/nyse.ts';
@@ -189,10 +192,20 @@ export function createAlphaVantageProvider(config: Config, opts: ProviderOptions
       }
       const q = av().util.polish<Record<string, string | undefined>>(raw);
       const day = q.latest_trading_day;
-      // AV gives the day, not the time: after that session's close the price is its close;
-      // during the session the trade time is unknown.
+      // AV gives the day, not the time. After that session's close the price is its close:
+      // stamped at the close (validation stores a closing print at close − 1 ms, inside the
+      // session). During the session the price is AV's latest, so it is stamped with the fetch
+      // time on this provider's clock (the trade's own time is not in the payload). A day whose
+      // session has not opened yet by our clock has no time we could vouch for: null.
       const session = day ? sessionFor(day) : undefined;
-      const ts = session && session.closeAt.getTime() <= clock.now().getTime() ? session.closeAt : null;
+      const now = clock.now();
+      const ts = !session
+        ? null
+        : session.closeAt.getTime() <= now.getTime()
+          ? session.closeAt
+          : session.openAt.getTime() <= now.getTime()
+            ? new Date(now.getTime())
+            : null;
       return {
         symbol: q.symbol ?? symbol,
         price: numOrNull(q.price),
