@@ -16,9 +16,17 @@
  * the same payload again later re-fetches (idempotently). Mode "missing" fetches only runs of
  * sessions that have no bars. While one chunk commits, the next is fetched and validated, so the
  * provider's latency and our CPU overlap the database's work; memory holds two chunks at most.
+ *
+ * A permanent provider error for one symbol (a delisted ticker, say) fails that symbol only: its
+ * error body is quarantined, its remaining chunks are skipped, the others carry on, and the result
+ * lists it under `failed`; the job fails (permanently) only when every symbol failed. Rate-limit
+ * and transient errors still fail the attempt, so the queue backs off or retries and the
+ * checkpoints resume. A daily backfill that accepted rows enqueues analytics.indicators {1d} and
+ * analytics.risk for those symbols, debounced and deduplicated like the rollups' chain (same ids,
+ * so a rollup's follow-on and a backfill's for the same symbols collapse into one job).
  */
 import { createHash } from 'node:crypto';
-import { UnrecoverableError } from 'bullmq';
+import { UnrecoverableError, type JobsOptions } from 'bullmq';
 import {
   addDays,
   sessionDateOf,
@@ -46,8 +54,11 @@ import {
 } from '../../core/providers/types.ts';
 import type { JobPayload } from '../catalogue.ts';
 import type { JobContext } from '../types.ts';
+import { CHAIN_DEBOUNCE_MS } from './bars-rollup.ts';
 
 const BACKFILL = 'prices.backfill';
+/** The catalogue's limit of symbols per analytics job. */
+const SYMBOLS_PER_JOB = 5000;
 
 // ---------------------------------------------------------------------------------------------
 // prices.fetch
@@ -268,6 +279,10 @@ export interface PricesBackfillResult extends BackfillCounts {
   chunks: { total: number; fetched: number; resumed: number };
   /** Per symbol: provider(s) that served it and its counts. */
   perSymbol: Record<string, BackfillCounts & { providers: string[]; chunks: number }>;
+  /** Symbols a provider refused permanently (their later chunks skipped); the others loaded. */
+  failed: { symbol: string; error: string }[];
+  /** Follow-on analytics jobs enqueued (deduplicated ones not counted). */
+  enqueued: number;
   notes: string[];
 }
 
@@ -397,8 +412,11 @@ export async function pricesBackfill(
     chunks: { total: planned.length, fetched: 0, resumed: 0 },
     ...zero(),
     perSymbol: {},
+    failed: [],
+    enqueued: 0,
     notes,
   };
+  const failed = new Map<string, string>();
   for (const s of symbols) result.perSymbol[s] = { ...zero(), providers: [], chunks: 0 };
   const committed = await deps.repos.market.checkpointStates(BACKFILL, `${runKey}:`);
   const verbose = planned.length <= 500;
@@ -410,7 +428,8 @@ export async function pricesBackfill(
   let pending: { chunk: PlannedChunk; prepared: Promise<Prepared> } | undefined;
   const prefetch = (from: number): void => {
     let j = from;
-    while (j < planned.length && committed.has(planned[j]!.key)) j++;
+    while (j < planned.length && (committed.has(planned[j]!.key) || failed.has(planned[j]!.security.ticker)))
+      j++;
     const next = planned[j];
     pending = next ? { chunk: next, prepared: prepareChunk(deps, ctx, next, minutes, now) } : undefined;
   };
@@ -418,7 +437,9 @@ export async function pricesBackfill(
     const symbol = chunk.security.ticker;
     const per = result.perSymbol[symbol]!;
     const prior = committed.get(chunk.key) as ChunkState | undefined;
-    if (prior) {
+    if (failed.has(symbol)) {
+      // Skipped: the provider refused this symbol for good on an earlier chunk.
+    } else if (prior) {
       const c = chunkCounts(prior, minutes);
       result.chunks.resumed += 1;
       add(result, c);
@@ -429,8 +450,19 @@ export async function pricesBackfill(
       const prepared = await (pending?.chunk === chunk
         ? pending.prepared
         : prepareChunk(deps, ctx, chunk, minutes, now));
+      if (!prepared.ok) {
+        const err = await chunkFailure(deps, ctx, chunk, prepared.error);
+        if (!(err instanceof ProviderError) || err.kind !== 'permanent') throw err;
+        failed.set(symbol, err.message);
+        result.failed.push({ symbol, error: err.message });
+        await ctx.log(`${symbol} failed permanently (${err.message}); its remaining chunks skipped`);
+        prefetch(i + 1);
+        finished += 1;
+        await ctx.progress((finished / planned.length) * 100);
+        continue;
+      }
       // Start the commit first (it waits on the database), then prepare the next chunk meanwhile.
-      const committing = commitChunk(deps, ctx, chunk, minutes, prepared);
+      const committing = commitChunk(deps, chunk, minutes, prepared);
       prefetch(i + 1);
       const counts = await committing;
       if (counts.skipped) result.chunks.resumed += 1;
@@ -448,12 +480,55 @@ export async function pricesBackfill(
     await ctx.progress((finished / planned.length) * 100);
   }
   if (planned.length === 0) await ctx.progress(100);
+  if (failed.size > 0 && failed.size === symbols.length)
+    throw new UnrecoverableError(
+      `symbols: every symbol failed: ${result.failed.map((f) => `${f.symbol} (${f.error})`).join('; ')}`,
+    );
   // The run is complete: its resume points have served their purpose.
   await deps.repos.market.deleteCheckpoints(BACKFILL, `${runKey}:`);
   await ctx.log(
-    `done: ${result.accepted} accepted, ${result.duplicates} duplicates, ${result.quarantined} quarantined; corporate actions ${result.actionsStored} new, ${result.actionsExisting} known; chunks ${result.chunks.fetched} fetched, ${result.chunks.resumed} resumed`,
+    `done: ${result.accepted} accepted, ${result.duplicates} duplicates, ${result.quarantined} quarantined; corporate actions ${result.actionsStored} new, ${result.actionsExisting} known; chunks ${result.chunks.fetched} fetched, ${result.chunks.resumed} resumed${failed.size ? `; ${failed.size} symbols failed: ${[...failed.keys()].join(', ')}` : ''}`,
   );
+  // Intraday rows reach analytics through bar_changes and the rollups' chain; daily rows skip the
+  // rollups, so the backfill chains analytics itself. Resumed chunks count: their attempt never
+  // got this far.
+  if (interval === '1d') {
+    const changed = symbols.filter((s) => result.perSymbol[s]!.accepted > 0);
+    result.enqueued = await chainAnalytics(ctx, changed);
+    if (changed.length)
+      await ctx.log(
+        `analytics for ${changed.length} symbols with new daily bars: ${result.enqueued} jobs enqueued`,
+      );
+  }
   return result;
+}
+
+/**
+ * analytics.indicators {1d} and analytics.risk for the symbols, in batches of the catalogue's
+ * limit; debounced and deduplicated with the ids bars.rollup-1d uses, so overlapping triggers
+ * collapse. Returns the jobs added (collapsed ones not counted).
+ */
+async function chainAnalytics(ctx: JobContext, symbols: string[]): Promise<number> {
+  let added = 0;
+  const sorted = [...new Set(symbols)].sort();
+  for (let i = 0; i < sorted.length; i += SYMBOLS_PER_JOB) {
+    const batch = sorted.slice(i, i + SYMBOLS_PER_JOB);
+    const digest = createHash('sha1').update(batch.join(',')).digest('hex');
+    const opts = (id: string): JobsOptions => ({
+      delay: CHAIN_DEBOUNCE_MS,
+      deduplication: { id, keepLastIfActive: true },
+    });
+    const ids = [
+      await ctx.enqueue(
+        'analytics.indicators',
+        { symbols: batch, interval: '1d' },
+        opts(`analytics.indicators:1d:${digest}`),
+      ),
+      await ctx.enqueue('analytics.risk', { symbols: batch }, opts(`analytics.risk:-:${digest}`)),
+    ];
+    added += ids.filter((id) => id !== undefined).length;
+  }
+  return added;
 }
 
 /** A chunk fetched, validated and encoded, ready to commit; or the failure to report in turn. */
@@ -506,7 +581,12 @@ async function prepareChunk(
       provider = r.provider;
       const v = validateIntradayBars(r.value, { security, intervalMinutes: minutes, now });
       events = validateEvents(r.value.events);
-      batch.ticks = { rows: intradayTicks(security.id, v.accepted), countSeq: BAR_SEQ.close };
+      batch.ticks = {
+        rows: intradayTicks(security.id, v.accepted),
+        countSeq: BAR_SEQ.close,
+        // The bars' width, so the quote ticks they supersede are cleared over whole bars.
+        barMinutes: minutes,
+      };
       rejected = v.rejected;
       responseDuplicates = v.duplicates;
     }
@@ -533,34 +613,37 @@ async function prepareChunk(
   }
 }
 
-/** Commits a prepared chunk in one transaction, or reports its fetch failure (quarantining an error body). */
-async function commitChunk(
+/** A chunk's fetch failure, its error body quarantined; provider errors get the chunk in their message. */
+async function chunkFailure(
   deps: Deps,
   ctx: JobContext,
   chunk: PlannedChunk,
-  minutes: number,
-  prepared: Prepared,
-): Promise<{ skipped: boolean; provider: string; counts: BackfillCounts }> {
+  err: unknown,
+): Promise<unknown> {
+  if (!(err instanceof ProviderError)) return err;
   const symbol = chunk.security.ticker;
-  if (!prepared.ok) {
-    const err = prepared.error;
-    if (err instanceof ProviderError) {
-      if (err.raw !== undefined)
-        await deps.repos.market.insertQuarantine([
-          {
-            source: err.provider,
-            jobName: BACKFILL,
-            jobId: ctx.id,
-            symbol,
-            entity: 'response',
-            reason: `error_body: ${err.message}`,
-            raw: err.raw,
-          },
-        ]);
-      throw withContext(err, `${symbol} ${chunk.from}..${chunk.to}`);
-    }
-    throw err;
-  }
+  if (err.raw !== undefined)
+    await deps.repos.market.insertQuarantine([
+      {
+        source: err.provider,
+        jobName: BACKFILL,
+        jobId: ctx.id,
+        symbol,
+        entity: 'response',
+        reason: `error_body: ${err.message}`,
+        raw: err.raw,
+      },
+    ]);
+  return withContext(err, `${symbol} ${chunk.from}..${chunk.to}`);
+}
+
+/** Commits a prepared chunk in one transaction. */
+async function commitChunk(
+  deps: Deps,
+  chunk: PlannedChunk,
+  minutes: number,
+  prepared: Prepared & { ok: true },
+): Promise<{ skipped: boolean; provider: string; counts: BackfillCounts }> {
   const res = await deps.repos.market.commitBatch(prepared.batch);
   if (res.skipped) return { skipped: true, provider: prepared.provider, counts: zero() };
   return {

@@ -12,8 +12,25 @@
  * checkpoint) in one transaction, under an advisory lock on the checkpoint key: a crash loses at
  * most the batch in flight, and two workers never commit the same chunk.
  *
- * Provider daily bars never overwrite a bar whose source is 'rollup': a bar rolled up from
- * stored ticks is authoritative over what a provider says about the same session.
+ * Quotes and bar prints (core/ingest/load.ts): a quote is a seq-0 tick, a provider's intraday bar
+ * four prints at its start with seq 1..4. Both in the same 5-minute bucket would be summed twice
+ * by the rollup, so a batch carrying bar prints first deletes the security's seq-0 ticks inside
+ * the span the bars cover, [first bar start, last bar start + bar interval), in the same
+ * transaction, appending that range to bar_changes too: the provider's bars are the record of that
+ * span, the quotes were only a live view of it. The interval is the batch's `barMinutes` when the
+ * caller gives it, else the gcd of the gaps between a security's bar starts, else 1 minute (a
+ * single bar: the narrowest interval, so no quote outside a bar is ever dropped).
+ *
+ * Complete and partial days: a session's 5-minute data is complete when it starts at the open
+ * (a 5-minute bar, or a tick, in the session's first bucket [open_at, open_at + 5m)), partial when
+ * it starts later (a day quoted from 11:00). The same rule serves three places:
+ * - "missing" planning (sessionsMissingBars, intraday): a session needs fetching unless it has bar
+ *   prints or its data is complete, so a quote-only partial day can still be backfilled;
+ * - provider daily bars (upsertDailyBars) never overwrite a 'rollup' bar of a complete day (rolled
+ *   up from stored ticks, it is authoritative), but do replace one whose day is partial: its
+ *   5-minute bars exist and the first is after the open. A 'rollup' bar whose 5-minute bars are
+ *   gone (retention) cannot be judged and is kept;
+ * - the daily rollup (rollups.ts) overwrites a provider's bar only for a complete day.
  */
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -101,13 +118,15 @@ export interface TickCounts {
   /** Provider rows (counted by their print with seq = countSeq) offered and newly stored. */
   rows: number;
   rowsInserted: number;
+  /** Quote ticks (seq 0) deleted because the batch's bar prints cover their time. */
+  quotesReplaced: number;
 }
 
 export interface DailyCounts {
   inserted: number;
   updated: number;
   unchanged: number;
-  /** Sessions already rolled up from ticks: left as they are. */
+  /** Complete sessions already rolled up from ticks: left as they are. */
   keptRollup: number;
 }
 
@@ -121,8 +140,11 @@ export interface BatchResult {
 }
 
 export interface IngestBatch {
-  /** `table`: a scratch copy of ticks, for benchmarks only (default ticks). */
-  ticks?: { rows: readonly TickInsert[]; countSeq: number; table?: string };
+  /**
+   * `table`: a scratch copy of ticks, for benchmarks only (default ticks). `barMinutes`: the
+   * interval of the provider bars whose prints these are (inferred when absent; see the header).
+   */
+  ticks?: { rows: readonly TickInsert[]; countSeq: number; table?: string; barMinutes?: number };
   dailyBars?: readonly DailyBarUpsert[];
   actions?: readonly ActionUpsert[];
   quarantine?: readonly QuarantineInsert[];
@@ -231,8 +253,79 @@ function boundsOf(rows: readonly TickInsert[]): Map<number, { min: number; max: 
   return bounds;
 }
 
+/** Seq of a quote tick and the seqs of a bar's prints (core/ingest/load.ts QUOTE_SEQ, BAR_SEQ). */
+const QUOTE_SEQ = 0;
+const isBarPrint = (seq: number): boolean => seq >= 1 && seq <= 4;
+const MINUTE_MS = 60_000;
+
+const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
+
 /**
- * Inserts ticks, counting new ones and duplicates, and appends bar_changes per security
+ * Per security, the span [first bar start, last bar start + interval) covered by the batch's bar
+ * prints (none when the batch has no bar prints). Interval: `barMinutes`, else the gcd of the gaps
+ * between distinct bar starts, else 1 minute.
+ */
+export function barPrintSpans(
+  rows: readonly TickInsert[],
+  barMinutes?: number,
+): Map<number, { from: Date; to: Date }> {
+  const starts = new Map<number, Set<number>>();
+  for (const r of rows) {
+    if (!isBarPrint(r.seq)) continue;
+    let set = starts.get(r.securityId);
+    if (!set) starts.set(r.securityId, (set = new Set()));
+    set.add(r.ts.getTime());
+  }
+  const out = new Map<number, { from: Date; to: Date }>();
+  for (const [id, set] of starts) {
+    const ts = [...set].sort((a, b) => a - b);
+    let step = 0;
+    for (let i = 1; i < ts.length; i++) step = gcd(ts[i]! - ts[i - 1]!, step);
+    const interval = barMinutes !== undefined && barMinutes > 0 ? barMinutes * MINUTE_MS : step || MINUTE_MS;
+    out.set(id, { from: new Date(ts[0]!), to: new Date(ts.at(-1)! + interval) });
+  }
+  return out;
+}
+
+/**
+ * Deletes the quote ticks (seq 0) inside the spans the batch's bar prints cover and records the
+ * deleted range per security in bar_changes; returns how many were deleted.
+ */
+async function replaceQuotesOn(
+  conn: Conn,
+  table: string,
+  rows: readonly TickInsert[],
+  barMinutes: number | undefined,
+): Promise<number> {
+  const spans = barPrintSpans(rows, barMinutes);
+  if (spans.size === 0) return 0;
+  const ids = [...spans.keys()];
+  const from = ids.map((id) => spans.get(id)!.from);
+  const to = ids.map((id) => spans.get(id)!.to);
+  const min = new Date(Math.min(...from.map((d) => d.getTime())));
+  const max = new Date(Math.max(...to.map((d) => d.getTime())));
+  // The literal bounds let the planner prune ticks partitions before it plans the join.
+  const res = await conn.query<{ n: number }>(
+    `with span as (
+       select * from unnest($1::int[], $2::timestamptz[], $3::timestamptz[]) as s(id, lo, hi)
+     ), gone as (
+       delete from ${table} t using span s
+        where t.security_id = s.id and t.ts >= s.lo and t.ts < s.hi and t.seq = ${QUOTE_SEQ}
+          and t.ts >= timestamptz '${min.toISOString()}' and t.ts < timestamptz '${max.toISOString()}'
+       returning t.security_id, t.ts
+     ), changed as (
+       insert into bar_changes (level, security_id, from_ts, to_ts)
+       select '5m', security_id, min(ts), max(ts) + interval '1 millisecond' from gone group by security_id
+       returning 1
+     )
+     select count(*)::int as n, (select count(*) from changed)::int as changes from gone`,
+    [ids, from.map((d) => d.toISOString()), to.map((d) => d.toISOString())],
+  );
+  return res.rows[0]?.n ?? 0;
+}
+
+/**
+ * Inserts ticks, counting new ones and duplicates, replacing the quotes its bar prints cover, and appends bar_changes per security
  * ([first, last + 1 ms) of what was inserted). General path: COPY into the staging table, then
  * `insert … on conflict do nothing`. Fast path, when the table holds nothing yet in the batch's
  * time span for its securities (a backfill of new history, the usual case): COPY straight into
@@ -245,14 +338,18 @@ async function insertTicksOn(
   table: string,
   rows: readonly TickInsert[],
   countSeq: number,
+  barMinutes?: number,
 ): Promise<TickCounts> {
   const counts: TickCounts = {
     ticks: rows.length,
     ticksInserted: 0,
     rows: rows.reduce((n, r) => n + (r.seq === countSeq ? 1 : 0), 0),
     rowsInserted: 0,
+    quotesReplaced: 0,
   };
   if (rows.length === 0) return counts;
+  // First, so the fast path below sees a span emptied of the quotes it replaces.
+  counts.quotesReplaced = await replaceQuotesOn(conn, table, rows, barMinutes);
   const bounds = boundsOf(rows);
   const ids = [...bounds.keys()];
   const lo = ids.map((id) => new Date(bounds.get(id)!.min).toISOString());
@@ -310,6 +407,10 @@ async function insertTicksOn(
   return counts;
 }
 
+/**
+ * Provider daily bars. A stored 'rollup' bar is replaced only when its day is partial (see the
+ * module header): the session's first 5-minute bar is after open_at.
+ */
 async function upsertDailyOn(conn: Conn, rows: readonly DailyBarUpsert[]): Promise<DailyCounts> {
   if (rows.length === 0) return { inserted: 0, updated: 0, unchanged: 0, keptRollup: 0 };
   const res = await conn.query<{ inserted: number; updated: number; kept: number }>(
@@ -317,6 +418,16 @@ async function upsertDailyOn(conn: Conn, rows: readonly DailyBarUpsert[]): Promi
        select * from unnest($1::int[], $2::date[], $3::numeric[], $4::numeric[], $5::numeric[], $6::numeric[],
                             $7::numeric[], $8::bigint[], $9::text[])
                 as x(security_id, session_date, open, high, low, close, adj_close, volume, source)
+     ), partial as (
+       -- Rolled-up days whose 5-minute bars start after the open (min is null, so not partial,
+       -- when the day has no 5-minute bars left).
+       select d.security_id, d.session_date
+         from input i
+         join bars_1d d using (security_id, session_date)
+         join market_sessions s on s.exchange = '${EXCHANGE}' and s.session_date = d.session_date
+        where d.source = 'rollup'
+          and (select min(b.bucket) from bars_5m b
+                where b.security_id = d.security_id and b.bucket >= s.open_at and b.bucket < s.close_at) > s.open_at
      ), up as (
        insert into bars_1d as d (security_id, session_date, open, high, low, close, adj_close, volume, source, updated_at)
        select security_id, session_date, open, high, low, close, adj_close, volume, source, now() from input
@@ -324,7 +435,9 @@ async function upsertDailyOn(conn: Conn, rows: readonly DailyBarUpsert[]): Promi
           set open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close,
               adj_close = excluded.adj_close, volume = excluded.volume, pv = null, vwap = null,
               trade_count = null, source = excluded.source, updated_at = excluded.updated_at
-        where d.source <> 'rollup'
+        where (d.source <> 'rollup'
+               or exists (select 1 from partial p
+                           where p.security_id = d.security_id and p.session_date = d.session_date))
           and (d.open, d.high, d.low, d.close, d.adj_close, d.volume, d.source)
               is distinct from
               (excluded.open, excluded.high, excluded.low, excluded.close, excluded.adj_close, excluded.volume,
@@ -334,7 +447,10 @@ async function upsertDailyOn(conn: Conn, rows: readonly DailyBarUpsert[]): Promi
      select (count(*) filter (where inserted))::int as inserted,
             (count(*) filter (where not inserted))::int as updated,
             (select count(*) from bars_1d d join input i using (security_id, session_date)
-              where d.source = 'rollup')::int as kept
+              where d.source = 'rollup'
+                and not exists (select 1 from partial p
+                                 where p.security_id = d.security_id and p.session_date = d.session_date))::int
+              as kept
        from up`,
     [
       col(rows, 'securityId'),
@@ -429,7 +545,13 @@ export function createMarketRepository(db: Knex) {
     await conn.query('select pg_advisory_xact_lock(hashtextextended($1, 0))', [key]);
   }
 
-  const emptyTicks = (): TickCounts => ({ ticks: 0, ticksInserted: 0, rows: 0, rowsInserted: 0 });
+  const emptyTicks = (): TickCounts => ({
+    ticks: 0,
+    ticksInserted: 0,
+    rows: 0,
+    rowsInserted: 0,
+    quotesReplaced: 0,
+  });
 
   return {
     /** Securities by ticker with what ingest needs (currency, provider); unknown tickers are absent. */
@@ -490,8 +612,11 @@ export function createMarketRepository(db: Knex) {
 
     /**
      * Sessions (market_sessions, from..to inclusive) where the security has no bars: for '1d' no
-     * bars_1d row; for '5m'/'1m' no 5-minute bar and no tick inside the regular session (ticks not
-     * yet rolled up count as present, so a second "missing" run before the rollup refetches nothing).
+     * bars_1d row; for '5m'/'1m' no bar prints (ticks with seq 1..4) inside the regular session and
+     * no complete day of other data (a 5-minute bar or a tick in the session's first bucket, see
+     * the header). So a day quoted only from 11:00 is missing and gets backfilled, while a day
+     * quoted or generated from the open is not; bar prints not yet rolled up count as present, so
+     * a second "missing" run before the rollup refetches nothing.
      */
     async sessionsMissingBars(
       securityId: number,
@@ -507,10 +632,13 @@ export function createMarketRepository(db: Knex) {
               order by 1`
           : `select s.session_date::text as d from market_sessions s
               where s.exchange = :ex and s.session_date between :from::date and :to::date
-                and not exists (select 1 from bars_5m b
-                                 where b.security_id = :id and b.bucket >= s.open_at and b.bucket < s.close_at)
                 and not exists (select 1 from ticks t
-                                 where t.security_id = :id and t.ts >= s.open_at and t.ts < s.close_at)
+                                 where t.security_id = :id and t.ts >= s.open_at and t.ts < s.close_at
+                                   and t.seq between 1 and 4)
+                and not exists (select 1 from bars_5m b where b.security_id = :id and b.bucket = s.open_at)
+                and not exists (select 1 from ticks t
+                                 where t.security_id = :id and t.ts >= s.open_at
+                                   and t.ts < s.open_at + interval '5 minutes')
               order by 1`;
       const res = await db.raw<{ rows: { d: string }[] }>(sql, { ex: EXCHANGE, id: securityId, from, to });
       return res.rows.map((r) => r.d);
@@ -518,20 +646,21 @@ export function createMarketRepository(db: Knex) {
 
     /**
      * Ticks through the staging table (one transaction), appending bar_changes. `table` is for
-     * benchmarks (a scratch copy of ticks); `countSeq` names the print that stands for one provider row.
+     * benchmarks (a scratch copy of ticks); `countSeq` names the print that stands for one provider
+     * row; bar prints replace the quotes they cover (`barMinutes`: their bars' interval, see the header).
      */
     async insertTicks(
       rows: readonly TickInsert[],
-      opts: { countSeq?: number; table?: string } = {},
+      opts: { countSeq?: number; table?: string; barMinutes?: number } = {},
     ): Promise<TickCounts> {
       const table = ident(opts.table ?? 'ticks');
       return transaction(
-        (conn) => insertTicksOn(conn, table, rows, opts.countSeq ?? 0),
+        (conn) => insertTicksOn(conn, table, rows, opts.countSeq ?? 0, opts.barMinutes),
         (conn) => ensureTickPartitionsOn(conn, table, rows),
       );
     },
 
-    /** Provider daily bars; rows whose stored source is 'rollup' are left alone. */
+    /** Provider daily bars; a stored 'rollup' bar is left alone unless its day is partial (header). */
     async upsertDailyBars(rows: readonly DailyBarUpsert[]): Promise<DailyCounts> {
       return transaction((conn) => upsertDailyOn(conn, rows));
     },
@@ -576,7 +705,14 @@ export function createMarketRepository(db: Knex) {
             );
             if (done.rowCount) return { ...result, skipped: true };
           }
-          if (batch.ticks) result.ticks = await insertTicksOn(conn, table, tickRows, batch.ticks.countSeq);
+          if (batch.ticks)
+            result.ticks = await insertTicksOn(
+              conn,
+              table,
+              tickRows,
+              batch.ticks.countSeq,
+              batch.ticks.barMinutes,
+            );
           if (batch.dailyBars) result.daily = await upsertDailyOn(conn, batch.dailyBars);
           if (batch.actions) result.actions = await upsertActionsOn(conn, batch.actions);
           if (batch.quarantine) result.quarantined = await insertQuarantineOn(conn, batch.quarantine);

@@ -32,6 +32,12 @@
  * Daily bars: 5-minute bars inside each NYSE regular session (market_sessions, so holidays and
  * 13:00 early closes are data, not code) grouped by session date; VWAP = sum(pv) / sum(volume),
  * which equals sum(vwap * volume) / sum(volume) without the rounding of each 5-minute VWAP.
+ * A day is complete when its first 5-minute bar is the session's first bucket (bucket = open_at),
+ * partial when it starts later (a day quoted from 11:00). A complete day's rollup replaces any
+ * bars_1d row (source 'rollup' over a provider's); a partial day's only replaces a 'rollup' row or
+ * fills an empty slot, never a provider's full-day bar. The market repository applies the converse
+ * rule (a provider bar replaces a partial 'rollup' day), so whichever arrives last, a provider's
+ * full day beats a partial rollup and a complete rollup beats a provider.
  */
 import type { Knex } from '../knex.ts';
 
@@ -102,7 +108,12 @@ const AGG_1D_COLUMNS = `
   max(array[extract(epoch from b.bucket), b.close]) as last_key,
   max(b.high) as high, min(b.low) as low,
   sum(b.volume) as volume, sum(b.pv) as pv, sum(b.trade_count) as trade_count`;
-/** Upsert of rollup_1d_agg into bars_1d (source 'rollup'); returns the securities changed. */
+/** Whether a day's 5-minute bars (alias b) start at its session's open (`openAt`); see the header. */
+const COMPLETE_1D = (openAt: string): string => `bool_or(b.bucket = ${openAt}) as complete`;
+/**
+ * Upsert of rollup_1d_agg into bars_1d (source 'rollup'); returns the securities changed. A row
+ * from elsewhere (a provider) is replaced only by a complete day.
+ */
 const UPSERT_1D = `
   insert into bars_1d as d (security_id, session_date, open, high, low, close, volume, pv, vwap, trade_count, source, updated_at)
   select security_id, session_date, first_key[2], high, low, last_key[2], volume, pv,
@@ -112,7 +123,11 @@ const UPSERT_1D = `
      set open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close,
          volume = excluded.volume, pv = excluded.pv, vwap = excluded.vwap,
          trade_count = excluded.trade_count, source = excluded.source, updated_at = excluded.updated_at
-   where (d.open, d.high, d.low, d.close, d.volume, d.pv, d.trade_count, d.source)
+   where (d.source = 'rollup'
+          or exists (select 1 from rollup_1d_agg a
+                      where a.security_id = excluded.security_id and a.session_date = excluded.session_date
+                        and a.complete))
+     and (d.open, d.high, d.low, d.close, d.volume, d.pv, d.trade_count, d.source)
          is distinct from
          (excluded.open, excluded.high, excluded.low, excluded.close, excluded.volume, excluded.pv, excluded.trade_count, excluded.source)
   returning d.security_id`;
@@ -396,7 +411,7 @@ export function createRollupsRepository(db: Knex) {
         await trx.raw(
           `
           create temp table rollup_1d_agg on commit drop as
-          select b.security_id, s.session_date, ${AGG_1D_COLUMNS}
+          select b.security_id, s.session_date, ${AGG_1D_COLUMNS}, ${COMPLETE_1D('s.open_at')}
             from market_sessions s
             join bars_5m b on b.bucket >= s.open_at and b.bucket < s.close_at
            where s.exchange = :exchange and s.session_date between :from::date and :to::date
@@ -514,7 +529,7 @@ export function createRollupsRepository(db: Knex) {
         if (!s.min || !s.max) return none;
         await trx.raw(`
           create temp table rollup_1d_agg on commit drop as
-          select d.security_id, d.session_date, ${AGG_1D_COLUMNS}
+          select d.security_id, d.session_date, ${AGG_1D_COLUMNS}, ${COMPLETE_1D('d.open_at')}
             from rollup_1d_days d
             cross join lateral (
               select x.bucket, x.open, x.high, x.low, x.close, x.volume, x.pv, x.trade_count
