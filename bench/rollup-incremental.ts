@@ -7,7 +7,10 @@
  * TICK_SPACING_S seconds, loaded set-based (generate_series) and rolled up in full; then, for each
  * repetition, one new 5-minute slice of ticks for every security is written together with its
  * bar_changes rows (as a writer must) and the scheduled rollup (`bars.rollup-5m` with an empty
- * payload) is timed. The first repetition is a warm-up; the figure is the median of the rest.
+ * payload) is timed. Both cases are loaded first and their slices then timed alternately (1x,
+ * 10x, 1x, …), so drift in the machine's load hits both alike; the first pair is a warm-up and
+ * each figure is the median of the rest (a run is ~50-100 ms, mostly fixed per-statement cost,
+ * so a busy machine moves single runs by more than the effect being measured).
  * The slices land in the same monthly partition as the newest history, so a plan that scanned
  * the partition instead of the primary key would show in the ratio.
  *
@@ -27,7 +30,7 @@ import { directContext } from '../jobs/types.ts';
 /** Seconds between two ticks of one security. */
 export const TICK_SPACING_S = 60;
 /** Timed repetitions per case (after one warm-up). */
-const REPETITIONS = 5;
+const REPETITIONS = 9;
 /** The last history session; the slices are written in the session after it. */
 const LAST_HISTORY_SESSION = '2024-11-26';
 
@@ -61,12 +64,19 @@ async function withScratch<T>(databaseUrl: string, fn: (deps: Deps) => Promise<T
   }
 }
 
-async function runCase(
+interface PreparedCase {
+  /** Writes slice `rep` with its changes and times the incremental rollup of it, in seconds. */
+  slice(rep: number): Promise<number>;
+  /** Writes one more slice and logs the plan of its incremental statements (untimed). */
+  explain(rep: number): Promise<void>;
+}
+
+async function prepareCase(
   deps: Deps,
   securities: number,
   sessions: number,
   log: (line: string) => void,
-): Promise<{ seconds: number; ticks: number; bars: number }> {
+): Promise<PreparedCase> {
   const db = deps.db;
   const all = sessionsBetween(
     addDays(LAST_HISTORY_SESSION, -Math.ceil(sessions * 1.6) - 20),
@@ -125,8 +135,7 @@ async function runCase(
 
   // Slices: 5 minutes of ticks for every security, written with their bar_changes in one transaction.
   const perSlice = Math.floor(300 / TICK_SPACING_S);
-  const times: number[] = [];
-  for (let rep = 0; rep <= REPETITIONS + 1; rep++) {
+  const write = async (rep: number): Promise<void> => {
     const start = new Date(sliceSession.openAt.getTime() + rep * 300_000);
     await db.transaction(async (trx) => {
       await trx.raw(
@@ -142,25 +151,27 @@ async function runCase(
         [start, start],
       );
     });
-    if (rep === REPETITIONS + 1) {
-      // One more slice, not timed: the plan of the incremental statements, for the log.
+  };
+  return {
+    async slice(rep) {
+      await write(rep);
+      const tr = process.hrtime.bigint();
+      const res = await rollup5m(deps, {}, directContext());
+      const seconds = Number(process.hrtime.bigint() - tr) / 1e9;
+      if (res.changes !== securities || res.upserted !== securities)
+        throw new Error(`bench: slice ${rep} rolled ${res.changes} changes into ${res.upserted} bars`);
+      return seconds;
+    },
+    async explain(rep) {
+      await write(rep);
       const r = await deps.repos.rollups.rollup5mChanges({ limit: 20_000, explain: true });
       const scans = (r.plan ?? '')
         .split('\n')
         .filter((l) => /Scan/.test(l))
         .map((l) => l.trim().replace(/\s+\(cost.*$/, ''));
       log(`    plan scans: ${[...new Set(scans)].join('; ')}`);
-      break;
-    }
-    const tr = process.hrtime.bigint();
-    const res = await rollup5m(deps, {}, directContext());
-    const seconds = Number(process.hrtime.bigint() - tr) / 1e9;
-    if (res.changes !== securities || res.upserted !== securities)
-      throw new Error(`bench: slice ${rep} rolled ${res.changes} changes into ${res.upserted} bars`);
-    if (rep > 0) times.push(seconds);
-  }
-  log(`    incremental rollup of one slice: ${times.map((t) => (t * 1000).toFixed(0)).join(', ')} ms`);
-  return { seconds: median(times), ticks, bars };
+    },
+  };
 }
 
 export async function benchIncrementalRollup(opts: {
@@ -170,11 +181,29 @@ export async function benchIncrementalRollup(opts: {
   log: (line: string) => void;
 }): Promise<{ oneX: number; tenX: number; ratio: number }> {
   const { databaseUrl, securities, historySessions, log } = opts;
-  log(
-    `  1x history (${historySessions} sessions, ticks every ${TICK_SPACING_S} s, ${securities} securities):`,
+  return withScratch(databaseUrl, (one) =>
+    withScratch(databaseUrl, async (ten) => {
+      log(
+        `  1x history (${historySessions} sessions, ticks every ${TICK_SPACING_S} s, ${securities} securities):`,
+      );
+      const a = await prepareCase(one, securities, historySessions, log);
+      log(`  10x history (${historySessions * 10} sessions):`);
+      const b = await prepareCase(ten, securities, historySessions * 10, log);
+      const oneX: number[] = [];
+      const tenX: number[] = [];
+      for (let rep = 0; rep <= REPETITIONS; rep++) {
+        const x = await a.slice(rep);
+        const y = await b.slice(rep);
+        if (rep > 0) {
+          oneX.push(x);
+          tenX.push(y);
+        }
+      }
+      const ms = (xs: number[]): string => xs.map((t) => (t * 1000).toFixed(0)).join(', ');
+      log(`  incremental rollup of one slice, alternating: 1x ${ms(oneX)} ms; 10x ${ms(tenX)} ms`);
+      await a.explain(REPETITIONS + 1);
+      await b.explain(REPETITIONS + 1);
+      return { oneX: median(oneX), tenX: median(tenX), ratio: median(tenX) / median(oneX) };
+    }),
   );
-  const one = await withScratch(databaseUrl, (deps) => runCase(deps, securities, historySessions, log));
-  log(`  10x history (${historySessions * 10} sessions):`);
-  const ten = await withScratch(databaseUrl, (deps) => runCase(deps, securities, historySessions * 10, log));
-  return { oneX: one.seconds, tenX: ten.seconds, ratio: ten.seconds / one.seconds };
 }
