@@ -76,7 +76,7 @@ try {
       `   floor (bare GROUP BY):  ${fmt(r.floorSeconds, 2)} s   ratio ${fmt(r.ratio, 2)}   aim <= 1.5`,
     );
     console.log(
-      `   write floor (GROUP BY + same insert into bars_5m): ${fmt(r.writeFloorSeconds, 2)} s   ratio ${fmt(r.ratioToWriteFloor, 2)}`,
+      `   write floor (GROUP BY + same insert into bars_5m): ${fmt(r.writeFloorSeconds, 2)} s   ratio ${fmt(r.ratioToWriteFloor, 2)}\n`,
     );
   }
 
