@@ -24,11 +24,18 @@ if ! node_ok; then
     npm install --prefix "$tools" --no-audit --no-fund --loglevel=error node@24 >&2
   fi
   export PATH="$tools/node_modules/node/bin:$PATH"
-  # Native addons (talib, the dev-only indicator oracle; msgpackr-extract) must build against this
-  # Node's headers, not whatever `nodedir` a user npmrc names (here: /usr, Node 20's).
-  for headers in "$tools"/node_modules/node/node_modules/node-*; do
-    if [ -d "$headers/include/node" ]; then export npm_config_nodedir="$headers"; fi
-  done
   node_ok || { echo "with-node: $(command -v node) is $(node --version); need >= $want_major.$want_minor" >&2; exit 1; }
 fi
+# Native addons (talib, the dev-only indicator oracle; msgpackr-extract) must build against the
+# headers of the Node that runs them, not whatever `nodedir` a user npmrc names (on some machines
+# /usr, an older Node's). The running Node's install prefix has them; for the npm registry's
+# `node` package, its platform package beside it does.
+prefix="$(node -p 'require("path").dirname(require("path").dirname(process.execPath))')"
+major="$(node -p 'process.versions.node.split(".")[0]')"
+for dir in "$prefix" "$prefix"/node_modules/node-*; do
+  if grep -qs "define NODE_MAJOR_VERSION $major\$" "$dir/include/node/node_version.h"; then
+    export npm_config_nodedir="$dir"
+    break
+  fi
+done
 exec "$@"
