@@ -10,10 +10,16 @@ import { createClient } from '../api/auth/accounts.ts';
 import type { Scope } from '../api/auth/index.ts';
 import type { Deps } from '../core/deps.ts';
 
-/** A new security with a random ticker `<prefix><6 hex>`. */
+/** A new security: `ticker`, or a random `<prefix><6 hex>`; USD unless `currency`. */
 export async function insertSecurity(
   deps: Deps,
-  opts: { prefix?: string; type?: 'EQUITY' | 'BOND'; provider?: string } = {},
+  opts: {
+    ticker?: string;
+    prefix?: string;
+    type?: 'EQUITY' | 'BOND';
+    provider?: string;
+    currency?: string;
+  } = {},
 ): Promise<{ id: number; ticker: string }> {
   const tag = randomBytes(3).toString('hex').toUpperCase();
   const type = opts.type ?? 'EQUITY';
@@ -21,11 +27,11 @@ export async function insertSecurity(
     .db('securities')
     .insert({
       security_id: `SEC-${Math.floor(Math.random() * 9e8) + 1e8}`,
-      ticker: `${opts.prefix ?? 'API'}${tag}`,
+      ticker: opts.ticker ?? `${opts.prefix ?? 'API'}${tag}`,
       security_name: `API test ${tag}`,
       security_type: type,
       asset_class: type === 'EQUITY' ? 'Equity' : 'Fixed Income',
-      currency: 'USD',
+      currency: opts.currency ?? 'USD',
       exchange: 'NYSE',
       ...(type === 'BOND' ? { maturity_date: '2034-01-15', face_value: '100' } : {}),
       ...(opts.provider ? { price_provider: opts.provider } : {}),

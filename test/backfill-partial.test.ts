@@ -4,10 +4,8 @@
  * Real PostgreSQL (a database of this file's own), real BullMQ queues and workers, the synthetic
  * provider with faults injected per symbol.
  */
-import { QueueEvents, type Job } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Deps } from '../core/deps.ts';
-import { createRedis } from '../core/redis.ts';
 import {
   ProviderPermanentError,
   ProviderTransientError,
@@ -16,15 +14,17 @@ import {
 } from '../core/providers/types.ts';
 import type { JobInput, JobName } from '../jobs/catalogue.ts';
 import type { PricesBackfillResult } from '../jobs/processors/prices.ts';
-import { createQueues, queueNameFor, type QueueSet } from '../jobs/queues.ts';
+import { createQueues, type QueueSet } from '../jobs/queues.ts';
 import { startWorkers, type WorkerHost } from '../jobs/worker-host.ts';
+import { insertSecurity } from './api-fixtures.ts';
+import { createJobRunner, type JobRunner } from './job-runner.ts';
 import { closeDeps, dropPrefix, frozenClock, scratchDatabase, testConfig, testDeps } from './support.ts';
 
 let scratch: { url: string; drop: () => Promise<void> };
 let deps: Deps;
 let queues: QueueSet;
 let host: WorkerHost;
-const events = new Map<string, QueueEvents>();
+let runner: JobRunner;
 const ids = new Map<string, number>();
 /** Daily requests the provider received, per symbol. */
 const calls = new Map<string, number>();
@@ -59,42 +59,10 @@ function faulty(real: PriceProvider): PriceProvider {
 }
 
 async function addSecurity(ticker: string): Promise<void> {
-  const [row] = await deps
-    .db('securities')
-    .insert({
-      security_id: `SEC-${String(ids.size + 1).padStart(4, '0')}`,
-      ticker,
-      security_name: `${ticker} Inc`,
-      security_type: 'EQUITY',
-      asset_class: 'Equity',
-      currency: 'USD',
-      exchange: 'NYSE',
-      price_provider: 'synthetic',
-    })
-    .returning<{ id: number }[]>('id');
-  ids.set(ticker, row!.id);
+  ids.set(ticker, (await insertSecurity(deps, { ticker, provider: 'synthetic' })).id);
 }
 
-async function run<N extends JobName>(name: N, payload: JobInput<N>): Promise<{ job: Job; state: string }> {
-  const queueName = queueNameFor(name, payload);
-  let e = events.get(queueName);
-  if (!e) {
-    e = new QueueEvents(queueName, {
-      connection: createRedis(deps.config, { forWorker: true }),
-      prefix: deps.config.queue.prefix,
-    });
-    events.set(queueName, e);
-    await e.waitUntilReady();
-  }
-  const job = await queues.enqueue(name, payload, fastRetry);
-  try {
-    await job.waitUntilFinished(e, 60_000);
-  } catch {
-    // A failed job rejects; its state and reason are read below.
-  }
-  const fresh = (await queues.byQueueName(queueName)!.getJob(job.id!))!;
-  return { job: fresh, state: await fresh.getState() };
-}
+const run = <N extends JobName>(name: N, payload: JobInput<N>) => runner.run(name, payload, fastRetry);
 
 const barCount = async (ticker: string): Promise<number> =>
   Number(
@@ -142,13 +110,14 @@ beforeAll(async () => {
   };
   deps.providers = set;
   queues = createQueues(deps.config);
+  runner = createJobRunner(deps, queues);
   host = startWorkers(deps, { names: ['prices.backfill'] });
   for (const t of ['GOOD', 'GONE', 'GOOD2', 'GONE2', 'GONE3', 'FLAKY']) await addSecurity(t);
 });
 
 afterAll(async () => {
   await host?.close();
-  for (const e of events.values()) await e.close();
+  await runner?.close();
   await queues?.close();
   if (deps) {
     await dropPrefix(deps);

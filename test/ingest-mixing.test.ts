@@ -16,6 +16,7 @@ import type { IntradayRow } from '../core/ingest/validate.ts';
 import { rollup1d, rollup5m } from '../jobs/processors/bars-rollup.ts';
 import { pricesBackfill } from '../jobs/processors/prices.ts';
 import { directContext } from '../jobs/types.ts';
+import { insertSecurity } from './api-fixtures.ts';
 import { closeDeps, dropPrefix, scratchDatabase, testConfig, testDeps } from './support.ts';
 
 const clock: Clock = { now: () => new Date('2024-07-12T12:00:00Z') };
@@ -25,21 +26,9 @@ let deps: Deps;
 const ids = new Map<string, number>();
 
 async function addSecurity(ticker: string): Promise<number> {
-  const [row] = await deps
-    .db('securities')
-    .insert({
-      security_id: `SEC-${String(ids.size + 1).padStart(4, '0')}`,
-      ticker,
-      security_name: `${ticker} Inc`,
-      security_type: 'EQUITY',
-      asset_class: 'Equity',
-      currency: 'USD',
-      exchange: 'NYSE',
-      price_provider: 'synthetic',
-    })
-    .returning<{ id: number }[]>('id');
-  ids.set(ticker, row!.id);
-  return row!.id;
+  const { id } = await insertSecurity(deps, { ticker, provider: 'synthetic' });
+  ids.set(ticker, id);
+  return id;
 }
 
 const at = (iso: string): Date => new Date(iso);

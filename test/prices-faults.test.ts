@@ -6,14 +6,14 @@
  * attempt; a 5xx, a timeout or malformed JSON is retried with backoff; a validation failure fails
  * the job at once with the cause named. And no accepted row is lost or stored twice.
  */
-import { QueueEvents, type Job } from 'bullmq';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { sessionsBetween } from '../core/calendar/nyse.ts';
 import type { Deps } from '../core/deps.ts';
-import { createRedis } from '../core/redis.ts';
 import type { JobInput, JobName } from '../jobs/catalogue.ts';
-import { createQueues, queueNameFor, type QueueSet } from '../jobs/queues.ts';
+import { createQueues, type QueueSet } from '../jobs/queues.ts';
 import { startWorkers, type WorkerHost } from '../jobs/worker-host.ts';
+import { insertSecurity } from './api-fixtures.ts';
+import { createJobRunner, type JobRunner } from './job-runner.ts';
 import {
   respond,
   startProviderServer,
@@ -29,31 +29,12 @@ let server: ProviderServer;
 let deps: Deps;
 let queues: QueueSet;
 let host: WorkerHost;
-const events = new Map<string, QueueEvents>();
+let runner: JobRunner;
 
 // Quick retries, so a test waits milliseconds rather than the production backoff.
 const fastRetry = { attempts: 4, backoff: { type: 'fixed', delay: 50 } } as const;
 
-async function run<N extends JobName>(name: N, payload: JobInput<N>): Promise<{ job: Job; state: string }> {
-  const queueName = queueNameFor(name, payload);
-  let e = events.get(queueName);
-  if (!e) {
-    e = new QueueEvents(queueName, {
-      connection: createRedis(deps.config, { forWorker: true }),
-      prefix: deps.config.queue.prefix,
-    });
-    events.set(queueName, e);
-    await e.waitUntilReady();
-  }
-  const job = await queues.enqueue(name, payload, fastRetry);
-  try {
-    await job.waitUntilFinished(e, 60_000);
-  } catch {
-    // A failed job rejects; its state and reason are read below.
-  }
-  const fresh = (await queues.byQueueName(queueName)!.getJob(job.id!))!;
-  return { job: fresh, state: await fresh.getState() };
-}
+const run = <N extends JobName>(name: N, payload: JobInput<N>) => runner.run(name, payload, fastRetry);
 
 const count = async (sql: string): Promise<number> => {
   const res = await deps.db.raw<{ rows: { n: string }[] }>(sql);
@@ -104,23 +85,15 @@ beforeAll(async () => {
     clock: frozenClock('2024-03-25T20:30:00Z'),
     fetch: server.fetch,
   });
-  await deps.db('securities').insert({
-    security_id: 'SEC-0001',
-    ticker: 'AAPL',
-    security_name: 'Apple Inc',
-    security_type: 'EQUITY',
-    asset_class: 'Equity',
-    currency: 'USD',
-    exchange: 'NASDAQ',
-    price_provider: 'yahoo',
-  });
+  await insertSecurity(deps, { ticker: 'AAPL', provider: 'yahoo' });
   queues = createQueues(deps.config);
+  runner = createJobRunner(deps, queues);
   host = startWorkers(deps, { names: ['prices.backfill', 'prices.quote'] });
 });
 
 afterAll(async () => {
   await host?.close();
-  for (const e of events.values()) await e.close();
+  await runner?.close();
   await queues?.close();
   await dropPrefix(deps);
   await closeDeps(deps);

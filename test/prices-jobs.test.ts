@@ -3,11 +3,10 @@
  * on a database of this file's own, with the synthetic provider (and, for the quarantine, a
  * provider that corrupts the synthetic one's rows the ways real feeds go wrong).
  */
-import { QueueEvents, type Job } from 'bullmq';
+import type { Job } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Clock, Deps } from '../core/deps.ts';
 import { refreshQuote } from '../core/ingest/quotes.ts';
-import { createRedis } from '../core/redis.ts';
 import {
   ProviderPermanentError,
   ProviderRateLimitError,
@@ -15,9 +14,11 @@ import {
   type ProviderSet,
 } from '../core/providers/types.ts';
 import type { JobInput, JobName } from '../jobs/catalogue.ts';
-import { createQueues, queueNameFor, type QueueSet } from '../jobs/queues.ts';
+import { createQueues, type QueueSet } from '../jobs/queues.ts';
 import { startWorkers, type WorkerHost } from '../jobs/worker-host.ts';
 import { loadTicks, oracle5m, toScaled } from './bars-oracle.ts';
+import { insertSecurity } from './api-fixtures.ts';
+import { createJobRunner, type JobRunner } from './job-runner.ts';
 import { closeDeps, dropPrefix, scratchDatabase, testConfig, testDeps } from './support.ts';
 
 /** A clock the test moves; the providers built with the deps read it too. */
@@ -35,51 +36,34 @@ let scratch: { url: string; drop: () => Promise<void> };
 let deps: Deps;
 let queues: QueueSet;
 const hosts: WorkerHost[] = [];
-const events = new Map<string, QueueEvents>();
 const ids = new Map<string, number>();
 
 async function addSecurity(ticker: string, currency = 'USD', provider = 'synthetic'): Promise<number> {
-  const n = ids.size + 1;
-  const [row] = await deps
-    .db('securities')
-    .insert({
-      security_id: `SEC-${String(n).padStart(4, '0')}`,
-      ticker,
-      security_name: `${ticker} Inc`,
-      security_type: 'EQUITY',
-      asset_class: 'Equity',
-      currency,
-      exchange: 'NYSE',
-      price_provider: provider,
-    })
-    .returning<{ id: number }[]>('id');
-  ids.set(ticker, row!.id);
-  return row!.id;
+  const { id } = await insertSecurity(deps, { ticker, currency, provider });
+  ids.set(ticker, id);
+  return id;
 }
 
-function eventsFor(d: Deps, queueName: string): QueueEvents {
-  const key = `${d.config.queue.prefix}/${queueName}`;
-  let e = events.get(key);
-  if (!e) {
-    e = new QueueEvents(queueName, {
-      connection: createRedis(d.config, { forWorker: true }),
-      prefix: d.config.queue.prefix,
-    });
-    events.set(key, e);
+/** One runner per (deps, queues) pair: the main one and the faulty provider's. */
+const runners = new Map<QueueSet, JobRunner>();
+function runnerFor(q: QueueSet, d: Deps): JobRunner {
+  let r = runners.get(q);
+  if (!r) {
+    r = createJobRunner(d, q);
+    runners.set(q, r);
   }
-  return e;
+  return r;
 }
 
+/** Runs a job that must complete; a failure throws with its reason. */
 async function run<N extends JobName>(
   q: QueueSet,
   d: Deps,
   name: N,
   payload: JobInput<N>,
 ): Promise<{ job: Job; result: unknown }> {
-  const e = eventsFor(d, queueNameFor(name, payload));
-  await e.waitUntilReady();
-  const job = await q.enqueue(name, payload);
-  const result = await job.waitUntilFinished(e, 60_000);
+  const { job, state, result } = await runnerFor(q, d).run(name, payload);
+  if (state !== 'completed') throw new Error(`${name} ended ${state}: ${job.failedReason}`);
   return { job, result };
 }
 
@@ -108,7 +92,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const h of hosts) await h.close();
-  for (const e of events.values()) await e.close();
+  for (const r of runners.values()) await r.close();
   await queues?.close();
   await dropPrefix(deps);
   await closeDeps(deps);
@@ -398,7 +382,7 @@ describe('prices.backfill', () => {
   });
 
   it('fails permanently on bad input, naming the field', async () => {
-    const e = eventsFor(deps, 'prices.backfill');
+    const e = await runnerFor(queues, deps).events('prices.backfill');
     const unknown = await queues.enqueue('prices.backfill', {
       symbols: ['NOPE'],
       from: '2024-05-01',
