@@ -7,11 +7,9 @@ cd "$root"
 stamp="node_modules/.package-lock.stamp"
 if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
   echo "setup: installing npm packages (locked versions)" >&2
-  # `npm install`, not `npm ci`: the lock names optional platform builds of msgpackr-extract
-  # (darwin, win32, linux-arm) that some registry mirrors do not serve, and `npm ci` refuses a
-  # lock whose optional entries it cannot resolve. `npm install` installs the locked versions of
-  # everything this platform needs and leaves the lock unchanged.
-  ./scripts/with-node.sh npm install --no-audit --no-fund --loglevel=error
+  # `npm ci`: exactly the committed lock (which lists every platform's optional builds, so a
+  # fresh clone's tree stays clean), and a lock out of step with package.json is an error.
+  ./scripts/with-node.sh npm ci --no-audit --no-fund --loglevel=error
   cp package-lock.json "$stamp"
 fi
 if [ "${1:-}" = "--browser" ]; then

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Runs a command with Node >= 22.12 first on PATH. Where the machine's Node is older (or
+# Runs a command with Node >= 22.18 first on PATH. Where the machine's Node is older (or
 # missing), Node 24 LTS is installed once from the npm registry's `node` package into
 # .tools/ (no other download source is needed), then reused.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 tools="$root/.tools"
 want_major=22
-want_minor=12
+want_minor=18
 
 node_ok() {
   command -v node >/dev/null 2>&1 || return 1

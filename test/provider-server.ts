@@ -16,7 +16,7 @@
  *
  * Default answers (when nothing is scripted for a request):
  * - Yahoo chart (`/v8/finance/chart/<symbol>`): the recorded response in
- *   ../shared/fixtures/yahoo/ for that symbol and interval whose recorded period overlaps the
+ *   test/fixtures/yahoo/ for that symbol and interval whose recorded period overlaps the
  *   requested period1..period2 most; none → Yahoo's 404 "No data found, symbol may be delisted"
  *   for a symbol without recordings, or its 400 "Data doesn't exist for startDate = …".
  * - Yahoo quote (`/v7/finance/quote?symbols=…&crumb=…`): quote-AAPL.json for AAPL, Yahoo's empty
@@ -49,7 +49,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
-export const YAHOO_FIXTURES_DIR = join(here, '..', '..', 'shared', 'fixtures', 'yahoo');
+export const YAHOO_FIXTURES_DIR = join(here, 'fixtures', 'yahoo');
 export const AV_FIXTURES_DIR = join(here, 'fixtures', 'alphavantage');
 /** The crumb the fake getcrumb endpoint hands out (and the quote endpoint then requires). */
 export const PROVIDER_SERVER_CRUMB = 'tEsTcRuMb42';
