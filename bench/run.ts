@@ -2,12 +2,13 @@
  * `npm run bench`: the speed figures the issues ask for, each as a ratio against a baseline
  * measured in the same run on the same machine. Runs in a scratch database it creates and drops.
  *
- * Sections (BENCH_ONLY=generate,rollup,ingest,incremental,indicators picks some; default all):
+ * Sections (BENCH_ONLY=generate,rollup,ingest,incremental,indicators,api picks some; default all):
  *  1. generate: the generator + COPY load vs server-side COPY (issue 2)
  *  2. rollup: the full 5-minute rollup vs a bare GROUP BY (issue 2)
  *  3. ingest: the provider path (synthetic 1-minute bars → validate → ticks) vs server-side COPY
  *  4. incremental: one new 5-minute slice for 1,000 securities with 1x vs 10x history
  *  5. indicators: all indicators for 1,000 securities x 5 years of daily bars
+ *  6. api: historical and intraday endpoints vs /health under a bounded local load (bench/api.ts)
  *
  * Sizes: BENCH_SECURITIES (default 100) x BENCH_SESSIONS (default 20) sessions of 20-second ticks
  * for 1-2; BENCH_LANES (default 2): concurrent COPY connections of the generator;
@@ -21,6 +22,7 @@ import { migrateLatest } from '../core/db/migrate.ts';
 import { buildDeps, closeDeps } from '../core/deps.ts';
 import { dataGenerate } from '../jobs/processors/data-generate.ts';
 import { directContext } from '../jobs/types.ts';
+import { benchApi } from './api.ts';
 import { benchGenerate } from './generate.ts';
 import { benchIndicators } from './indicators.ts';
 import { benchIngest } from './ingest.ts';
@@ -29,7 +31,9 @@ import { benchIncrementalRollup } from './rollup-incremental.ts';
 
 const securities = Number(process.env.BENCH_SECURITIES ?? 100);
 const sessions = Number(process.env.BENCH_SESSIONS ?? 20);
-const only = new Set((process.env.BENCH_ONLY ?? 'generate,rollup,ingest,incremental,indicators').split(','));
+const only = new Set(
+  (process.env.BENCH_ONLY ?? 'generate,rollup,ingest,incremental,indicators,api').split(','),
+);
 
 const base = loadConfig({ ...process.env, LOG_LEVEL: 'warn' });
 const url = new URL(base.db.url);
@@ -115,6 +119,37 @@ try {
       log: (l) => console.log(`   ${l}`),
     });
     console.log(`   seconds: ${fmt(r.seconds, 2)} (${fmt(r.rowsWritten)} rows written)   aim < 10\n`);
+  }
+
+  if (only.has('api')) {
+    const connections = Number(process.env.BENCH_API_CONNECTIONS ?? 20);
+    const seconds = Number(process.env.BENCH_API_SECONDS ?? 5);
+    const rate = Number(process.env.BENCH_API_RATE ?? 500);
+    console.log(
+      `6. API under load: ${connections} connections, ${seconds} s per endpoint (issue: structure)`,
+    );
+    const r = await benchApi({
+      databaseUrl: config.db.url,
+      connections,
+      seconds,
+      rate,
+      log: (l) => console.log(`   ${l}`),
+    });
+    const line = (
+      name: string,
+      x: { perSecond: number; p50Ms: number; p99Ms: number; errors: number },
+    ): string =>
+      `${name} ${fmt(x.perSecond)} req/s   p50 ${fmt(x.p50Ms, 1)} ms   p99 ${fmt(x.p99Ms, 1)} ms${x.errors ? `   ${x.errors} errors` : ''}`;
+    console.log(`   ${line('/health:              ', r.health)}`);
+    console.log(
+      `   ${line('historical (1 year):  ', r.historical)}   ratio ${fmt(r.historical.perSecond / r.health.perSecond, 2)}   aim >= 0.2`,
+    );
+    console.log(
+      `   ${line('intraday (100 bars):  ', r.intraday)}   ratio ${fmt(r.intraday.perSecond / r.health.perSecond, 2)}   aim >= 0.2`,
+    );
+    console.log(`   at ${fmt(r.rate)} req/s offered (open loop):`);
+    console.log(`   ${line('historical:           ', r.historicalAtRate)}   aim p99 < 20 ms`);
+    console.log(`   ${line('intraday:             ', r.intradayAtRate)}   aim p99 < 20 ms\n`);
   }
 } finally {
   await closeDeps(deps);

@@ -1,0 +1,143 @@
+/**
+ * The API under a bounded local load (issue 8): historical (a year of daily bars) and intraday
+ * (the newest 100 five-minute bars) against `/health` in the same run, through the real app
+ * (bearer verification, validation, the database) in this process and a load generator in
+ * another (bench/load.ts), so server and client each have a core.
+ *
+ * Figures: closed-loop throughput with BENCH_API_CONNECTIONS (default 20) connections for
+ * BENCH_API_SECONDS (default 5) each, as ratios to /health; then p50/p99 at a fixed offered rate
+ * of BENCH_API_RATE (default 500) requests per second (open loop).
+ */
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { closeApp, createApp } from '../api/app.ts';
+import { createClient } from '../api/auth/accounts.ts';
+import { createAuth } from '../api/auth/index.ts';
+import { loadConfig } from '../core/config.ts';
+import { buildDeps, closeDeps } from '../core/deps.ts';
+import { createQueues } from '../jobs/queues.ts';
+import type { LoadOptions, LoadResult } from './load.ts';
+
+const run = promisify(execFile);
+const loadScript = join(dirname(fileURLToPath(import.meta.url)), 'load.ts');
+
+async function load(opts: LoadOptions): Promise<LoadResult> {
+  const { stdout } = await run(process.execPath, [loadScript, JSON.stringify(opts)], {
+    maxBuffer: 1 << 20,
+  });
+  return JSON.parse(stdout) as LoadResult;
+}
+
+export interface ApiBenchResult {
+  health: LoadResult;
+  historical: LoadResult;
+  intraday: LoadResult;
+  historicalAtRate: LoadResult;
+  intradayAtRate: LoadResult;
+  rate: number;
+}
+
+export async function benchApi(opts: {
+  databaseUrl: string;
+  connections: number;
+  seconds: number;
+  rate: number;
+  log: (line: string) => void;
+}): Promise<ApiBenchResult> {
+  const config = loadConfig({
+    ...process.env,
+    LOG_LEVEL: 'warn',
+    DATABASE_URL: opts.databaseUrl,
+    QUEUE_PREFIX: `{bench-${randomBytes(3).toString('hex')}}`,
+    API_PORT: '0',
+    NODE_ENV: 'development',
+  });
+  const deps = buildDeps({ name: 'bench-api', config });
+  const queues = createQueues(config);
+  const auth = await createAuth(deps);
+  const app = await createApp(deps, { queues, auth });
+  const server = app.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  try {
+    const ticker = `BENCH${randomBytes(2).toString('hex').toUpperCase()}`;
+    const [sec] = await deps
+      .db('securities')
+      .insert({
+        security_id: `SEC-${900_000_000 + randomBytes(3).readUIntBE(0, 3)}`,
+        ticker,
+        security_name: 'API bench',
+        security_type: 'EQUITY',
+        asset_class: 'Equity',
+        currency: 'USD',
+        exchange: 'NYSE',
+      })
+      .returning<{ id: number }[]>('id');
+    const id = sec!.id;
+    // A year of daily bars before 2026-06-30 and 500 five-minute bars before its close.
+    await deps.db.raw(
+      `insert into bars_1d (security_id, session_date, open, high, low, close, volume, pv, vwap, trade_count, source)
+       select ?, d::date, 100 + i % 7, 101 + i % 7, 99 + i % 7, 100.5 + i % 7, 1000000 + i, null, 100.25 + i % 7, 5000, 'bench'
+         from generate_series('2025-07-01'::date, '2026-06-30'::date, interval '1 day') with ordinality as g(d, i)
+        where extract(isodow from d) < 6`,
+      [id],
+    );
+    await deps.db.raw(
+      `select ensure_month_partitions('bars_5m', '2026-06-01'::timestamptz, '2026-07-01'::timestamptz)`,
+    );
+    await deps.db.raw(
+      `insert into bars_5m (security_id, bucket, open, high, low, close, volume, pv, vwap, trade_count)
+       select ?, timestamptz '2026-06-30 19:55:00+00' - (i * interval '5 minutes'),
+              100 + i % 5, 101 + i % 5, 99 + i % 5, 100.5 + i % 5, 1000 + i, (1000 + i) * (100.25 + i % 5), 100.25 + i % 5, 20
+         from generate_series(0, 499) as i`,
+      [id],
+    );
+    const client = await createClient(deps, { name: 'api bench', scopes: ['results:read'] });
+    const tokenRes = await fetch(`${base}/oauth/token`, {
+      method: 'POST',
+      headers: {
+        authorization: `Basic ${Buffer.from(`${client.clientId}:${client.clientSecret}`).toString('base64')}`,
+        'content-type': 'application/x-www-form-urlencoded',
+      },
+      body: 'grant_type=client_credentials',
+    });
+    if (tokenRes.status !== 200) throw new Error(`token endpoint answered ${tokenRes.status}`);
+    const token = ((await tokenRes.json()) as { access_token: string }).access_token;
+    const headers = { authorization: `Bearer ${token}` };
+
+    const urls = {
+      health: `${base}/health`,
+      historical: `${base}/api/v2/historical/prices/${ticker}?start_date=2025-07-01&end_date=2026-06-30`,
+      intraday: `${base}/api/v2/intraday/prices/${ticker}?limit=100`,
+    };
+    for (const [name, url] of Object.entries(urls)) {
+      const res = await fetch(url, { headers });
+      if (res.status !== 200) throw new Error(`${name}: ${url} answered ${res.status}: ${await res.text()}`);
+      const body = (await res.json()) as { count?: number };
+      if (name !== 'health') opts.log(`${name}: ${body.count} rows per response`);
+    }
+    const closed = (url: string): Promise<LoadResult> =>
+      load({ url, headers, connections: opts.connections, seconds: opts.seconds });
+    // Warm-up (JIT, pool connections, key cache), not reported.
+    await load({ url: urls.historical, headers, connections: opts.connections, seconds: 1 });
+    const health = await closed(urls.health);
+    const historical = await closed(urls.historical);
+    const intraday = await closed(urls.intraday);
+    const atRate = (url: string): Promise<LoadResult> =>
+      load({ url, headers, connections: opts.connections, seconds: opts.seconds, rate: opts.rate });
+    const historicalAtRate = await atRate(urls.historical);
+    const intradayAtRate = await atRate(urls.intraday);
+    return { health, historical, intraday, historicalAtRate, intradayAtRate, rate: opts.rate };
+  } finally {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await closeApp(app);
+    await Promise.allSettled([queues.close(), auth.close()]);
+    await closeDeps(deps);
+  }
+}
