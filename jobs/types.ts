@@ -1,17 +1,17 @@
 import type { JobsOptions } from 'bullmq';
 import type { Deps } from '../core/deps.ts';
+import type { ProgressReporter } from '../core/progress.ts';
 import type { JobInput, JobName } from './catalogue.ts';
 
-/** What a processor may do besides its work: report progress and log lines for Bull Board. */
-export interface JobContext {
+/**
+ * What a processor may do besides its work: report progress (Bull Board's progress ring and
+ * Progress tab) and log lines (its Logs tab), read its flow children's results, enqueue more.
+ */
+export interface JobContext extends ProgressReporter {
   /** BullMQ job id (or a synthetic id when a processor is called directly). */
   readonly id: string;
   /** 0-based count of attempts already made before this one. */
   readonly attemptsMade: number;
-  /** Percent complete, 0–100; shown as Bull Board's progress bar. */
-  progress(percent: number): Promise<void>;
-  /** One line in the job's log (Bull Board "Logs" tab). */
-  log(line: string): Promise<void>;
   /**
    * Return values of the jobs this one waited for in a flow (its BullMQ children), so a step can
    * take its range from the step before it. Empty when called outside a flow.

@@ -4,8 +4,7 @@
  * one security × one calendar month, each committed with its checkpoint.
  */
 import type { Deps } from '../deps.ts';
-import type { JobPayload } from '../../jobs/catalogue.ts';
-import type { JobContext } from '../../jobs/types.ts';
+import type { ProgressReporter } from '../progress.ts';
 import { isValidDate, lastCompletedSession } from '../calendar/nyse.ts';
 import type { DailyBarInsert, FxInsert, RatingInsert, SecurityInsert } from '../db/repositories/generator.ts';
 import { buildClients, buildPortfolios, Market } from './book.ts';
@@ -79,8 +78,21 @@ export interface GenerateResult {
   tickChunksSkipped: number;
 }
 
+/**
+ * What to generate (the data.generate payload after validation, which jobs/catalogue.ts checks;
+ * declared here so the generator does not depend on the job layer).
+ */
+export interface GenerateSpec {
+  seed: number;
+  scale: 'small' | 'seed';
+  securities?: number | undefined;
+  years?: number | undefined;
+  tickSessions?: number | undefined;
+  endDate?: string | undefined;
+}
+
 /** Checks the payload against the calendar and the clock and resolves it into a plan. */
-export function planFor(payload: JobPayload<'data.generate'>, now: Date): Plan {
+export function planFor(payload: GenerateSpec, now: Date): Plan {
   const latest = lastCompletedSession(now).date;
   if (payload.endDate !== undefined) {
     if (!isValidDate(payload.endDate))
@@ -294,8 +306,8 @@ interface Manifest {
 
 export async function generateDataset(
   deps: Deps,
-  payload: JobPayload<'data.generate'>,
-  ctx: JobContext,
+  payload: GenerateSpec,
+  ctx: ProgressReporter,
   internal: GeneratorInternals = {},
 ): Promise<GenerateResult> {
   const repo = deps.repos.generator;

@@ -7,12 +7,12 @@
 import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
 import { ZodError } from 'zod';
-import { buildDeps, closeDeps } from '../deps.ts';
-import { ensureDatabase } from '../db/knex.ts';
-import { migrateLatest } from '../db/migrate.ts';
-import { parsePayload } from '../../jobs/catalogue.ts';
-import { dataGenerate } from '../../jobs/processors/data-generate.ts';
-import { directContext, type JobContext } from '../../jobs/types.ts';
+import { buildDeps, closeDeps } from '../core/deps.ts';
+import { ensureDatabase } from '../core/db/knex.ts';
+import { migrateLatest } from '../core/db/migrate.ts';
+import { parsePayload } from '../jobs/catalogue.ts';
+import { dataGenerate } from '../jobs/processors/data-generate.ts';
+import { directContext, type JobContext } from '../jobs/types.ts';
 
 const { values } = parseArgs({
   options: {
