@@ -11,6 +11,8 @@ const bool = z
 const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Write the JSON log to this file instead of stdout (the demo does so on a terminal). */
+  LOG_FILE: z.string().min(1).optional(),
 
   /** PostgreSQL connection string; the database is created by `npm run migrate` if missing. */
   DATABASE_URL: z.string().url().default('postgres://postgres@127.0.0.1:5432/market_data'),
@@ -125,6 +127,8 @@ export type Env = z.infer<typeof envSchema>;
 export interface Config {
   env: Env['NODE_ENV'];
   logLevel: Env['LOG_LEVEL'];
+  /** JSON log destination; undefined = stdout. */
+  logFile: string | undefined;
   db: { url: string; poolMax: number };
   redis: { url: string };
   queue: { prefix: string; concurrency: number; schedulersEnabled: boolean };
@@ -192,6 +196,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
   return {
     env: e.NODE_ENV,
     logLevel: e.LOG_LEVEL,
+    logFile: e.LOG_FILE,
     db: { url: e.DATABASE_URL, poolMax: e.DATABASE_POOL_MAX },
     redis: { url: e.REDIS_URL },
     queue: {

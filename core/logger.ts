@@ -3,9 +3,17 @@ import type { Config } from './config.ts';
 
 export type { Logger };
 
-/** One JSON logger per process; secrets are redacted wherever they appear in a logged object. */
-export function createLogger(config: Pick<Config, 'logLevel'>, name: string): Logger {
-  return pino({
+/**
+ * One JSON logger per process; secrets are redacted wherever they appear in a logged object.
+ * JSON goes to stdout, or to `config.logFile` (appended; its folder is created) so that a person's
+ * terminal shows readable lines while the machine-readable log is still kept.
+ */
+export function createLogger(config: Pick<Config, 'logLevel' | 'logFile'>, name: string): Logger {
+  const destination =
+    config.logFile === undefined
+      ? undefined
+      : pino.destination({ dest: config.logFile, mkdir: true, sync: true });
+  const options = {
     name,
     level: config.logLevel,
     redact: {
@@ -21,5 +29,6 @@ export function createLogger(config: Pick<Config, 'logLevel'>, name: string): Lo
       ],
       censor: '[redacted]',
     },
-  });
+  };
+  return destination ? pino(options, destination) : pino(options);
 }

@@ -6,6 +6,9 @@
  * in market hours, from the offline synthetic provider), then serves the API and Bull Board
  * (workers keep running, schedulers registered) and prints how to log in and get a token.
  *
+ * On a terminal the JSON log goes to var/demo.log (or LOG_FILE), so that the progress bars and
+ * plain lines are all a person sees; piped, the JSON log stays on stdout.
+ *
  * Flags: --scale small|seed, --seed N, --securities N, --tick-sessions N, --years Y,
  * --no-serve (exit after the pipeline).
  */
@@ -36,7 +39,12 @@ const { values: args } = parseArgs({
   },
 });
 
-const config = loadConfig();
+// A person at a terminal reads progress bars and plain lines; the JSON log goes to a file then
+// (LOG_FILE, default var/demo.log). Piped or redirected, the JSON log stays on stdout.
+const loaded = loadConfig();
+const config =
+  loaded.logFile === undefined && process.stdout.isTTY ? { ...loaded, logFile: 'var/demo.log' } : loaded;
+if (config.logFile !== undefined) console.log(`JSON log: ${config.logFile}`);
 const { created, name } = await ensureDatabase(config.db.url);
 if (created) console.log(`created database ${name}`);
 const migrator = createDb(config, { poolMax: 2 });

@@ -7,6 +7,7 @@
 import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
 import { ZodError } from 'zod';
+import { loadConfig } from '../core/config.ts';
 import { buildDeps, closeDeps } from '../core/deps.ts';
 import { ensureDatabase } from '../core/db/knex.ts';
 import { migrateLatest } from '../core/db/migrate.ts';
@@ -45,7 +46,12 @@ try {
   process.exit(2);
 }
 
-const deps = buildDeps({ name: 'generate', poolMax: 4 });
+// On a terminal the JSON log goes to a file (LOG_FILE, default var/generate.log) so that it does
+// not interleave with the progress bar.
+const loaded = loadConfig();
+const config =
+  loaded.logFile === undefined && process.stderr.isTTY ? { ...loaded, logFile: 'var/generate.log' } : loaded;
+const deps = buildDeps({ name: 'generate', poolMax: 4, config });
 await ensureDatabase(deps.config.db.url);
 await migrateLatest(deps.db);
 
