@@ -9,15 +9,33 @@ import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
 import type { Queue } from 'bullmq';
 import type express from 'express';
+import { queuesByStage } from '../jobs/stages.ts';
 import type { Auth } from './auth/index.ts';
 
 export const ADMIN_BASE_PATH = '/admin/queues';
+
+/**
+ * One adapter per queue, in pipeline order, named `<stage>:<queue>` with ':' as the board's
+ * delimiter (BullMQ queue names cannot contain ':'), so the board's menu groups queues under their
+ * stage; the description is the catalogue's. Queues the catalogue does not know come last, as is.
+ */
+export function boardAdapters(queues: Queue[]): BullMQAdapter[] {
+  const byName = new Map(queues.map((q) => [q.name, q]));
+  const known = queuesByStage().flatMap((info) => {
+    const q = byName.get(info.queueName);
+    byName.delete(info.queueName);
+    return q
+      ? [new BullMQAdapter(q, { prefix: `${info.stage}:`, delimiter: ':', description: info.description })]
+      : [];
+  });
+  return [...known, ...[...byName.values()].map((q) => new BullMQAdapter(q))];
+}
 
 export function mountAdmin(app: express.Express, opts: { auth: Auth; queues: Queue[] }): void {
   const serverAdapter = new ExpressAdapter();
   serverAdapter.setBasePath(ADMIN_BASE_PATH);
   createBullBoard({
-    queues: opts.queues.map((q) => new BullMQAdapter(q)),
+    queues: boardAdapters(opts.queues),
     serverAdapter,
     options: {
       uiConfig: {

@@ -4,15 +4,10 @@
  * OpenAPI (api/openapi.ts). Handlers return data or throw the typed errors below; one wrapper
  * turns both into responses and one builder shapes every error body.
  */
-import { extendZodWithOpenApi } from '@asteasolutions/zod-to-openapi';
 import express, { type ErrorRequestHandler, type Request, type RequestHandler, type Router } from 'express';
-import { z } from 'zod';
 import type { Logger } from '../core/logger.ts';
+import { z } from '../core/zod.ts';
 import type { Scope } from './auth/index.ts';
-
-// `.openapi()` on zod schemas (examples, parameter docs, component names). Route modules import
-// this file, so the extension is installed before any of their schemas are built.
-extendZodWithOpenApi(z);
 
 export interface FieldError {
   /** Where the bad value was: `params.symbol`, `query.limit`, `body.symbols.3`. */

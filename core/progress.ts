@@ -3,8 +3,11 @@
  * context implements it (Bull Board shows both); a CLI implements it with a progress bar.
  */
 export interface ProgressReporter {
-  /** Percent complete, 0–100. */
-  progress(percent: number): Promise<void>;
+  /**
+   * Percent complete, 0–100, with an optional detail of where the work stands (e.g. `{ chunk: 3,
+   * chunks: 40 }`), shown beside the percentage (Bull Board's Progress tab).
+   */
+  progress(percent: number, detail?: Readonly<Record<string, string | number>>): Promise<void>;
   /** One human-readable line. */
   log(line: string): Promise<void>;
 }

@@ -3,7 +3,7 @@
  * by the API, the CLI and the worker alike) and a description. Processors take their argument
  * type from here (`JobPayload<'bars.rollup-5m'>`), never `any`.
  */
-import { z } from 'zod';
+import { z } from '../core/zod.ts';
 
 const isoDate = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'must be a date YYYY-MM-DD');
 const isoDateTime = z.iso.datetime({ offset: true });

@@ -40,6 +40,13 @@ export function queueNameFor(name: JobName, payload: unknown): string {
   return `${name}.${lane}`;
 }
 
+/** The percentage of a job's stored progress (an object from `jobProgress`, or a bare number). */
+export function progressPercent(progress: unknown): number {
+  if (typeof progress === 'number') return progress;
+  const p = (progress as { progress?: unknown } | null)?.progress;
+  return typeof p === 'number' ? p : 0;
+}
+
 export interface QueueSet {
   /** The queue of a job; for a laned job, `lane` (a provider name) is required. */
   get(name: JobName, lane?: string): Queue;

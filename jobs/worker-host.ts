@@ -36,12 +36,29 @@ export function enqueueVia(queues: QueueSet): JobContext['enqueue'] {
   };
 }
 
+/**
+ * What a job stores as its progress: an object, because Bull Board's Progress tab shows only an
+ * object (a bare number reads "No progress data available") and its ring reads the object's
+ * `progress` field. Read the percentage back with `progressPercent`.
+ */
+export function jobProgress(
+  percent: number,
+  detail: Readonly<Record<string, string | number>> | undefined,
+  now: Date,
+): { progress: number; updatedAt: string } & Record<string, string | number> {
+  return {
+    ...detail,
+    progress: Math.max(0, Math.min(100, Math.round(percent))),
+    updatedAt: now.toISOString(),
+  };
+}
+
 function contextFor(job: Job, queues: QueueSet): JobContext {
   return {
     enqueue: enqueueVia(queues),
     id: job.id ?? 'unknown',
     attemptsMade: job.attemptsMade,
-    progress: (percent) => job.updateProgress(Math.max(0, Math.min(100, Math.round(percent)))),
+    progress: (percent, detail) => job.updateProgress(jobProgress(percent, detail, new Date())),
     log: async (line) => {
       await job.log(`${new Date().toISOString()} ${line}`);
     },

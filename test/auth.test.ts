@@ -25,6 +25,7 @@ import { createTokenIssuer, createTokenVerifier } from '../api/auth/tokens.ts';
 import type { Config } from '../core/config.ts';
 import type { Deps } from '../core/deps.ts';
 import { allQueueNames, createQueues, type QueueSet } from '../jobs/queues.ts';
+import { queuesByStage } from '../jobs/stages.ts';
 import { CookieJar, hiddenInputs, hop, HTML, location, startServer, type TestServer } from './auth-http.ts';
 import { closeDeps, dropPrefix, frozenClock, testConfig, testDeps } from './support.ts';
 
@@ -455,8 +456,17 @@ describe('Bull Board behind operator login', () => {
       headers: { accept: 'application/json' },
     });
     expect(res.status).toBe(200);
-    const { queues: listed } = (await res.json()) as { queues: { name: string }[] };
-    expect(listed.map((q) => q.name).sort()).toEqual([...allQueueNames].sort());
+    const { queues: listed } = (await res.json()) as {
+      queues: { name: string; description?: string; delimiter?: string }[];
+    };
+    // Grouped by stage (`<stage>:<queue>`, ':' the board's delimiter), in pipeline order, each
+    // with its catalogue description.
+    expect(listed.map((q) => q.name)).toEqual(queuesByStage().map((i) => `${i.stage}:${i.queueName}`));
+    expect(listed.map((q) => q.name.split(':')[1]).sort()).toEqual([...allQueueNames].sort());
+    for (const q of listed) {
+      expect(q.delimiter).toBe(':');
+      expect(q.description?.length).toBeGreaterThan(10);
+    }
 
     const sched = await hop(jar, `${base}/admin/queues/api/job-schedulers`, {
       headers: { accept: 'application/json' },
@@ -464,14 +474,14 @@ describe('Bull Board behind operator login', () => {
     expect(sched.status).toBe(200);
     const { schedulers } = (await sched.json()) as { schedulers: { id: string; queueName: string }[] };
     expect(schedulers).toContainEqual(
-      expect.objectContaining({ id: 'auth-test-scheduler', queueName: 'bars.rollup-5m' }),
+      expect.objectContaining({ id: 'auth-test-scheduler', queueName: 'bars:bars.rollup-5m' }),
     );
   });
 
   it('refuses a state-changing Bull Board call without our Origin (CSRF), and allows it with it', async () => {
     const jar = new CookieJar();
     await operatorLogin(jar, operator);
-    const url = `${base}/admin/queues/api/queues/bars.rollup-1d/pause`;
+    const url = `${base}/admin/queues/api/queues/bars:bars.rollup-1d/pause`;
     const queue = queues.get('bars.rollup-1d');
     const noOrigin = await hop(jar, url, { method: 'PUT' });
     expect(noOrigin.status).toBe(403);

@@ -136,7 +136,7 @@ it('logs an operator into Bull Board through the OAuth2 flow and shows the queue
 
   // The board's own state-changing calls carry our Origin and go through.
   const status = await page.evaluate(
-    async () => (await fetch('api/queues/bars.rollup-1d/pause', { method: 'PUT' })).status,
+    async () => (await fetch('api/queues/bars:bars.rollup-1d/pause', { method: 'PUT' })).status,
   );
   expect(status).toBe(200);
   expect(await queues.get('bars.rollup-1d').isPaused()).toBe(true);
@@ -144,7 +144,7 @@ it('logs an operator into Bull Board through the OAuth2 flow and shows the queue
 });
 
 it('refuses a state-changing Bull Board call from another origin even though the session cookie is sent', async () => {
-  const target = `${base}/admin/queues/api/queues/bars.rollup-1d/add`;
+  const target = `${base}/admin/queues/api/queues/bars:bars.rollup-1d/add`;
   evil = await startServer();
   evil.setHandler((_req, res) => {
     res.setHeader('content-type', 'text/html');
@@ -163,11 +163,11 @@ it('refuses a state-changing Bull Board call from another origin even though the
   // response: wait for the record rather than read it once.
   await expect
     .poll(() =>
-      seen.find((r) => r.method === 'POST' && r.path === '/admin/queues/api/queues/bars.rollup-1d/add'),
+      seen.find((r) => r.method === 'POST' && r.path === '/admin/queues/api/queues/bars:bars.rollup-1d/add'),
     )
     .toEqual({
       method: 'POST',
-      path: '/admin/queues/api/queues/bars.rollup-1d/add',
+      path: '/admin/queues/api/queues/bars:bars.rollup-1d/add',
       status: 403,
       origin: evil.url,
       withSession: true,

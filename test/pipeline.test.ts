@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Deps } from '../core/deps.ts';
 import { createRedis } from '../core/redis.ts';
 import { addGeneratePipeline } from '../jobs/flows.ts';
-import { createQueues, type QueueSet } from '../jobs/queues.ts';
+import { createQueues, progressPercent, type QueueSet } from '../jobs/queues.ts';
 import { startWorkers, type WorkerHost } from '../jobs/worker-host.ts';
 import { loadTicks, oracle1d, oracle5m, printable, stored1d, stored5m } from './bars-oracle.ts';
 import { closeDeps, dropPrefix, scratchDatabase, testConfig, testDeps } from './support.ts';
@@ -89,7 +89,7 @@ describe('data.generate -> rollups -> analytics through the queues', () => {
 
     // Bull Board shows progress and logs: both were written through the real job.
     const done = await queues.get('bars.rollup-5m').getCompleted();
-    expect(done[0]?.progress).toBe(100);
+    expect(progressPercent(done[0]?.progress)).toBe(100);
     const logs = await queues.get('bars.rollup-5m').getJobLogs(done[0]!.id!);
     expect(logs.logs.join('\n')).toMatch(/bars written/);
   });

@@ -14,7 +14,7 @@ import {
   type ProviderSet,
 } from '../core/providers/types.ts';
 import type { JobInput, JobName } from '../jobs/catalogue.ts';
-import { createQueues, type QueueSet } from '../jobs/queues.ts';
+import { createQueues, progressPercent, type QueueSet } from '../jobs/queues.ts';
 import { startWorkers, type WorkerHost } from '../jobs/worker-host.ts';
 import { loadTicks, oracle5m, toScaled } from './bars-oracle.ts';
 import { insertSecurity } from './api-fixtures.ts';
@@ -226,7 +226,7 @@ describe('prices.backfill', () => {
     const { job, result } = await run(queues, deps, 'prices.backfill', payload);
     const sessions = 41; // May 1 – June 28, 2024 (Memorial Day and Juneteenth closed)
     expect(result).toMatchObject({ accepted: 2 * sessions - 1, duplicates: 1, quarantined: 0 });
-    expect((await queues.get('prices.backfill').getJob(job.id!))?.progress).toBe(100);
+    expect(progressPercent((await queues.get('prices.backfill').getJob(job.id!))?.progress)).toBe(100);
 
     const provider = deps.providers.get('synthetic');
     for (const t of ['AAA', 'BBB']) {

@@ -25,7 +25,7 @@ import { createAuth } from '../api/auth/index.ts';
 import { ensureDemoCredentials } from '../api/auth/cli.ts';
 import type { JobInput } from '../jobs/catalogue.ts';
 import { addGeneratePipeline } from '../jobs/flows.ts';
-import { createQueues } from '../jobs/queues.ts';
+import { createQueues, progressPercent } from '../jobs/queues.ts';
 import { startWorkers, upsertSchedulers } from '../jobs/worker-host.ts';
 
 const { values: args } = parseArgs({
@@ -101,7 +101,7 @@ for (;;) {
     steps.map(async ([step, job]) => {
       const fresh = await queues.byQueueName(step)!.getJob(job.id!);
       const state = fresh ? await fresh.getState() : 'unknown';
-      const progress = typeof fresh?.progress === 'number' ? fresh.progress : 0;
+      const progress = progressPercent(fresh?.progress);
       bar.get(step)?.update(state === 'completed' ? 100 : progress, { state });
       if (state === 'failed') failure = `${step} failed: ${fresh?.failedReason ?? 'unknown reason'}`;
       return state;

@@ -46,9 +46,10 @@ const JobStatus = z
     name: z.string(),
     queue: z.string(),
     state: z.enum([...JOB_STATES, 'unknown']),
-    progress: z
-      .unknown()
-      .openapi({ description: 'Percent complete (0-100) or a structured progress object.' }),
+    progress: z.unknown().openapi({
+      description:
+        'Progress as the job stores it: `{ progress: 0-100, updatedAt, ...detail }` (older jobs: a bare number).',
+    }),
     attempts_made: z.number().int(),
     data: z.unknown().openapi({ description: 'The validated payload.' }),
     result: z.unknown().openapi({ description: "The processor's return value; null until completed." }),
