@@ -90,6 +90,8 @@ describe('data.generate -> rollups -> analytics through the queues', () => {
     // Bull Board shows progress and logs: both were written through the real job.
     const done = await queues.get('bars.rollup-5m').getCompleted();
     expect(progressPercent(done[0]?.progress)).toBe(100);
+    // An object, so Bull Board's Progress tab shows it (it shows nothing for a bare number).
+    expect(done[0]?.progress).toMatchObject({ progress: 100, updatedAt: expect.any(String) });
     const logs = await queues.get('bars.rollup-5m').getJobLogs(done[0]!.id!);
     expect(logs.logs.join('\n')).toMatch(/bars written/);
   });
