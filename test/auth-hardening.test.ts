@@ -26,12 +26,17 @@ import {
   type CreatedClient,
 } from '../api/auth/accounts.ts';
 import { createAuth, type Auth } from '../api/auth/index.ts';
+import { createKeyStore, resealSigningKeys } from '../api/auth/keys.ts';
+import { createTokenIssuer, createTokenVerifier } from '../api/auth/tokens.ts';
 import { authKeyNamespace } from '../api/auth/redis.ts';
 import { loadConfig } from '../core/config.ts';
+import { createDb } from '../core/db/knex.ts';
+import { migrateDownOne, migrateLatest } from '../core/db/migrate.ts';
+import { createSealer } from '../core/sealed.ts';
 import type { Deps } from '../core/deps.ts';
 import { createQueues, type QueueSet } from '../jobs/queues.ts';
 import { hiddenInputs, startServer, type TestServer } from './auth-http.ts';
-import { closeDeps, dropPrefix, testConfig, testDeps } from './support.ts';
+import { closeDeps, dropPrefix, scratchDatabase, testConfig, testDeps } from './support.ts';
 
 const FORM = 'application/x-www-form-urlencoded';
 
@@ -258,6 +263,25 @@ describe('throttling wrong secrets', () => {
     ).toBe(200);
   });
 
+  it('is not fooled by a forged X-Forwarded-For: the peer address is what counts (TRUST_PROXY_HOPS=0)', async () => {
+    const victim = await createClient(env.deps, { name: 'xff', scopes: ['results:read'] });
+    const statuses: number[] = [];
+    for (let i = 0; i < 15; i++) {
+      const res = await call(`${env.base}/oauth/token`, {
+        method: 'POST',
+        from: '127.0.0.6',
+        headers: {
+          'content-type': FORM,
+          authorization: basic(victim.clientId, 'wrong'),
+          'x-forwarded-for': `198.51.100.${i}`,
+        },
+        body: 'grant_type=client_credentials',
+      });
+      statuses.push(res.status);
+    }
+    expect(statuses.slice(-5)).toEqual([429, 429, 429, 429, 429]);
+  });
+
   it('answers a flood of 100 wrong passwords on the sign-in form with 429, and the operator still signs in elsewhere', async () => {
     const jar = new Map<string, string>();
     const hidden = await signInForm(env, '127.0.0.4', jar);
@@ -315,8 +339,15 @@ describe('anonymous visitors', () => {
   it('still log in (state, PKCE and the form token travel in cookies), creating exactly one session', async () => {
     const jar = await loginOperator(env, op);
     expect((await call(`${env.base}/admin/queues/api/queues`, { jar })).status).toBe(200);
-    const keys = await redisKeys(env.deps);
-    expect(keys.filter((k) => k.includes(':sess:'))).toHaveLength(1);
+    const sessions = (await redisKeys(env.deps)).filter((k) => k.includes(':sess:'));
+    expect(sessions).toHaveLength(1);
+    // connect-redis (over the ioredis facade) stores it as JSON expiring with the cookie.
+    const ttl = await env.deps.redis.ttl(sessions[0] ?? '');
+    expect(ttl).toBeGreaterThan(env.deps.config.auth.sessionTtlSeconds - 60);
+    expect(ttl).toBeLessThanOrEqual(env.deps.config.auth.sessionTtlSeconds);
+    expect(JSON.parse((await env.deps.redis.get(sessions[0] ?? '')) ?? '{}')).toMatchObject({
+      operator: { username: op.username, provider: 'builtin' },
+    });
   });
 });
 
@@ -428,6 +459,98 @@ describe('signing keys at rest', () => {
       .sign(signingKey);
     const res = await call(`${env.base}/probe/results`, { headers: { authorization: `Bearer ${forged}` } });
     expect(res.status).toBe(401);
+  });
+});
+
+describe('sealing keys and rotating the key encryption key', () => {
+  it('opens only with the sealing key and the same associated data, and refuses an altered value', () => {
+    const a = randomBytes(32);
+    const b = randomBytes(32);
+    const sealed = createSealer({ current: a, previous: undefined }).seal('{"d":"secret"}', 'kid-1');
+    expect(sealed).not.toContain('secret');
+    expect(createSealer({ current: b, previous: a }).open(sealed, 'kid-1')).toBe('{"d":"secret"}');
+    expect(() => createSealer({ current: b, previous: undefined }).open(sealed, 'kid-1')).toThrow(/neither/);
+    expect(() => createSealer({ current: a, previous: undefined }).open(sealed, 'kid-2')).toThrow(
+      /authentication/,
+    );
+    const parts = sealed.split('.');
+    const ct = Buffer.from(parts[3] ?? '', 'base64url');
+    ct[0] = (ct[0] ?? 0) ^ 1;
+    parts[3] = ct.toString('base64url');
+    expect(() => createSealer({ current: a, previous: undefined }).open(parts.join('.'), 'kid-1')).toThrow();
+    // A truncated tag is not accepted as a shorter tag.
+    parts[3] = sealed.split('.')[3] ?? '';
+    parts[4] = (sealed.split('.')[4] ?? '').slice(0, 6);
+    expect(() => createSealer({ current: a, previous: undefined }).open(parts.join('.'), 'kid-1')).toThrow();
+  });
+
+  it('seals clear keys in the migration, then re-seals them under a new key (reseal-signing-keys)', async () => {
+    const scratch = await scratchDatabase();
+    const db = createDb({ db: { url: scratch.url, poolMax: 2 } });
+    const opened: Deps[] = [];
+    const depsWith = (keys: Record<string, string>): Deps => {
+      const d = testDeps({ config: testConfig({ DATABASE_URL: scratch.url, ...keys }) });
+      opened.push(d);
+      return d;
+    };
+    try {
+      // The schema before this issue, with a key stored in clear as it used to be.
+      expect(await migrateDownOne(db)).toEqual(['20261204000400_auth_hardening.ts']);
+      const pair = await generateKeyPair('ES256', { extractable: true });
+      const { exportJWK } = await import('jose');
+      const publicJwk = await exportJWK(pair.publicKey);
+      const privateJwk = await exportJWK(pair.privateKey);
+      await db.raw(
+        `insert into oauth_signing_keys (kid, alg, public_jwk, private_jwk) values ('old-kid', 'ES256', ?::jsonb, ?::jsonb)`,
+        [JSON.stringify(publicJwk), JSON.stringify(privateJwk)],
+      );
+      await migrateLatest(db);
+      const row = (await db.raw<{ rows: Record<string, unknown>[] }>(`select * from oauth_signing_keys`))
+        .rows[0];
+      expect(row).not.toHaveProperty('private_jwk');
+      expect(JSON.stringify(row)).not.toContain(String(privateJwk.d));
+
+      // The dev key (no AUTH_KEY_ENCRYPTION_KEY outside production) sealed it; the store signs with it.
+      const devDeps = depsWith({});
+      const issue = async (d: Deps): Promise<string> =>
+        (
+          await createTokenIssuer({
+            keys: createKeyStore(d),
+            clock: d.clock,
+            issuer: 'https://issuer.test',
+            audience: 'aud',
+            ttlSeconds: 60,
+          }).issue({ subject: 's', clientId: 's', scope: '' })
+        ).accessToken;
+      const token = await issue(devDeps);
+      expect(decodeProtectedHeader(token).kid).toBe('old-kid');
+      const verify = createTokenVerifier({
+        getKey: createKeyStore(devDeps).getKey,
+        issuer: 'https://issuer.test',
+        audience: 'aud',
+        algorithms: ['ES256'],
+        clock: devDeps.clock,
+      });
+      expect((await verify(token)).subject).toBe('s');
+
+      // Rotation: new key current, old one previous; reseal; then the old key alone opens nothing.
+      const devKey = devDeps.config.auth.keyEncryption.current.toString('base64');
+      const newKey = randomBytes(32).toString('base64');
+      const during = depsWith({ AUTH_KEY_ENCRYPTION_KEY: newKey, AUTH_KEY_ENCRYPTION_KEY_PREVIOUS: devKey });
+      expect(decodeProtectedHeader(await issue(during)).kid).toBe('old-kid');
+      expect(await resealSigningKeys(during)).toMatchObject({ resealed: 1, current: 0 });
+      expect(await resealSigningKeys(during)).toMatchObject({ resealed: 0, current: 1 });
+      expect(decodeProtectedHeader(await issue(depsWith({ AUTH_KEY_ENCRYPTION_KEY: newKey }))).kid).toBe(
+        'old-kid',
+      );
+      await expect(issue(depsWith({ AUTH_KEY_ENCRYPTION_KEY: devKey }))).rejects.toThrow(
+        /cannot unseal signing key old-kid/,
+      );
+    } finally {
+      await db.destroy();
+      for (const d of opened) await closeDeps(d);
+      await scratch.drop();
+    }
   });
 });
 
