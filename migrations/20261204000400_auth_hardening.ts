@@ -7,7 +7,10 @@
  * `users.disabled` and `oauth_clients.disabled` already exist; they are now read on every
  * request (session and bearer), so disabling takes effect at once. `disabled_at` records when.
  *
- * `down` unseals back into the clear column (it needs the same key).
+ * `down` unseals back into the clear column (it needs the same key). The key comes from the
+ * migrating process's own configuration (AUTH_KEY_ENCRYPTION_KEY, required in production): run
+ * the migration with the environment the API runs with. Stop API processes of the previous
+ * release first: they read the dropped clear column.
  */
 import type { Knex } from 'knex';
 import { loadConfig } from '../core/config.ts';

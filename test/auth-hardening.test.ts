@@ -384,6 +384,30 @@ describe('revocation', () => {
     expect((await call(`${env.base}/admin/queues/api/queues`, { jar: jar3 })).status).toBe(200);
   });
 
+  it('logs out with the form token even when the browser sends Origin: null, and never without it', async () => {
+    const jar = await loginOperator(env, op);
+    const logout = (fields: Record<string, string>, origin: string): Promise<Reply> =>
+      call(`${env.base}/admin/logout`, {
+        method: 'POST',
+        jar,
+        headers: { 'content-type': FORM, origin },
+        body: new URLSearchParams(fields).toString(),
+      });
+    const sid = /^s:([^.]+)\./.exec(decodeURIComponent(jar.get('mdw.sid') ?? ''))?.[1] ?? '';
+    const key = `${authKeyNamespace(env.deps.config.queue.prefix)}:sess:${sid}`;
+    expect(await env.deps.redis.exists(key)).toBe(1);
+    const page = await call(`${env.base}/admin/logout`, { jar });
+    const { csrf = '' } = hiddenInputs(page.text);
+    expect(csrf).not.toBe('');
+    expect((await logout({}, 'null')).status).toBe(403);
+    expect((await logout({ csrf: `${csrf}x` }, 'null')).status).toBe(403);
+    expect((await logout({ csrf }, 'https://evil.example')).status).toBe(403);
+    expect((await call(`${env.base}/admin/queues/api/queues`, { jar })).status).toBe(200);
+    expect((await logout({ csrf }, 'null')).status).toBe(200);
+    expect((await call(`${env.base}/admin/queues/api/queues`, { jar })).status).toBe(401);
+    expect(await env.deps.redis.exists(key)).toBe(0);
+  });
+
   it("refuses a disabled client's unexpired tokens at once, and accepts them again when re-enabled", async () => {
     const client = await createClient(env.deps, { name: 'to revoke', scopes: ['results:read'] });
     const res = await tokenRequest(env, { id: client.clientId, secret: client.clientSecret }, '127.0.0.1');

@@ -340,7 +340,7 @@ export function createProviderRouter(opts: ProviderOptions): Router {
   }
 
   // The form posts back to "authorize" relative to itself, so it reaches the same origin (and
-  // session cookie) it was served from, whatever host name the browser used.
+  // login cookie) it was served from, whatever host name the browser used.
   const FORM_ACTION = 'authorize';
 
   /** The form's CSRF token for this browser, setting the cookie it is bound to when missing. */
