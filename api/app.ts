@@ -95,6 +95,8 @@ export async function createApp(
 ): Promise<express.Express> {
   const app = express();
   app.disable('x-powered-by');
+  // req.ip is the peer unless TRUST_PROXY_HOPS proxies are declared: auth throttling keys on it.
+  app.set('trust proxy', deps.config.auth.trustProxyHops);
   const metrics = createMetrics({
     queues: opts.queues.all(),
     connect: () => createRedis(deps.config, { forWorker: true }),

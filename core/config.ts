@@ -76,6 +76,23 @@ const envSchema = z.object({
   /** Lifetime of an operator's Bull Board session. */
   SESSION_TTL_SECONDS: z.coerce.number().int().min(300).max(604_800).default(28_800),
 
+  /**
+   * Encrypts the built-in provider's private signing keys at rest (AES-256-GCM): 32 random bytes,
+   * base64. Required in production; `_PREVIOUS` is still accepted for reading during a rotation.
+   */
+  AUTH_KEY_ENCRYPTION_KEY: z.string().optional(),
+  AUTH_KEY_ENCRYPTION_KEY_PREVIOUS: z.string().optional(),
+  /** Failed authentications (wrong client secret or password) allowed per window, per address... */
+  AUTH_MAX_FAILURES_PER_ADDRESS: z.coerce.number().int().min(1).max(100_000).default(10),
+  /** ...and per client id or username, from all addresses together. */
+  AUTH_MAX_FAILURES_PER_ACCOUNT: z.coerce.number().int().min(1).max(100_000).default(30),
+  AUTH_FAILURE_WINDOW_SECONDS: z.coerce.number().int().min(1).max(86_400).default(900),
+  /**
+   * Proxies in front of the API whose X-Forwarded-For is trusted (Express "trust proxy" hop
+   * count). 0: the peer address is the client's, which is what throttling keys on.
+   */
+  TRUST_PROXY_HOPS: z.coerce.number().int().min(0).max(10).default(0),
+
   /** Exchange time zone for sessions and schedules. */
   MARKET_TIMEZONE: z.string().default('America/New_York'),
   /** Currency that FX rates and attribution convert to. */
@@ -153,6 +170,10 @@ export interface Config {
     };
     sessionSecret: string;
     sessionTtlSeconds: number;
+    /** AES-256-GCM keys sealing private signing keys: the current one, and one still readable. */
+    keyEncryption: { current: Buffer; previous: Buffer | undefined };
+    throttle: { perAddress: number; perAccount: number; windowSeconds: number };
+    trustProxyHops: number;
   };
   market: { timezone: string; baseCurrency: string; provider: Env['PRICE_PROVIDER'] };
   providers: {
@@ -167,6 +188,25 @@ export interface Config {
 }
 
 const DEV_SESSION_SECRET = 'dev-only-session-secret-change-me';
+/**
+ * Outside production only: a fixed, published key (base64 of "dev-only key-encryption-key!!!!!"),
+ * so a development database's keys are sealed the same way as production's but protect nothing.
+ */
+const DEV_KEY_ENCRYPTION_KEY = Buffer.from('dev-only key-encryption-key!!!!!').toString('base64');
+
+/** Placeholders that must never pass as production secrets (docs and compose files show them). */
+function looksLikePlaceholder(value: string): boolean {
+  return value === DEV_SESSION_SECRET || /change-?me|placeholder|example/i.test(value);
+}
+
+/** A 32-byte key from base64, or a message saying what is wrong (never the value). */
+function parseKey(value: string): Buffer | string {
+  const buf = Buffer.from(value, 'base64');
+  if (buf.length !== 32 || buf.toString('base64').replace(/=+$/, '') !== value.replace(/=+$/, '')) {
+    return 'must be 32 random bytes, base64 (e.g. openssl rand -base64 32)';
+  }
+  return buf;
+}
 
 /** Parses an environment (default: process.env) into a Config, or throws naming every bad variable. */
 export function loadConfig(source: Record<string, string | undefined> = process.env): Config {
@@ -178,10 +218,33 @@ export function loadConfig(source: Record<string, string | undefined> = process.
   }
   const e = parsed.data;
   const publicUrl = (e.PUBLIC_URL ?? `http://localhost:${e.API_PORT}`).replace(/\/$/, '');
-  if (e.NODE_ENV === 'production' && (!e.SESSION_SECRET || e.SESSION_SECRET.length < 32)) {
-    throw new Error(
-      'Invalid configuration:\n  SESSION_SECRET: required in production, at least 32 characters',
-    );
+  const problems: string[] = [];
+  if (e.NODE_ENV === 'production') {
+    if (!e.SESSION_SECRET || e.SESSION_SECRET.length < 32 || looksLikePlaceholder(e.SESSION_SECRET)) {
+      problems.push(
+        'SESSION_SECRET: required in production, at least 32 random characters, not a placeholder',
+      );
+    }
+    if (!e.AUTH_KEY_ENCRYPTION_KEY) {
+      problems.push('AUTH_KEY_ENCRYPTION_KEY: required in production (openssl rand -base64 32)');
+    }
+  }
+  const keys: Record<string, Buffer | undefined> = {};
+  for (const name of ['AUTH_KEY_ENCRYPTION_KEY', 'AUTH_KEY_ENCRYPTION_KEY_PREVIOUS'] as const) {
+    const value = e[name];
+    if (value === undefined) continue;
+    const parsed = parseKey(value);
+    if (typeof parsed === 'string') problems.push(`${name}: ${parsed}`);
+    else keys[name] = parsed;
+  }
+  if (
+    e.NODE_ENV === 'production' &&
+    keys.AUTH_KEY_ENCRYPTION_KEY?.equals(Buffer.from(DEV_KEY_ENCRYPTION_KEY, 'base64'))
+  ) {
+    problems.push('AUTH_KEY_ENCRYPTION_KEY: the development key cannot be used in production');
+  }
+  if (problems.length > 0) {
+    throw new Error(`Invalid configuration:\n${problems.map((p) => `  ${p}`).join('\n')}`);
   }
   if (e.OPERATOR_AUTH_PROVIDER === 'external') {
     const missing = (
@@ -223,6 +286,16 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       },
       sessionSecret: e.SESSION_SECRET ?? DEV_SESSION_SECRET,
       sessionTtlSeconds: e.SESSION_TTL_SECONDS,
+      keyEncryption: {
+        current: keys.AUTH_KEY_ENCRYPTION_KEY ?? Buffer.from(DEV_KEY_ENCRYPTION_KEY, 'base64'),
+        previous: keys.AUTH_KEY_ENCRYPTION_KEY_PREVIOUS,
+      },
+      throttle: {
+        perAddress: e.AUTH_MAX_FAILURES_PER_ADDRESS,
+        perAccount: e.AUTH_MAX_FAILURES_PER_ACCOUNT,
+        windowSeconds: e.AUTH_FAILURE_WINDOW_SECONDS,
+      },
+      trustProxyHops: e.TRUST_PROXY_HOPS,
     },
     market: { timezone: e.MARKET_TIMEZONE, baseCurrency: e.BASE_CURRENCY, provider: e.PRICE_PROVIDER },
     providers: {

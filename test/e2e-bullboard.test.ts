@@ -3,7 +3,9 @@
  * the real app (createApp with the real auth), is sent through the built-in provider's OAuth2
  * login (PKCE and state), signs in as an operator and sees every queue and a Job Scheduler.
  * Then a page on another origin of the same site (so the Lax session cookie does travel) tries a
- * state-changing Bull Board call: the server refuses it on its Origin.
+ * state-changing Bull Board call: the server refuses it on its Origin. Last, the operator logs
+ * out through Bull Board's "Log out" link and button (helmet's no-referrer policy makes Chromium
+ * send `Origin: null` on that form), and the session is gone: from Redis and from the board.
  * Chromium comes from scripts/install-browser.sh; without it this test fails, it never skips.
  */
 import { existsSync } from 'node:fs';
@@ -13,6 +15,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { closeApp, createApp } from '../api/app.ts';
 import { createOperator } from '../api/auth/accounts.ts';
 import { createAuth, type Auth } from '../api/auth/index.ts';
+import { sessionKeyPrefix } from '../api/auth/redis.ts';
 import type { Deps } from '../core/deps.ts';
 import { allQueueNames, createQueues, type QueueSet } from '../jobs/queues.ts';
 import { startServer, type TestServer } from './auth-http.ts';
@@ -173,4 +176,33 @@ it('refuses a state-changing Bull Board call from another origin even though the
       withSession: true,
     });
   expect(await queues.get('bars.rollup-1d').count()).toBe(0);
+});
+
+it('logs out from the browser: the session key leaves Redis and the board asks for a login again', async () => {
+  const page = await context!.newPage();
+  await page.goto(`${base}/admin/queues`);
+  await page.getByText('bars.rollup-5m', { exact: true }).first().waitFor({ state: 'visible' });
+  const cookie = (await context!.cookies(base)).find((c) => c.name === 'mdw.sid');
+  // express-session's cookie is "s:<sid>.<signature>", URI-encoded.
+  const sid = /^s:([^.]+)\./.exec(decodeURIComponent(cookie?.value ?? ''))?.[1];
+  expect(sid).toBeTruthy();
+  const key = `${sessionKeyPrefix(deps.config.queue.prefix)}${sid}`;
+  expect(await deps.redis.exists(key)).toBe(1);
+
+  // Bull Board's own "Log out" entry (in the header's last menu), then the button on our page.
+  await page.locator('ul[class^="actions-"] > li').last().locator('button').first().click();
+  await page.getByText('Log out', { exact: true }).first().click();
+  await page.waitForURL((url) => url.pathname === '/admin/logout');
+  const [response] = await Promise.all([
+    page.waitForResponse((r) => r.url() === `${base}/admin/logout` && r.request().method() === 'POST'),
+    page.getByRole('button', { name: 'Log out' }).click(),
+  ]);
+  expect(response.status()).toBe(200);
+  await page.getByText('You are logged out.').waitFor({ state: 'visible' });
+
+  expect(await deps.redis.exists(key)).toBe(0);
+  expect((await context!.cookies(base)).find((c) => c.name === 'mdw.sid')).toBeUndefined();
+  await page.goto(`${base}/admin/queues`);
+  await page.waitForURL((url) => url.pathname === '/oauth/authorize');
+  expect(await page.locator('#username').isVisible()).toBe(true);
 });

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { inject } from 'vitest';
 import { loadConfig, type Config } from '../core/config.ts';
-import { sessionKeyPrefix } from '../api/auth/session-store.ts';
+import { authKeyNamespace } from '../api/auth/redis.ts';
 import { buildDeps, closeDeps, type Clock, type Deps } from '../core/deps.ts';
 
 export function uniquePrefix(): string {
@@ -38,11 +38,11 @@ export function frozenClock(iso: string): Clock {
   return { now: () => new Date(t) };
 }
 
-/** Removes every Redis key a test's prefix owns: its queues and its operator sessions. */
+/** Removes every Redis key a test's prefix owns: its queues, operator sessions and throttle counters. */
 export async function dropPrefix(deps: Deps): Promise<void> {
   // The prefix holds no glob characters (config allows only a brace-wrapped [A-Za-z0-9_.-]+).
   const { prefix } = deps.config.queue;
-  for (const pattern of [`${prefix}:*`, `${sessionKeyPrefix(prefix)}*`]) {
+  for (const pattern of [`${prefix}:*`, `${authKeyNamespace(prefix)}:*`]) {
     let cursor = '0';
     do {
       const [next, keys] = await deps.redis.scan(cursor, 'MATCH', pattern, 'COUNT', 500);

@@ -100,9 +100,30 @@ export async function listClients(deps: Pick<Deps, 'repos'>): Promise<ClientSumm
   return clients.map(({ secretHash, ...rest }) => ({ ...rest, public: secretHash === null }));
 }
 
-/** Returns false when there is no such client. Tokens already issued stay valid until they expire. */
+/**
+ * Returns false when there is no such client. Its tokens are refused from the next request on
+ * (bearer verification reads the client's status), and it can get no new ones.
+ */
 export async function disableClient(deps: Pick<Deps, 'repos'>, clientId: string): Promise<boolean> {
   return deps.repos.auth.setClientDisabled(clientId, true);
+}
+
+/** Returns false when there is no such client. */
+export async function enableClient(deps: Pick<Deps, 'repos'>, clientId: string): Promise<boolean> {
+  return deps.repos.auth.setClientDisabled(clientId, false);
+}
+
+/**
+ * Returns false when there is no such operator. A disabled operator's Bull Board session ends at
+ * its next request (the operator guard reads the user's status), and sign-in is refused.
+ */
+export async function disableOperator(deps: Pick<Deps, 'repos'>, username: string): Promise<boolean> {
+  return deps.repos.auth.setUserDisabled(username, true);
+}
+
+/** Returns false when there is no such operator. */
+export async function enableOperator(deps: Pick<Deps, 'repos'>, username: string): Promise<boolean> {
+  return deps.repos.auth.setUserDisabled(username, false);
 }
 
 /**

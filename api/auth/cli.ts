@@ -4,15 +4,26 @@
  *   create-operator --username U [--password P] [--display-name N] [--role operator|admin]
  *   create-client   --name N --scopes results:read,jobs:write [--client-id ID]
  *   list-clients
- *   disable-client  --client-id ID
+ *   disable-client  --client-id ID      enable-client   --client-id ID
+ *   disable-operator --username U       enable-operator --username U
  *   rotate-signing-key
+ *   reseal-signing-keys
  *
  * Generated passwords and client secrets are printed once and stored only as hashes.
  */
 import { parseArgs } from 'node:util';
 import { buildDeps, closeDeps, type Deps } from '../../core/deps.ts';
-import { createOperator, createClient, disableClient, listClients, parseScopes } from './accounts.ts';
-import { createKeyStore } from './keys.ts';
+import {
+  createOperator,
+  createClient,
+  disableClient,
+  disableOperator,
+  enableClient,
+  enableOperator,
+  listClients,
+  parseScopes,
+} from './accounts.ts';
+import { createKeyStore, resealSigningKeys } from './keys.ts';
 
 export { createOperator, createClient, ensureDemoCredentials } from './accounts.ts';
 
@@ -23,9 +34,15 @@ const USAGE = `usage: npm run admin -- <command> [options]
   create-client --name N --scopes results:read,jobs:write,admin [--client-id ID]
       Creates a machine client (client-credentials grant). Prints client_id and client_secret once.
   list-clients
-  disable-client --client-id ID
+  disable-client --client-id ID     (its tokens are refused from the next request on)
+  enable-client --client-id ID
+  disable-operator --username U     (logged out of Bull Board at the next request; cannot sign in)
+  enable-operator --username U
   rotate-signing-key
-      Retires the token signing key; a new one is made on next use. Issued tokens stay valid until they expire.`;
+      Retires the token signing key; a new one is made on next use. Issued tokens stay valid until they expire.
+  reseal-signing-keys
+      Re-encrypts every signing key under AUTH_KEY_ENCRYPTION_KEY, reading those sealed under
+      AUTH_KEY_ENCRYPTION_KEY_PREVIOUS (step 2 of a key-encryption-key rotation, see README).`;
 
 class UsageError extends Error {}
 
@@ -93,7 +110,32 @@ async function run(deps: Deps, command: string | undefined, args: string[]): Pro
     case 'disable-client': {
       const clientId = required(values, 'client-id');
       if (!(await disableClient(deps, clientId))) throw new Error(`no client "${clientId}"`);
-      console.log(`client ${clientId} disabled (tokens already issued expire on their own)`);
+      console.log(`client ${clientId} disabled: its tokens are refused from now on`);
+      return;
+    }
+    case 'enable-client': {
+      const clientId = required(values, 'client-id');
+      if (!(await enableClient(deps, clientId))) throw new Error(`no client "${clientId}"`);
+      console.log(`client ${clientId} enabled`);
+      return;
+    }
+    case 'disable-operator': {
+      const username = required(values, 'username');
+      if (!(await disableOperator(deps, username))) throw new Error(`no operator "${username}"`);
+      console.log(`operator ${username} disabled: logged out at the next request, sign-in refused`);
+      return;
+    }
+    case 'enable-operator': {
+      const username = required(values, 'username');
+      if (!(await enableOperator(deps, username))) throw new Error(`no operator "${username}"`);
+      console.log(`operator ${username} enabled`);
+      return;
+    }
+    case 'reseal-signing-keys': {
+      const { resealed, current, keyId } = await resealSigningKeys(deps);
+      console.log(
+        `signing keys re-sealed under key ${keyId}: ${resealed} re-sealed, ${current} already current`,
+      );
       return;
     }
     case 'rotate-signing-key': {

@@ -6,7 +6,8 @@
  * - `requireScope(...)`: bearer-token guard for API routes (all listed scopes, `admin` implies all).
  * - `requireOperator`: session guard for Bull Board (login redirect for pages, 401 for XHR,
  *   403 for cross-origin state changes).
- * - `session`: express-session on Redis, for the /oauth and /admin paths only.
+ * - `session`: express-session on Redis (connect-redis), for the /oauth and /admin paths only.
+ *   Only a logged-in operator has a session; anonymous visitors store nothing (cookies.ts).
  *
  * Bearer tokens are verified against the built-in provider's keys, or against AUTH_JWKS_URL
  * (with AUTH_ISSUER and AUTH_AUDIENCE) when an external issuer is configured. The built-in
@@ -20,8 +21,10 @@ import { createRequireScope } from './bearer.ts';
 import { createKeyStore, SIGNING_ALG } from './keys.ts';
 import { BULL_BOARD_CLIENT_ID, createOperatorLogin, OPERATOR_PATHS, SESSION_COOKIE } from './operator.ts';
 import { createProviderRouter } from './provider.ts';
-import { RedisSessionStore, sessionKeyPrefix } from './session-store.ts';
-import { createTokenIssuer, createTokenVerifier } from './tokens.ts';
+import { RedisStore } from 'connect-redis';
+import { createCookieSecrets } from './cookies.ts';
+import { nodeRedisFacade, sessionKeyPrefix } from './redis.ts';
+import { createTokenIssuer, createTokenVerifier, InvalidTokenError, type TokenVerifier } from './tokens.ts';
 import type { Scope } from './types.ts';
 
 export type { Scope } from './types.ts';
@@ -57,6 +60,20 @@ export async function createAuth(deps: Deps): Promise<Auth> {
     algorithms: [SIGNING_ALG],
     clock,
   });
+  // Revocation: a token of ours is refused as soon as its client (or user) is disabled. One
+  // primary-key read per request; no cache, so `disable-client` takes effect at the next request.
+  const verifyOwnActiveToken: TokenVerifier = async (token) => {
+    const principal = await verifyOwnToken(token);
+    if (principal.clientId && !(await deps.repos.auth.isClientActive(principal.clientId))) {
+      throw new InvalidTokenError('client is disabled');
+    }
+    const user = /^user:(\d+)$/.exec(principal.subject)?.[1];
+    if (user !== undefined) {
+      const record = await deps.repos.auth.findUserById(user);
+      if (!record || record.disabled) throw new InvalidTokenError('user is disabled');
+    }
+    return principal;
+  };
   const verifyApiToken = auth.jwksUrl
     ? createTokenVerifier({
         getKey: createRemoteJWKSet(new URL(auth.jwksUrl)),
@@ -65,16 +82,17 @@ export async function createAuth(deps: Deps): Promise<Auth> {
         algorithms: auth.algorithms,
         clock,
       })
-    : verifyOwnToken;
+    : verifyOwnActiveToken;
 
   const secure = new URL(publicUrl).protocol === 'https:';
   const sessionMiddleware = session({
     name: SESSION_COOKIE,
     secret: auth.sessionSecret,
-    store: new RedisSessionStore({
-      redis: deps.redis,
+    // connect-redis: one JSON value per session, expiring with the cookie (its ttl is the fallback).
+    store: new RedisStore({
+      client: nodeRedisFacade(deps.redis),
       prefix: sessionKeyPrefix(config.queue.prefix),
-      ttlSeconds: auth.sessionTtlSeconds,
+      ttl: auth.sessionTtlSeconds,
     }),
     resave: false,
     saveUninitialized: false,
@@ -94,7 +112,7 @@ export async function createAuth(deps: Deps): Promise<Auth> {
         keys,
         tokens,
         verifyOwnToken,
-        session: sessionMiddleware,
+        cookies: createCookieSecrets(auth.sessionSecret, secure),
       }),
     );
   }

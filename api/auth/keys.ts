@@ -3,7 +3,10 @@
  * generated on first use. Every process generates a candidate and tries to insert it; the
  * partial unique index lets exactly one win and everyone then reads the winner, so processes
  * started together still agree on one key. Retired keys stay published until the tokens they
- * signed have expired.
+ * signed have expired. The private key is stored sealed (AES-256-GCM under
+ * AUTH_KEY_ENCRYPTION_KEY, core/sealed.ts, the kid as associated data): the database alone
+ * holds no usable private key. `resealSigningKeys` re-seals every key under the current key
+ * encryption key after a rotation of that key.
  */
 import {
   calculateJwkThumbprint,
@@ -17,6 +20,7 @@ import {
   type JWTVerifyGetKey,
 } from 'jose';
 import type { Deps } from '../../core/deps.ts';
+import { createSealer } from '../../core/sealed.ts';
 
 export const SIGNING_ALG = 'ES256';
 
@@ -47,6 +51,7 @@ type KeyDeps = Pick<Deps, 'repos' | 'clock' | 'config'>;
 
 export function createKeyStore(deps: KeyDeps): KeyStore {
   const repo = deps.repos.auth;
+  const sealer = createSealer(deps.config.auth.keyEncryption);
   let signing: { key: SigningKey; at: number } | undefined;
   let published: { keys: Map<string, { jwk: JWK; key: CryptoKey }>; at: number } | undefined;
   let inflight: Promise<SigningKey> | undefined;
@@ -58,11 +63,18 @@ export function createKeyStore(deps: KeyDeps): KeyStore {
       const publicJwk = await exportJWK(pair.publicKey);
       const privateJwk = await exportJWK(pair.privateKey);
       const kid = await calculateJwkThumbprint(publicJwk);
-      await repo.insertSigningKeyIfNoneActive({ kid, alg: SIGNING_ALG, publicJwk, privateJwk });
+      const privateKeySealed = sealer.seal(JSON.stringify(privateJwk), kid);
+      await repo.insertSigningKeyIfNoneActive({ kid, alg: SIGNING_ALG, publicJwk, privateKeySealed });
       row = await repo.activeSigningKey();
       if (!row) throw new Error('no active signing key after inserting one (was it retired concurrently?)');
     }
-    const privateKey = (await importJWK(row.privateJwk as JWK, SIGNING_ALG)) as CryptoKey;
+    let privateJwk: JWK;
+    try {
+      privateJwk = JSON.parse(sealer.open(row.privateKeySealed, row.kid)) as JWK;
+    } catch (err) {
+      throw new Error(`cannot unseal signing key ${row.kid}: ${(err as Error).message}`, { cause: err });
+    }
+    const privateKey = (await importJWK(privateJwk, SIGNING_ALG)) as CryptoKey;
     return { kid: row.kid, privateKey };
   }
 
@@ -123,4 +135,28 @@ export function createKeyStore(deps: KeyDeps): KeyStore {
       return retired;
     },
   };
+}
+
+/**
+ * Re-seals every signing key (active and retired) under the current AUTH_KEY_ENCRYPTION_KEY,
+ * reading those sealed under AUTH_KEY_ENCRYPTION_KEY_PREVIOUS. Idempotent; returns how many
+ * rows were re-sealed and how many were already current.
+ */
+export async function resealSigningKeys(
+  deps: Pick<Deps, 'repos' | 'config'>,
+): Promise<{ resealed: number; current: number; keyId: string }> {
+  const sealer = createSealer(deps.config.auth.keyEncryption);
+  let resealed = 0;
+  let current = 0;
+  for (const row of await deps.repos.auth.allSigningKeys()) {
+    if (!sealer.needsReseal(row.privateKeySealed)) {
+      current++;
+      continue;
+    }
+    const plain = sealer.open(row.privateKeySealed, row.kid);
+    if (await deps.repos.auth.resealSigningKey(row.kid, row.privateKeySealed, sealer.seal(plain, row.kid))) {
+      resealed++;
+    }
+  }
+  return { resealed, current, keyId: sealer.keyId };
 }

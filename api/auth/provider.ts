@@ -4,33 +4,43 @@
  *
  * - `POST /oauth/token`: client_credentials (client_secret_basic or client_secret_post) and
  *   authorization_code (PKCE S256 required, codes single-use, redirect_uri must match).
- * - `GET|POST /oauth/authorize`: the operator login form (a synchronizer CSRF token in the session).
+ * - `GET|POST /oauth/authorize`: the operator login form. Its CSRF token is bound to a cookie
+ *   (cookies.ts), not to a server-side session: showing the form stores nothing in Redis.
  * - `GET /oauth/jwks`, `GET /oauth/userinfo`, `GET /.well-known/oauth-authorization-server`.
  *
  * Errors follow RFC 6749 section 5.2 (token endpoint) and 4.1.2.1 (authorize redirects). An
  * authorize request with an unknown client or an unregistered redirect_uri is never redirected
  * (that would make us an open redirector); it gets an error page.
+ *
+ * Wrong client secrets and wrong passwords are throttled per address and per account
+ * (throttle.ts) before they are checked.
  */
 import express, { type Request, type RequestHandler, type Response, type Router } from 'express';
 import type { Deps } from '../../core/deps.ts';
 import type { ClientRecord } from '../../core/db/repositories/auth.ts';
 import { bearerToken } from './bearer.ts';
+import type { CookieSecrets } from './cookies.ts';
+import { readCookie } from './cookies.ts';
 import { loginPage, messagePage } from './html.ts';
 import type { KeyStore } from './keys.ts';
 import {
   PKCE_S256_CHALLENGE,
   randomToken,
-  safeEqual,
   sha256Hex,
   verifyAgainstDummy,
   verifyPkceS256,
   verifySecret,
 } from './secrets.ts';
+import { createFailureThrottle } from './throttle.ts';
 import { InvalidTokenError, type IssuedToken, type TokenIssuer, type TokenVerifier } from './tokens.ts';
 import { isScope, SCOPES, type Scope } from './types.ts';
 
 /** Authorization codes are exchanged by the client right after the redirect; a minute is plenty. */
 const CODE_TTL_SECONDS = 60;
+/** The sign-in form's cookie: a random value the form's CSRF token is an HMAC of. */
+const LOGIN_COOKIE = 'mdw.login';
+const LOGIN_COOKIE_MAX_AGE_MS = 60 * 60_000;
+const CSRF_PURPOSE = 'sign-in-form';
 
 export const PROVIDER_PATHS = {
   token: '/oauth/token',
@@ -99,7 +109,26 @@ export interface ProviderOptions {
   tokens: TokenIssuer;
   /** Verifies tokens issued by this provider (for userinfo). */
   verifyOwnToken: TokenVerifier;
-  session: RequestHandler;
+  cookies: CookieSecrets;
+}
+
+/** The client id a token request names (Basic header or client_id field), for throttling and logs. */
+function requestedClientId(req: Request): string | undefined {
+  const m = /^Basic\s+([A-Za-z0-9+/]+=*)$/i.exec(req.get('authorization') ?? '');
+  if (m?.[1]) {
+    const decoded = Buffer.from(m[1], 'base64').toString('utf8');
+    const colon = decoded.indexOf(':');
+    if (colon > 0) {
+      try {
+        return decodeFormComponent(decoded.slice(0, colon));
+      } catch {
+        return undefined;
+      }
+    }
+    return undefined;
+  }
+  const id = (req.body as Record<string, unknown> | undefined)?.client_id;
+  return typeof id === 'string' && id !== '' ? id : undefined;
 }
 
 export function createProviderRouter(opts: ProviderOptions): Router {
@@ -109,6 +138,38 @@ export function createProviderRouter(opts: ProviderOptions): Router {
   const base = deps.config.api.publicUrl;
   const form = express.urlencoded({ extended: false, limit: '16kb', parameterLimit: 50 });
   const router = express.Router();
+  const cookies = opts.cookies;
+
+  const tokenThrottle = createFailureThrottle(deps, {
+    endpoint: 'token',
+    account: requestedClientId,
+    accountField: 'clientId',
+    refuse: (_req, res, retryAfter) => {
+      res
+        .status(429)
+        .set('Cache-Control', 'no-store')
+        .json({
+          error: 'too_many_requests',
+          error_description: `too many failed authentications; retry after ${retryAfter} seconds`,
+        });
+    },
+  });
+  const signInThrottle = createFailureThrottle(deps, {
+    endpoint: 'sign-in',
+    account: (req) => {
+      const u = (req.body as Record<string, unknown> | undefined)?.username;
+      return typeof u === 'string' && u.trim() !== '' ? u.trim().slice(0, 64) : undefined;
+    },
+    accountField: 'username',
+    refuse: (_req, res, retryAfter) => {
+      messagePage(
+        res,
+        429,
+        'Too many attempts',
+        `Too many failed sign-ins. Try again in ${Math.ceil(retryAfter / 60)} minute(s).`,
+      );
+    },
+  });
 
   async function authenticateClient(req: Request, body: Record<string, string>): Promise<ClientRecord> {
     const header = req.get('authorization');
@@ -184,7 +245,7 @@ export function createProviderRouter(opts: ProviderOptions): Router {
     return opts.tokens.issue({ subject: `user:${user.id}`, clientId: client.clientId, scope: record.scope });
   }
 
-  router.post(PROVIDER_PATHS.token, form, async (req, res) => {
+  router.post(PROVIDER_PATHS.token, form, ...tokenThrottle, async (req, res) => {
     res.set('Cache-Control', 'no-store').set('Pragma', 'no-cache');
     try {
       const body = fields(req.body);
@@ -212,7 +273,15 @@ export function createProviderRouter(opts: ProviderOptions): Router {
     } catch (err) {
       if (!(err instanceof OAuthError)) throw err;
       if (err.status === 401) res.set('WWW-Authenticate', `Basic realm="${issuer}"`);
-      log.info({ error: err.code, description: err.message }, 'token request refused');
+      log.info(
+        {
+          error: err.code,
+          description: err.message,
+          clientId: requestedClientId(req)?.slice(0, 128),
+          address: req.ip,
+        },
+        'token request refused',
+      );
       res.status(err.status).json({ error: err.code, error_description: err.message });
     }
   });
@@ -271,10 +340,20 @@ export function createProviderRouter(opts: ProviderOptions): Router {
   }
 
   // The form posts back to "authorize" relative to itself, so it reaches the same origin (and
-  // session cookie) it was served from, whatever host name the browser used.
+  // login cookie) it was served from, whatever host name the browser used.
   const FORM_ACTION = 'authorize';
 
-  router.get(PROVIDER_PATHS.authorize, opts.session, async (req, res) => {
+  /** The form's CSRF token for this browser, setting the cookie it is bound to when missing. */
+  function formToken(req: Request, res: Response): string {
+    let nonce = readCookie(req, LOGIN_COOKIE);
+    if (!nonce || !/^[A-Za-z0-9_-]{43}$/.test(nonce)) {
+      nonce = randomToken();
+      res.cookie(LOGIN_COOKIE, nonce, cookies.cookieOptions('/oauth', LOGIN_COOKIE_MAX_AGE_MS));
+    }
+    return cookies.mac(CSRF_PURPOSE, nonce);
+  }
+
+  router.get(PROVIDER_PATHS.authorize, async (req, res) => {
     let src: Record<string, string>;
     try {
       src = fields(req.query);
@@ -284,16 +363,26 @@ export function createProviderRouter(opts: ProviderOptions): Router {
     }
     const check = await checkAuthorizeRequest(src);
     if (check.kind !== 'ok') return settle(res, check);
-    req.session.loginCsrf ??= randomToken();
     loginPage(res, {
       status: 200,
       action: FORM_ACTION,
       clientName: check.params.client.name,
-      hidden: hiddenFields(check.params, req.session.loginCsrf),
+      hidden: hiddenFields(check.params, formToken(req, res)),
     });
   });
 
-  router.post(PROVIDER_PATHS.authorize, opts.session, form, async (req, res) => {
+  // CSRF first (a forged form is not an attempt worth counting), then the throttle, then the password.
+  const checkForm: RequestHandler = (req, res, next) => {
+    const nonce = readCookie(req, LOGIN_COOKIE);
+    const given = (req.body as Record<string, unknown> | undefined)?.csrf;
+    if (!nonce || typeof given !== 'string' || !cookies.verifyMac(CSRF_PURPOSE, nonce, given)) {
+      messagePage(res, 403, 'Sign-in form expired', 'The sign-in form was stale or not ours. Start again.');
+      return;
+    }
+    next();
+  };
+
+  router.post(PROVIDER_PATHS.authorize, form, checkForm, ...signInThrottle, async (req, res) => {
     let body: Record<string, string>;
     try {
       body = fields(req.body);
@@ -304,15 +393,7 @@ export function createProviderRouter(opts: ProviderOptions): Router {
     const check = await checkAuthorizeRequest(body);
     if (check.kind !== 'ok') return settle(res, check);
     const p = check.params;
-    const expected = req.session.loginCsrf;
-    if (!expected || !body.csrf || !safeEqual(body.csrf, expected)) {
-      return messagePage(
-        res,
-        403,
-        'Sign-in form expired',
-        'The sign-in form was stale or not ours. Start again.',
-      );
-    }
+    const expected = body.csrf ?? '';
     const username = (body.username ?? '').trim().slice(0, 64);
     const password = body.password ?? '';
     const user = username ? await repo.findUserByUsername(username) : null;
@@ -321,7 +402,7 @@ export function createProviderRouter(opts: ProviderOptions): Router {
         ? await verifySecret(password, user.passwordHash)
         : await verifyAgainstDummy(password);
     if (!user || !ok) {
-      log.info({ username, clientId: p.client.clientId }, 'operator sign-in failed');
+      log.info({ username, clientId: p.client.clientId, address: req.ip }, 'operator sign-in failed');
       return loginPage(res, {
         status: 401,
         action: FORM_ACTION,
@@ -331,7 +412,8 @@ export function createProviderRouter(opts: ProviderOptions): Router {
         error: 'Invalid username or password.',
       });
     }
-    req.session.loginCsrf = randomToken();
+    // A new form token for whoever uses this browser next.
+    res.clearCookie(LOGIN_COOKIE, { path: '/oauth' });
     const code = randomToken(32);
     const now = deps.clock.now();
     await repo.deleteExpiredAuthorizationCodes(now);

@@ -45,9 +45,5 @@ declare module 'express-serve-static-core' {
 declare module 'express-session' {
   interface SessionData {
     operator: Operator;
-    /** Synchronizer token of the built-in provider's login form. */
-    loginCsrf: string;
-    /** Where to send the operator after login (a path under /admin/, checked before use). */
-    returnTo: string;
   }
 }

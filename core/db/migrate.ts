@@ -57,3 +57,9 @@ export async function migrateRollback(db: Knex, all = false): Promise<string[]> 
   const [, rolled] = (await db.migrate.rollback(migrationConfig, all)) as [number, string[]];
   return rolled;
 }
+
+/** Undoes the latest applied migration only (tests of a migration's data conversion). */
+export async function migrateDownOne(db: Knex): Promise<string[]> {
+  const [, rolled] = (await db.migrate.down(migrationConfig)) as [number, string[]];
+  return rolled;
+}

@@ -54,7 +54,8 @@ export interface SigningKeyRecord {
   kid: string;
   alg: 'ES256';
   publicJwk: Record<string, unknown>;
-  privateJwk: Record<string, unknown>;
+  /** The private JWK, sealed (core/sealed.ts) with the row's kid as associated data. */
+  privateKeySealed: string;
   createdAt: Date;
   retiredAt: Date | null;
 }
@@ -98,7 +99,7 @@ interface SigningKeyRow {
   kid: string;
   alg: 'ES256';
   public_jwk: Record<string, unknown>;
-  private_jwk: Record<string, unknown>;
+  private_key_sealed: string;
   created_at: Date;
   retired_at: Date | null;
 }
@@ -142,7 +143,7 @@ const toKey = (r: SigningKeyRow): SigningKeyRecord => ({
   kid: r.kid,
   alg: r.alg,
   publicJwk: r.public_jwk,
-  privateJwk: r.private_jwk,
+  privateKeySealed: r.private_key_sealed,
   createdAt: r.created_at,
   retiredAt: r.retired_at,
 });
@@ -199,6 +200,14 @@ export function createAuthRepository(db: Knex) {
     async findUserByUsername(username: string): Promise<UserRecord | null> {
       const row = await db<UserRow>('users').where({ username }).first();
       return row ? toUser(row as UserRow) : null;
+    },
+
+    /** Returns false when no such user exists. */
+    async setUserDisabled(username: string, disabled: boolean): Promise<boolean> {
+      const n = await db('users')
+        .where({ username })
+        .update({ disabled, disabled_at: disabled ? db.fn.now() : null });
+      return n > 0;
     },
 
     async findUserById(id: string): Promise<UserRecord | null> {
@@ -283,8 +292,16 @@ export function createAuthRepository(db: Knex) {
 
     /** Returns false when no such client exists. */
     async setClientDisabled(clientId: string, disabled: boolean): Promise<boolean> {
-      const n = await db('oauth_clients').where({ client_id: clientId }).update({ disabled });
+      const n = await db('oauth_clients')
+        .where({ client_id: clientId })
+        .update({ disabled, disabled_at: disabled ? db.fn.now() : null });
       return n > 0;
+    },
+
+    /** True when the client exists and is enabled: one primary-key read, made per bearer request. */
+    async isClientActive(clientId: string): Promise<boolean> {
+      const row = await db('oauth_clients').where({ client_id: clientId }).first('disabled');
+      return row !== undefined && !(row as { disabled: boolean }).disabled;
     },
 
     async touchClient(clientId: string, at: Date): Promise<void> {
@@ -307,14 +324,14 @@ export function createAuthRepository(db: Knex) {
       kid: string;
       alg: 'ES256';
       publicJwk: Record<string, unknown>;
-      privateJwk: Record<string, unknown>;
+      privateKeySealed: string;
     }): Promise<boolean> {
       const rows = await db('oauth_signing_keys')
         .insert({
           kid: k.kid,
           alg: k.alg,
           public_jwk: JSON.stringify(k.publicJwk),
-          private_jwk: JSON.stringify(k.privateJwk),
+          private_key_sealed: k.privateKeySealed,
         })
         .onConflict()
         .ignore()
@@ -329,6 +346,20 @@ export function createAuthRepository(db: Knex) {
         .orWhere('retired_at', '>', retiredAfter)
         .orderBy('created_at', 'desc');
       return (rows as SigningKeyRow[]).map(toKey);
+    },
+
+    /** Every key, active and retired, for re-sealing under a new key encryption key. */
+    async allSigningKeys(): Promise<SigningKeyRecord[]> {
+      const rows = await db<SigningKeyRow>('oauth_signing_keys').select('*').orderBy('created_at');
+      return (rows as SigningKeyRow[]).map(toKey);
+    },
+
+    /** Replaces a key's sealed private part (same key, sealed anew); false when `expected` changed meanwhile. */
+    async resealSigningKey(kid: string, expected: string, sealed: string): Promise<boolean> {
+      const n = await db('oauth_signing_keys')
+        .where({ kid, private_key_sealed: expected })
+        .update({ private_key_sealed: sealed });
+      return n > 0;
     },
 
     /** Retires the active key (a new one is generated on next use). Returns how many were retired. */
