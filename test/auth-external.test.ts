@@ -182,7 +182,7 @@ describe('operator login through the external provider', () => {
     });
     expect(res.status).toBe(200);
     const { queues: listed } = (await res.json()) as { queues: { name: string }[] };
-    expect(listed.map((q) => q.name).sort()).toEqual([...allQueueNames].sort());
+    expect(listed.map((q) => q.name.split(':').at(-1)).sort()).toEqual([...allQueueNames].sort());
   });
 
   it('shows an error and opens no session when the provider refuses the code', async () => {
