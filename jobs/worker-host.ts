@@ -7,6 +7,7 @@
 import { UnrecoverableError, Worker, type Job, type Queue } from 'bullmq';
 import { ZodError } from 'zod';
 import type { Deps } from '../core/deps.ts';
+import { describeIssues } from '../core/input.ts';
 import { createRedis } from '../core/redis.ts';
 import { ProviderError, ProviderRateLimitError, type ProviderName } from '../core/providers/types.ts';
 import { jobNames, parsePayload, type JobName } from './catalogue.ts';
@@ -18,10 +19,6 @@ import type { JobContext } from './types.ts';
 export interface WorkerHost {
   workers: Worker[];
   close(): Promise<void>;
-}
-
-function describeZod(err: ZodError): string {
-  return err.issues.map((i) => `${i.path.join('.') || '(payload)'}: ${i.message}`).join('; ');
 }
 
 /**
@@ -87,7 +84,8 @@ export function startWorkers(deps: Deps, opts: { names?: JobName[]; concurrency?
           try {
             payload = parsePayload(name, job.data);
           } catch (err) {
-            if (err instanceof ZodError) throw new UnrecoverableError(`invalid payload: ${describeZod(err)}`);
+            if (err instanceof ZodError)
+              throw new UnrecoverableError(`invalid payload: ${describeIssues(err)}`);
             throw err;
           }
           const started = Date.now();

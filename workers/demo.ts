@@ -16,11 +16,12 @@ import { loadConfig } from '../core/config.ts';
 import { createDb, ensureDatabase } from '../core/db/knex.ts';
 import { migrateLatest } from '../core/db/migrate.ts';
 import { buildDeps, closeDeps } from '../core/deps.ts';
+import { describeIssues, parseDecimal } from '../core/input.ts';
 import { createRedis } from '../core/redis.ts';
 import { closeApp, createApp } from '../api/app.ts';
 import { createAuth } from '../api/auth/index.ts';
 import { ensureDemoCredentials } from '../api/auth/cli.ts';
-import type { JobInput } from '../jobs/catalogue.ts';
+import { jobCatalogue, type JobInput } from '../jobs/catalogue.ts';
 import { addGeneratePipeline } from '../jobs/flows.ts';
 import { createQueues } from '../jobs/queues.ts';
 import { startWorkers, upsertSchedulers } from '../jobs/worker-host.ts';
@@ -36,6 +37,33 @@ const { values: args } = parseArgs({
   },
 });
 
+// Strictly decimal numbers (core/input.ts), checked against the catalogue before anything starts.
+const bad: string[] = [];
+const int = (field: string, text: string | undefined): number | undefined => {
+  if (text === undefined) return undefined;
+  const n = parseDecimal(text, { integer: true });
+  if (n === undefined) bad.push(`${field}: must be an integer in decimal digits`);
+  return n;
+};
+const years = args.years === undefined ? undefined : parseDecimal(args.years);
+if (args.years !== undefined && years === undefined) bad.push('years: must be a number in decimal digits');
+const given = {
+  scale: args.scale,
+  seed: int('seed', args.seed),
+  securities: int('securities', args.securities),
+  tickSessions: int('tickSessions', args['tick-sessions']),
+  years,
+};
+const checked = jobCatalogue['data.generate'].schema.safeParse(
+  Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)),
+);
+if (!checked.success) bad.push(describeIssues(checked.error, 'arguments'));
+if (bad.length > 0 || !checked.success) {
+  console.error(bad.join('\n'));
+  process.exit(2);
+}
+const generate: JobInput<'data.generate'> = checked.data;
+
 const config = loadConfig();
 const { created, name } = await ensureDatabase(config.db.url);
 if (created) console.log(`created database ${name}`);
@@ -48,14 +76,6 @@ const deps = buildDeps({ name: 'demo', config });
 const queues = createQueues(config);
 const host = startWorkers(deps);
 await upsertSchedulers(queues);
-
-const generate: JobInput<'data.generate'> = {
-  scale: args.scale === 'seed' ? 'seed' : 'small',
-  seed: Number(args.seed),
-  ...(args.securities ? { securities: Number(args.securities) } : {}),
-  ...(args['tick-sessions'] ? { tickSessions: Number(args['tick-sessions']) } : {}),
-  ...(args.years ? { years: Number(args.years) } : {}),
-};
 
 const connection = createRedis(config);
 const node = await addGeneratePipeline(config, connection, generate);

@@ -89,6 +89,11 @@ const jobId = z
   .max(200)
   .regex(/^[A-Za-z0-9._-]+(:[A-Za-z0-9._-]+)*$/, 'must be a job id (letters, digits, . _ - and :)');
 
+const jsonObject = z.custom<Record<string, unknown>>(
+  (v) => typeof v === 'object' && v !== null && !Array.isArray(v),
+  'must be a JSON object',
+);
+
 const iso = (ms: number | undefined): string | null => (ms ? new Date(ms).toISOString() : null);
 
 async function findJob(queue: Queue, id: string): Promise<Job | undefined> {
@@ -126,7 +131,9 @@ export function jobsRoutes(queues: QueueSet): RouteDef[] {
       tags: ['jobs'],
       access: 'jobs:write',
       params: z.object({ name: z.string().openapi({ enum: [...jobNames], example: 'bars.rollup-1d' }) }),
-      body: z.record(z.string(), z.unknown()),
+      // Handed to the job's own schema as parsed: a key-copying schema (z.record) here would drop
+      // a `__proto__` key before the job's strict schema could refuse it.
+      body: jsonObject,
       docsBody: payloadDocs,
       status: 202,
       response: JobAccepted,

@@ -15,6 +15,7 @@
  */
 import { z } from 'zod';
 import type { Deps } from '../../core/deps.ts';
+import { decimalInt } from '../../core/input.ts';
 import { refreshQuote } from '../../core/ingest/quotes.ts';
 import { ProviderError, ProviderRateLimitError } from '../../core/providers/types.ts';
 import { defineRoute, HttpError, NotFoundError, type RouteDef } from '../http.ts';
@@ -120,8 +121,8 @@ export function stocksRoutes(deps: Deps): RouteDef[] {
       access: 'results:read',
       query: z
         .object({
-          limit: z.coerce.number().int().min(1).max(MAX_PAGE).default(100),
-          offset: z.coerce.number().int().min(0).max(1_000_000_000).default(0),
+          limit: decimalInt({ min: 1, max: MAX_PAGE, default: 100 }),
+          offset: decimalInt({ min: 0, max: 1_000_000_000, default: 0 }),
         })
         .strict(),
       response: z.array(StockRecord).openapi('StockList'),

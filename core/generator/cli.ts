@@ -6,11 +6,11 @@
  */
 import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
-import { ZodError } from 'zod';
 import { buildDeps, closeDeps } from '../deps.ts';
 import { ensureDatabase } from '../db/knex.ts';
 import { migrateLatest } from '../db/migrate.ts';
-import { parsePayload } from '../../jobs/catalogue.ts';
+import { jobCatalogue } from '../../jobs/catalogue.ts';
+import { issuesOf, parseDecimal } from '../input.ts';
 import { dataGenerate } from '../../jobs/processors/data-generate.ts';
 import { directContext, type JobContext } from '../../jobs/types.ts';
 
@@ -27,23 +27,37 @@ const { values } = parseArgs({
   strict: true,
 });
 
-const num = (v: string | undefined): number | undefined => (v === undefined ? undefined : Number(v));
-let payload;
-try {
-  payload = parsePayload('data.generate', {
-    ...(values.scale !== undefined && { scale: values.scale }),
-    ...(values.seed !== undefined && { seed: num(values.seed) }),
-    ...(values.securities !== undefined && { securities: num(values.securities) }),
-    ...(values.years !== undefined && { years: num(values.years) }),
-    ...(values['tick-sessions'] !== undefined && { tickSessions: num(values['tick-sessions']) }),
-    ...(values['end-date'] !== undefined && { endDate: values['end-date'] }),
-  });
-} catch (err) {
-  if (!(err instanceof ZodError)) throw err;
-  for (const issue of err.issues)
-    process.stderr.write(`${issue.path.join('.') || 'arguments'}: ${issue.message}\n`);
+// Numbers are read strictly (core/input.ts): `0x10`, `1e3`, ` 5` and `` are usage errors naming
+// the field, not 16, 1000, 5 and 0. Every bad flag is reported, then the catalogue's own checks.
+const problems: string[] = [];
+function numeric(field: string, text: string | undefined, integer: boolean): number | undefined {
+  if (text === undefined) return undefined;
+  const n = parseDecimal(text, { integer });
+  if (n === undefined)
+    problems.push(`${field}: must be ${integer ? 'an integer' : 'a number'} in decimal digits`);
+  return n;
+}
+const given = {
+  scale: values.scale,
+  seed: numeric('seed', values.seed, true),
+  securities: numeric('securities', values.securities, true),
+  years: numeric('years', values.years, false),
+  tickSessions: numeric('tickSessions', values['tick-sessions'], true),
+  endDate: values['end-date'],
+};
+const concurrency = numeric('concurrency', values.concurrency, true);
+if (concurrency !== undefined && (concurrency < 1 || concurrency > 64))
+  problems.push('concurrency: must be from 1 to 64');
+const parsed = jobCatalogue['data.generate'].schema.safeParse(
+  Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)),
+);
+if (!parsed.success)
+  for (const issue of issuesOf(parsed.error)) problems.push(`${issue.path || 'arguments'}: ${issue.message}`);
+if (problems.length > 0 || !parsed.success) {
+  for (const line of problems) process.stderr.write(`${line}\n`);
   process.exit(2);
 }
+const payload = parsed.data;
 
 const deps = buildDeps({ name: 'generate', poolMax: 4 });
 await ensureDatabase(deps.config.db.url);
@@ -74,7 +88,6 @@ const ctx: JobContext = {
 
 let code = 0;
 try {
-  const concurrency = num(values.concurrency);
   const result = await dataGenerate(deps, payload, ctx, concurrency === undefined ? {} : { concurrency });
   bars.stop();
   process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
