@@ -122,9 +122,17 @@ export interface RouteDef<
   method: Method;
   /** OpenAPI-style path: `/api/jobs/{id}` (mounted on Express as `/api/jobs/:id`). */
   path: string;
+  /** OpenAPI operationId; by default derived from method and path (api/openapi.ts operationIdOf). */
+  operationId?: string;
   summary: string;
   description?: string;
   tags: string[];
+  /**
+   * Mounted but left out of the OpenAPI document: only for a deprecated alias that old clients
+   * still call while the documented route replaces it (two documented paths may not differ only
+   * in a parameter's name).
+   */
+  undocumented?: boolean;
   access: Access;
   params?: P;
   query?: Q;

@@ -108,8 +108,34 @@ async function findJob(queue: Queue, id: string): Promise<Job | undefined> {
   }
 }
 
+/** Where a job is read by id (formerly `/api/jobs/{id}`: see legacyAlias). */
+export const JOB_BY_ID = '/api/jobs/runs/{id}';
+
+/**
+ * `GET /api/jobs/{id}`, the old path of JOB_BY_ID, kept for old clients: it differed from
+ * `POST /api/jobs/{name}` only in its parameter's name, so the two could not both be documented
+ * (OpenAPI has one path item per template). It answers as before, with `Deprecation: true` and a
+ * `Link` to the successor (RFC 9745, RFC 8288), and is left out of the document.
+ */
+function legacyAlias(route: RouteDef): RouteDef {
+  return {
+    ...route,
+    path: '/api/jobs/{id}',
+    undocumented: true,
+    async handler(input) {
+      const res = input.req.res;
+      res?.setHeader('Deprecation', 'true');
+      res?.setHeader(
+        'Link',
+        `<${JOB_BY_ID.replace('{id}', encodeURIComponent(String(input.req.params.id)))}>; rel="successor-version"`,
+      );
+      return route.handler(input);
+    },
+  };
+}
+
 export function jobsRoutes(queues: QueueSet): RouteDef[] {
-  return [
+  const routes = [
     defineRoute({
       method: 'get',
       path: '/api/jobs',
@@ -138,25 +164,26 @@ export function jobsRoutes(queues: QueueSet): RouteDef[] {
       status: 202,
       response: JobAccepted,
       errors: [404],
-      async handler({ params, body }) {
+      async handler({ params, body, req }) {
         const name = params.name;
         if (!isJobName(name)) {
           throw new NotFoundError(`unknown job "${name}"; valid names: ${jobNames.join(', ')}`);
         }
         const parsed = jobCatalogue[name].schema.safeParse(body);
         if (!parsed.success) throw validationError(parsed.error, 'body');
-        // A random id is unique across all queues, so GET /api/jobs/{id} finds exactly this job.
+        // A random id is unique across all queues, so GET /api/jobs/runs/{id} finds exactly this job.
         const job = await queues.enqueue(name, parsed.data as JobInput<JobName>, { jobId: randomUUID() });
+        req.res?.setHeader('Location', JOB_BY_ID.replace('{id}', encodeURIComponent(String(job.id))));
         return { id: String(job.id), name, state: 'waiting' as const };
       },
     }),
 
     defineRoute({
       method: 'get',
-      path: '/api/jobs/{id}',
+      path: JOB_BY_ID,
       summary: 'A job by id',
       description:
-        'Searches every queue. Ids BullMQ assigns itself (scheduled runs) are unique per queue only: when one matches in several queues, name the queue with `queue`.',
+        'Searches every queue (formerly `GET /api/jobs/{id}`, still answered, deprecated). Ids BullMQ assigns itself (scheduled runs) are unique per queue only: when one matches in several queues, name the queue with `queue`.',
       tags: ['jobs'],
       access: 'results:read',
       params: z.object({ id: jobId }),
@@ -192,4 +219,5 @@ export function jobsRoutes(queues: QueueSet): RouteDef[] {
       },
     }),
   ];
+  return [...routes, ...routes.filter((r) => r.path === JOB_BY_ID).map(legacyAlias)];
 }
