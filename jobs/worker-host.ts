@@ -11,6 +11,7 @@ import { describeIssues } from '../core/input.ts';
 import { createRedis } from '../core/redis.ts';
 import { ProviderError, ProviderRateLimitError, type ProviderName } from '../core/providers/types.ts';
 import { jobNames, parsePayload, type JobName } from './catalogue.ts';
+import { laneLimiter } from './lane-quota.ts';
 import { jobOptions } from './options.ts';
 import { createQueues, queueNamesOf, type QueueSet } from './queues.ts';
 import { buildRegistry } from './registry.ts';
@@ -105,10 +106,11 @@ export function startWorkers(deps: Deps, opts: { names?: JobName[]; concurrency?
           // Long set-based statements hold the event loop rarely, but a month-sized rollup chunk can
           // run for minutes on the seed dataset; keep the lock alive well past that.
           lockDuration: 120_000,
-          // A provider lane's quota, shared by every worker of the lane (BullMQ's global limiter);
+          // A provider lane's quota, shared by every worker of the lane (BullMQ's global limiter) and
+          // by the API's own provider calls (jobs/lane-quota.ts);
           // other provider-calling jobs get the table's limiter, so a queue.rateLimit binds them all.
           ...(lane
-            ? { limiter: { max: deps.config.providers.requestsPerMinute[lane], duration: 60_000 } }
+            ? { limiter: laneLimiter(deps.config, lane) }
             : jobOptions[name].limiter
               ? { limiter: jobOptions[name].limiter }
               : {}),

@@ -18,6 +18,8 @@ import type { Deps } from '../../core/deps.ts';
 import { decimalInt } from '../../core/input.ts';
 import { refreshQuote } from '../../core/ingest/quotes.ts';
 import { ProviderError, ProviderRateLimitError } from '../../core/providers/types.ts';
+import { LaneQuotaError, laneQuota } from '../../jobs/lane-quota.ts';
+import type { QueueSet } from '../../jobs/queues.ts';
 import { defineRoute, HttpError, NotFoundError, type RouteDef } from '../http.ts';
 import { symbolParams } from './prices.ts';
 
@@ -79,8 +81,10 @@ function providerFailure(
   );
 }
 
-export function stocksRoutes(deps: Deps): RouteDef[] {
+export function stocksRoutes(deps: Deps, queues: QueueSet): RouteDef[] {
   const { repos, config } = deps;
+  // Provider calls made here count against the same per-provider quota as the lane workers.
+  const quota = laneQuota(config, deps.redis, queues);
 
   return [
     defineRoute({
@@ -98,8 +102,12 @@ export function stocksRoutes(deps: Deps): RouteDef[] {
         try {
           quote = await refreshQuote(deps, params.symbol, {
             maxAgeSeconds: config.providers.quoteStaleSeconds,
+            beforeCall: (provider) => quota.take(provider),
           });
         } catch (err) {
+          // The provider itself throttled us: pause its lane for the workers too, as they would.
+          if (err instanceof ProviderRateLimitError && !(err instanceof LaneQuotaError))
+            await quota.pause(err.provider, err.retryAfterMs);
           if (err instanceof ProviderError) throw providerFailure(err, params.symbol, req.res);
           throw err;
         }
