@@ -91,7 +91,7 @@ export function stocksRoutes(deps: Deps, queues: QueueSet): RouteDef[] {
       method: 'get',
       path: '/stocks/{symbol}',
       summary: 'Latest price of a stock',
-      description: `The latest stored price. When it is older than QUOTE_STALE_SECONDS (${config.providers.quoteStaleSeconds} s here), a fresh quote is fetched from the security's provider and stored first. 502 when the provider fails, 503 with Retry-After when it is rate-limiting.`,
+      description: `The latest stored price. When it is older than QUOTE_STALE_SECONDS (${config.providers.quoteStaleSeconds} s here), a fresh quote is fetched from the security's provider and stored first. 502 when the provider fails, 503 with Retry-After when it is rate-limiting or its request quota (\`*_REQUESTS_PER_MINUTE\`, shared with the \`prices.quote\` workers) is used up.`,
       tags: ['stocks'],
       access: 'results:read',
       params: symbolParams,
