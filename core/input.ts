@@ -113,7 +113,7 @@ export function dateRange(opts: {
   };
 }
 
-const INT_TEXT = /^-?(?:0|[1-9][0-9]*)$/;
+const INT_TEXT = /^(?:0|-?[1-9][0-9]*)$/;
 const NUMBER_TEXT = /^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?$/;
 
 /** Reads a number written as text, strictly decimal; undefined when it is not one. */

@@ -147,13 +147,17 @@ describe('numbers in query strings are strictly decimal', () => {
     }
   });
 
-  it.each([['offset=0x10'], ['offset=%201'], ['offset='], ['offset=1.5'], ['offset=0&offset=1']])(
-    'GET /stocks?%s is a 400 naming query.offset',
-    async (qs) => {
-      const res = await request(app).get(`/stocks?${qs}`).set('Authorization', reader).expect(400);
-      expect(fieldsOf(res.body)).toEqual(['query.offset']);
-    },
-  );
+  it.each([
+    ['offset=0x10'],
+    ['offset=%201'],
+    ['offset='],
+    ['offset=1.5'],
+    ['offset=-0'],
+    ['offset=0&offset=1'],
+  ])('GET /stocks?%s is a 400 naming query.offset', async (qs) => {
+    const res = await request(app).get(`/stocks?${qs}`).set('Authorization', reader).expect(400);
+    expect(fieldsOf(res.body)).toEqual(['query.offset']);
+  });
 
   it('decimal numbers within bounds are read as before', async () => {
     for (const path of routes())
