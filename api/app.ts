@@ -39,7 +39,7 @@ export function apiRoutes(deps: Deps, queues: QueueSet): RouteDef[] {
     ...healthRoutes(deps),
     ...pricesRoutes(deps),
     ...analyticsRoutes(deps),
-    ...stocksRoutes(deps),
+    ...stocksRoutes(deps, queues),
     ...watchlistRoutes(deps),
     ...jobsRoutes(queues),
   ];

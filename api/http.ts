@@ -5,6 +5,7 @@
  * turns both into responses and one builder shapes every error body.
  */
 import express, { type ErrorRequestHandler, type Request, type RequestHandler, type Router } from 'express';
+import { issuesOf, strictObject } from '../core/input.ts';
 import type { Logger } from '../core/logger.ts';
 import { z } from '../core/zod.ts';
 import type { Scope } from './auth/index.ts';
@@ -76,13 +77,7 @@ export type RequestPart = 'params' | 'query' | 'body';
 
 /** Zod issues as field errors, prefixed with the request part they came from. */
 export function fieldsFromZod(error: z.ZodError, part: RequestPart): FieldError[] {
-  return error.issues.flatMap((issue) => {
-    const at = [part, ...issue.path.map(String)].join('.');
-    if (issue.code === 'unrecognized_keys') {
-      return issue.keys.map((key) => ({ path: `${at}.${key}`, message: 'unknown field' }));
-    }
-    return [{ path: at, message: issue.message }];
-  });
+  return issuesOf(error).map((i) => ({ path: i.path ? `${part}.${i.path}` : part, message: i.message }));
 }
 
 export function validationError(error: z.ZodError, part: RequestPart): BadRequestError {
@@ -122,9 +117,17 @@ export interface RouteDef<
   method: Method;
   /** OpenAPI-style path: `/api/jobs/{id}` (mounted on Express as `/api/jobs/:id`). */
   path: string;
+  /** OpenAPI operationId; by default derived from method and path (api/openapi.ts operationIdOf). */
+  operationId?: string;
   summary: string;
   description?: string;
   tags: string[];
+  /**
+   * Mounted but left out of the OpenAPI document: only for a deprecated alias that old clients
+   * still call while the documented route replaces it (two documented paths may not differ only
+   * in a parameter's name).
+   */
+  undocumented?: boolean;
   access: Access;
   params?: P;
   query?: Q;
@@ -171,6 +174,8 @@ function parsePart<S extends z.ZodType>(
   return parsed.data;
 }
 
+const noQuery = strictObject({});
+
 /** Job payloads may list up to 5000 tickers; nothing the API accepts is larger. */
 export const JSON_BODY_LIMIT = '256kb';
 
@@ -194,7 +199,8 @@ export function mountRoutes(
   for (const route of routes) {
     const handle = asyncHandler(async (req, res) => {
       const params = parsePart(route.params, req.params, 'params');
-      const query = parsePart(route.query, req.query, 'query');
+      // A route that declares no query takes none: an unknown parameter is named, not ignored.
+      const query = parsePart(route.query ?? noQuery, req.query, 'query');
       // A body that is not JSON would be silently read as {} (all defaults): refuse it instead.
       // No body at all (req.is() null, or Content-Length: 0) is fine: it reads as {}.
       if (route.body && req.is('application/json') === false && req.get('content-length') !== '0') {

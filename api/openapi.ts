@@ -2,12 +2,12 @@
  * The OpenAPI 3 document, generated from the same route declarations that are mounted and
  * validated (api/http.ts), so the docs cannot drift from what the API accepts.
  */
-import { OpenAPIRegistry, OpenApiGeneratorV3, type RouteConfig } from '@asteasolutions/zod-to-openapi';
+import { OpenAPIRegistry, OpenApiGeneratorV31, type RouteConfig } from '@asteasolutions/zod-to-openapi';
 import type { z } from 'zod';
 import pkg from '../package.json' with { type: 'json' };
 import { ErrorBodySchema, type RouteDef } from './http.ts';
 
-export type OpenApiDocument = ReturnType<OpenApiGeneratorV3['generateDocument']>;
+export type OpenApiDocument = ReturnType<OpenApiGeneratorV31['generateDocument']>;
 
 const errorDescriptions: Record<number, string> = {
   400: 'Invalid input; `error.fields` names each bad field.',
@@ -22,6 +22,28 @@ const errorDescriptions: Record<number, string> = {
 };
 
 const json = (schema: z.ZodType) => ({ 'application/json': { schema } });
+
+const pascal = (word: string): string =>
+  word
+    .split(/[^A-Za-z0-9]+/)
+    .filter(Boolean)
+    .map((w) => w[0]!.toUpperCase() + w.slice(1))
+    .join('');
+
+/**
+ * A route's operationId: its own, or one derived from method and path, so every operation has a
+ * stable, unique id for client generators: `GET /api/v2/realtime/prices/{symbol}` →
+ * `getV2RealtimePricesBySymbol` (the `/api` prefix dropped, parameters as `By<Name>`).
+ */
+export function operationIdOf(route: RouteDef): string {
+  if (route.operationId) return route.operationId;
+  const words = route.path
+    .replace(/^\/api(?=\/|$)/, '')
+    .split('/')
+    .filter(Boolean)
+    .map((seg) => (seg.startsWith('{') ? `By${pascal(seg.slice(1, -1))}` : pascal(seg)));
+  return route.method + words.join('');
+}
 
 function toRouteConfig(route: RouteDef): RouteConfig {
   const isPublic = route.access === 'public';
@@ -48,6 +70,7 @@ function toRouteConfig(route: RouteDef): RouteConfig {
   return {
     method: route.method,
     path: route.path,
+    operationId: operationIdOf(route),
     summary: route.summary,
     ...(route.description ? { description: route.description } : {}),
     tags: route.tags,
@@ -89,9 +112,10 @@ export function buildOpenApiDocument(
       },
     },
   });
-  for (const route of routes) registry.registerPath(toRouteConfig(route));
-  return new OpenApiGeneratorV3(registry.definitions).generateDocument({
-    openapi: '3.0.3',
+  // A deprecated alias kept for old clients is mounted but not documented (README says so).
+  for (const route of routes) if (!route.undocumented) registry.registerPath(toRouteConfig(route));
+  return new OpenApiGeneratorV31(registry.definitions).generateDocument({
+    openapi: '3.1.0',
     info: {
       title: 'Market data API',
       version: pkg.version,

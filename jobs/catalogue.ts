@@ -3,10 +3,17 @@
  * by the API, the CLI and the worker alike) and a description. Processors take their argument
  * type from here (`JobPayload<'bars.rollup-5m'>`), never `any`.
  */
+import { calendarDate as isoDate, dateRange, instant as isoDateTime, strictObject } from '../core/input.ts';
 import { z } from '../core/zod.ts';
 
-const isoDate = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'must be a date YYYY-MM-DD');
-const isoDateTime = z.iso.datetime({ offset: true });
+/**
+ * The longest from/to range a job payload may name. Twice the 20 years data.generate can make;
+ * a longer history is loaded as several jobs (each checkpointed on its own).
+ */
+export const MAX_RANGE_YEARS = 40;
+const dates = dateRange({ kind: 'date', maxYears: MAX_RANGE_YEARS });
+// Rollup ranges are half-open instants [from, to).
+const instants = dateRange({ kind: 'instant', maxYears: MAX_RANGE_YEARS });
 const currency = z.string().regex(/^[A-Z]{3}$/, 'must be an ISO 4217 code like EUR');
 const ticker = z.string().regex(/^[A-Z0-9._=^-]{1,20}$/, 'must be an upper-case ticker');
 const provider = z.enum(['synthetic', 'yahoo', 'alphavantage']);
@@ -19,108 +26,92 @@ export const jobCatalogue = {
   'data.generate': {
     description:
       'Generates a deterministic synthetic dataset (reference data, clients, FX, corporate actions, daily prices, 20-second ticks).',
-    schema: z
-      .object({
-        seed: z
-          .number()
-          .int()
-          .min(0)
-          .max(2 ** 31 - 1)
-          .default(42),
-        scale: z.enum(['small', 'seed']).default('small'),
-        securities: z.number().int().min(1).max(5000).optional(),
-        years: z.number().min(0.1).max(20).optional(),
-        tickSessions: z.number().int().min(0).max(5000).optional(),
-        endDate: isoDate.optional(),
-      })
-      .strict(),
+    schema: strictObject({
+      seed: z
+        .number()
+        .int()
+        .min(0)
+        .max(2 ** 31 - 1)
+        .default(42),
+      scale: z.enum(['small', 'seed']).default('small'),
+      securities: z.number().int().min(1).max(5000).optional(),
+      years: z.number().min(0.1).max(20).optional(),
+      tickSessions: z.number().int().min(0).max(5000).optional(),
+      endDate: isoDate.optional(),
+    }),
   },
   'bars.rollup-5m': {
     description: 'Rolls ticks into epoch-aligned 5-minute OHLCV+VWAP bars (set-based, idempotent).',
-    schema: z
-      .object({
-        from: isoDateTime.optional(),
-        to: isoDateTime.optional(),
-        symbols: symbols.optional(),
-      })
-      .strict(),
+    schema: strictObject({
+      from: isoDateTime.optional(),
+      to: isoDateTime.optional(),
+      symbols: symbols.optional(),
+    }).superRefine(instants),
   },
   'bars.rollup-1d': {
     description: 'Rolls 5-minute bars into daily bars by New York session date (regular session only).',
-    schema: z
-      .object({
-        from: isoDate.optional(),
-        to: isoDate.optional(),
-        symbols: symbols.optional(),
-      })
-      .strict(),
+    schema: strictObject({
+      from: isoDate.optional(),
+      to: isoDate.optional(),
+      symbols: symbols.optional(),
+    }).superRefine(dates),
   },
   'prices.fetch': {
     description:
       'Every minute in market hours: enqueues one prices.quote job per watch-list symbol into its provider lane (deduplicated per symbol).',
-    schema: z
-      .object({
-        symbols: symbols.optional(),
-        /** Run even when the NYSE regular session is closed (manual trigger). */
-        force: z.boolean().default(false),
-      })
-      .strict(),
+    schema: strictObject({
+      symbols: symbols.optional(),
+      /** Run even when the NYSE regular session is closed (manual trigger). */
+      force: z.boolean().default(false),
+    }),
   },
   'prices.quote': {
     description:
       'Fetches the latest price of one symbol from its provider (lane queue, rate-limited per provider) and stores it as a tick.',
-    schema: z.object({ symbol: ticker, provider }).strict(),
+    schema: strictObject({ symbol: ticker, provider }),
   },
   'prices.backfill': {
     description:
       'Loads price history over a date range in provider-sized chunks, checkpointed and resumable; mode "missing" fetches only sessions without bars.',
-    schema: z
-      .object({
-        symbols,
-        from: isoDate,
-        to: isoDate,
-        interval: z.enum(['1d', '5m', '1m']).default('1d'),
-        mode: z.enum(['all', 'missing']).default('all'),
-        /** Override the securities' own providers (still never falls back to synthetic). */
-        provider: provider.optional(),
-      })
-      .strict(),
+    schema: strictObject({
+      symbols,
+      from: isoDate,
+      to: isoDate,
+      interval: z.enum(['1d', '5m', '1m']).default('1d'),
+      mode: z.enum(['all', 'missing']).default('all'),
+      /** Override the securities' own providers (still never falls back to synthetic). */
+      provider: provider.optional(),
+    }).superRefine(dates),
   },
   'fx.rates': {
     description: 'Loads daily FX rates to the base currency (direct pairs, triangulated crosses).',
-    schema: z
-      .object({
-        from: isoDate.optional(),
-        to: isoDate.optional(),
-        currencies: z.array(currency).min(1).max(200).optional(),
-        provider: provider.optional(),
-      })
-      .strict(),
+    schema: strictObject({
+      from: isoDate.optional(),
+      to: isoDate.optional(),
+      currencies: z.array(currency).min(1).max(200).optional(),
+      provider: provider.optional(),
+    }).superRefine(dates),
   },
   'analytics.indicators': {
     description:
       'Computes SMA, EMA, RSI, MACD, Bollinger, ATR, slow stochastic and rolling standard deviation (TA-Lib definitions) from bars.',
-    schema: z
-      .object({
-        symbols: symbols.optional(),
-        interval: z.enum(['1d', '5m']).default('1d'),
-      })
-      .strict(),
+    schema: strictObject({
+      symbols: symbols.optional(),
+      interval: z.enum(['1d', '5m']).default('1d'),
+    }),
   },
   'analytics.risk': {
     description:
       'Computes volatility, historical VaR 95/99 (type 7), expected shortfall and beta against the benchmark from daily bars.',
-    schema: z
-      .object({
-        symbols: symbols.optional(),
-        asOf: isoDate.optional(),
-      })
-      .strict(),
+    schema: strictObject({
+      symbols: symbols.optional(),
+      asOf: isoDate.optional(),
+    }),
   },
   'maintenance.retention': {
     description:
       'Creates monthly partitions ahead of time and drops partitions wholly past each table’s retention.',
-    schema: z.object({ dryRun: z.boolean().default(false) }).strict(),
+    schema: strictObject({ dryRun: z.boolean().default(false) }),
   },
 } as const satisfies Record<string, { description: string; schema: z.ZodType }>;
 

@@ -7,9 +7,11 @@
 import { UnrecoverableError, Worker, type Job, type Queue } from 'bullmq';
 import { ZodError } from 'zod';
 import type { Deps } from '../core/deps.ts';
+import { describeIssues } from '../core/input.ts';
 import { createRedis } from '../core/redis.ts';
 import { ProviderError, ProviderRateLimitError, type ProviderName } from '../core/providers/types.ts';
 import { jobNames, parsePayload, type JobName } from './catalogue.ts';
+import { laneLimiter } from './lane-quota.ts';
 import { jobOptions } from './options.ts';
 import { createQueues, queueNamesOf, type QueueSet } from './queues.ts';
 import { buildRegistry } from './registry.ts';
@@ -18,10 +20,6 @@ import type { JobContext } from './types.ts';
 export interface WorkerHost {
   workers: Worker[];
   close(): Promise<void>;
-}
-
-function describeZod(err: ZodError): string {
-  return err.issues.map((i) => `${i.path.join('.') || '(payload)'}: ${i.message}`).join('; ');
 }
 
 /**
@@ -104,7 +102,8 @@ export function startWorkers(deps: Deps, opts: { names?: JobName[]; concurrency?
           try {
             payload = parsePayload(name, job.data);
           } catch (err) {
-            if (err instanceof ZodError) throw new UnrecoverableError(`invalid payload: ${describeZod(err)}`);
+            if (err instanceof ZodError)
+              throw new UnrecoverableError(`invalid payload: ${describeIssues(err)}`);
             throw err;
           }
           const started = Date.now();
@@ -124,10 +123,11 @@ export function startWorkers(deps: Deps, opts: { names?: JobName[]; concurrency?
           // Long set-based statements hold the event loop rarely, but a month-sized rollup chunk can
           // run for minutes on the seed dataset; keep the lock alive well past that.
           lockDuration: 120_000,
-          // A provider lane's quota, shared by every worker of the lane (BullMQ's global limiter);
+          // A provider lane's quota, shared by every worker of the lane (BullMQ's global limiter) and
+          // by the API's own provider calls (jobs/lane-quota.ts);
           // other provider-calling jobs get the table's limiter, so a queue.rateLimit binds them all.
           ...(lane
-            ? { limiter: { max: deps.config.providers.requestsPerMinute[lane], duration: 60_000 } }
+            ? { limiter: laneLimiter(deps.config, lane) }
             : jobOptions[name].limiter
               ? { limiter: jobOptions[name].limiter }
               : {}),

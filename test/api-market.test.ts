@@ -89,7 +89,7 @@ const fieldsOf = (body: { error: { fields?: { path: string }[] } }) =>
 describe('access and docs', () => {
   const mine = (): RouteDef[] => [
     ...pricesRoutes(deps),
-    ...stocksRoutes(deps),
+    ...stocksRoutes(deps, queues),
     ...analyticsRoutes(deps),
     ...watchlistRoutes(deps),
   ];
@@ -472,9 +472,13 @@ describe('GET /stocks/{symbol} and GET /stocks (seed 0)', () => {
       expect(res.body.error.code).toBe('provider_rate_limited');
       expect(res.body.error.message).toContain(yahooStock.ticker);
       expect(res.body.error.message).toContain('HTTP 429');
+      // The provider's throttle pauses its lane for the workers too (as their own 429 would).
+      expect(await queues.get('prices.quote', 'yahoo').getRateLimitTtl()).toBeGreaterThan(0);
     });
 
     it('any other provider failure is 502 naming the cause', async () => {
+      // Lift the pause the 429 above left on the lane, or the call would not reach the provider.
+      await queues.get('prices.quote', 'yahoo').removeRateLimitKey();
       next = new ProviderTransientError('yahoo', 'HTTP 500 Internal Server Error');
       const res = await request(failing)
         .get(`/stocks/${yahooStock.ticker}`)

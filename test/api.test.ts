@@ -76,7 +76,7 @@ describe('public endpoints', () => {
         '/api/v2/historical/prices/{symbol}',
         '/api/jobs',
         '/api/jobs/{name}',
-        '/api/jobs/{id}',
+        '/api/jobs/runs/{id}',
       ]),
     );
     await request(app).get('/docs/').expect(200);

@@ -9,7 +9,7 @@
  * On a terminal the JSON log goes to var/demo.log (or LOG_FILE), so that the progress bars and
  * plain lines are all a person sees; piped, the JSON log stays on stdout.
  *
- * Flags: --scale small|seed, --seed N, --securities N, --tick-sessions N, --years Y,
+ * Flags: --scale small|seed, --seed N, --securities N, --tick-sessions N, --years Y, --end-date YYYY-MM-DD,
  * --no-serve (exit after the pipeline).
  */
 import { parseArgs } from 'node:util';
@@ -27,17 +27,25 @@ import type { JobInput } from '../jobs/catalogue.ts';
 import { addGeneratePipeline } from '../jobs/flows.ts';
 import { createQueues, progressPercent } from '../jobs/queues.ts';
 import { startWorkers, upsertSchedulers } from '../jobs/worker-host.ts';
+import { generateFlagOptions, generatePayloadFromFlags } from './generate-flags.ts';
 
 const { values: args } = parseArgs({
   options: {
+    ...generateFlagOptions,
     scale: { type: 'string', default: 'small' },
     seed: { type: 'string', default: '42' },
-    securities: { type: 'string' },
-    'tick-sessions': { type: 'string' },
-    years: { type: 'string' },
     'no-serve': { type: 'boolean', default: false },
   },
 });
+
+// Checked against the catalogue, strictly, before anything starts (workers/generate-flags.ts).
+const bad: string[] = [];
+const checked = generatePayloadFromFlags(args, bad);
+if (bad.length > 0 || checked === undefined) {
+  console.error(bad.join('\n'));
+  process.exit(2);
+}
+const generate: JobInput<'data.generate'> = checked;
 
 // A person at a terminal reads progress bars and plain lines; the JSON log goes to a file then
 // (LOG_FILE, default var/demo.log). Piped or redirected, the JSON log stays on stdout.
@@ -56,14 +64,6 @@ const deps = buildDeps({ name: 'demo', config });
 const queues = createQueues(config);
 const host = startWorkers(deps);
 await upsertSchedulers(queues);
-
-const generate: JobInput<'data.generate'> = {
-  scale: args.scale === 'seed' ? 'seed' : 'small',
-  seed: Number(args.seed),
-  ...(args.securities ? { securities: Number(args.securities) } : {}),
-  ...(args['tick-sessions'] ? { tickSessions: Number(args['tick-sessions']) } : {}),
-  ...(args.years ? { years: Number(args.years) } : {}),
-};
 
 const connection = createRedis(config);
 const node = await addGeneratePipeline(config, connection, generate);

@@ -6,45 +6,29 @@
  */
 import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
-import { ZodError } from 'zod';
 import { loadConfig } from '../core/config.ts';
 import { buildDeps, closeDeps } from '../core/deps.ts';
 import { ensureDatabase } from '../core/db/knex.ts';
 import { migrateLatest } from '../core/db/migrate.ts';
-import { parsePayload } from '../jobs/catalogue.ts';
 import { dataGenerate } from '../jobs/processors/data-generate.ts';
 import { directContext, type JobContext } from '../jobs/types.ts';
+import { generateFlagOptions, generatePayloadFromFlags, numericFlag } from './generate-flags.ts';
 
 const { values } = parseArgs({
-  options: {
-    scale: { type: 'string' },
-    seed: { type: 'string' },
-    securities: { type: 'string' },
-    years: { type: 'string' },
-    'tick-sessions': { type: 'string' },
-    'end-date': { type: 'string' },
-    concurrency: { type: 'string' },
-  },
+  options: { ...generateFlagOptions, concurrency: { type: 'string' } },
   strict: true,
 });
 
-const num = (v: string | undefined): number | undefined => (v === undefined ? undefined : Number(v));
-let payload;
-try {
-  payload = parsePayload('data.generate', {
-    ...(values.scale !== undefined && { scale: values.scale }),
-    ...(values.seed !== undefined && { seed: num(values.seed) }),
-    ...(values.securities !== undefined && { securities: num(values.securities) }),
-    ...(values.years !== undefined && { years: num(values.years) }),
-    ...(values['tick-sessions'] !== undefined && { tickSessions: num(values['tick-sessions']) }),
-    ...(values['end-date'] !== undefined && { endDate: values['end-date'] }),
-  });
-} catch (err) {
-  if (!(err instanceof ZodError)) throw err;
-  for (const issue of err.issues)
-    process.stderr.write(`${issue.path.join('.') || 'arguments'}: ${issue.message}\n`);
+const problems: string[] = [];
+const generated = generatePayloadFromFlags(values, problems);
+const concurrency = numericFlag(problems, 'concurrency', values.concurrency, true);
+if (concurrency !== undefined && (concurrency < 1 || concurrency > 64))
+  problems.push('concurrency: must be from 1 to 64');
+if (problems.length > 0 || generated === undefined) {
+  for (const line of problems) process.stderr.write(`${line}\n`);
   process.exit(2);
 }
+const payload = generated;
 
 // On a terminal the JSON log goes to a file (LOG_FILE, default var/generate.log) so that it does
 // not interleave with the progress bar.
@@ -80,7 +64,6 @@ const ctx: JobContext = {
 
 let code = 0;
 try {
-  const concurrency = num(values.concurrency);
   const result = await dataGenerate(deps, payload, ctx, concurrency === undefined ? {} : { concurrency });
   bars.stop();
   process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);

@@ -7,6 +7,7 @@
  */
 import { z } from 'zod';
 import type { Deps } from '../../core/deps.ts';
+import { decimalInt } from '../../core/input.ts';
 import { defineRoute, type RouteDef } from '../http.ts';
 import { securityOr404, symbolParams } from './prices.ts';
 
@@ -66,7 +67,7 @@ export function analyticsRoutes(deps: Deps): RouteDef[] {
       query: z
         .object({
           interval: z.enum(['1d', '5m']).default('1d'),
-          limit: z.coerce.number().int().min(1).max(5000).default(1),
+          limit: decimalInt({ min: 1, max: 5000, default: 1 }),
         })
         .strict(),
       response: Analytics,

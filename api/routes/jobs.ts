@@ -90,6 +90,11 @@ const jobId = z
   .max(200)
   .regex(/^[A-Za-z0-9._-]+(:[A-Za-z0-9._-]+)*$/, 'must be a job id (letters, digits, . _ - and :)');
 
+const jsonObject = z.custom<Record<string, unknown>>(
+  (v) => typeof v === 'object' && v !== null && !Array.isArray(v),
+  'must be a JSON object',
+);
+
 const iso = (ms: number | undefined): string | null => (ms ? new Date(ms).toISOString() : null);
 
 async function findJob(queue: Queue, id: string): Promise<Job | undefined> {
@@ -104,8 +109,34 @@ async function findJob(queue: Queue, id: string): Promise<Job | undefined> {
   }
 }
 
+/** Where a job is read by id (formerly `/api/jobs/{id}`: see legacyAlias). */
+export const JOB_BY_ID = '/api/jobs/runs/{id}';
+
+/**
+ * `GET /api/jobs/{id}`, the old path of JOB_BY_ID, kept for old clients: it differed from
+ * `POST /api/jobs/{name}` only in its parameter's name, so the two could not both be documented
+ * (OpenAPI has one path item per template). It answers as before, with `Deprecation: true` and a
+ * `Link` to the successor (RFC 9745, RFC 8288), and is left out of the document.
+ */
+function legacyAlias(route: RouteDef): RouteDef {
+  return {
+    ...route,
+    path: '/api/jobs/{id}',
+    undocumented: true,
+    async handler(input) {
+      const res = input.req.res;
+      res?.setHeader('Deprecation', 'true');
+      res?.setHeader(
+        'Link',
+        `<${JOB_BY_ID.replace('{id}', encodeURIComponent(String(input.req.params.id)))}>; rel="successor-version"`,
+      );
+      return route.handler(input);
+    },
+  };
+}
+
 export function jobsRoutes(queues: QueueSet): RouteDef[] {
-  return [
+  const routes = [
     defineRoute({
       method: 'get',
       path: '/api/jobs',
@@ -127,30 +158,33 @@ export function jobsRoutes(queues: QueueSet): RouteDef[] {
       tags: ['jobs'],
       access: 'jobs:write',
       params: z.object({ name: z.string().openapi({ enum: [...jobNames], example: 'bars.rollup-1d' }) }),
-      body: z.record(z.string(), z.unknown()),
+      // Handed to the job's own schema as parsed: a key-copying schema (z.record) here would drop
+      // a `__proto__` key before the job's strict schema could refuse it.
+      body: jsonObject,
       docsBody: payloadDocs,
       status: 202,
       response: JobAccepted,
       errors: [404],
-      async handler({ params, body }) {
+      async handler({ params, body, req }) {
         const name = params.name;
         if (!isJobName(name)) {
           throw new NotFoundError(`unknown job "${name}"; valid names: ${jobNames.join(', ')}`);
         }
         const parsed = jobCatalogue[name].schema.safeParse(body);
         if (!parsed.success) throw validationError(parsed.error, 'body');
-        // A random id is unique across all queues, so GET /api/jobs/{id} finds exactly this job.
+        // A random id is unique across all queues, so GET /api/jobs/runs/{id} finds exactly this job.
         const job = await queues.enqueue(name, parsed.data as JobInput<JobName>, { jobId: randomUUID() });
+        req.res?.setHeader('Location', JOB_BY_ID.replace('{id}', encodeURIComponent(String(job.id))));
         return { id: String(job.id), name, state: 'waiting' as const };
       },
     }),
 
     defineRoute({
       method: 'get',
-      path: '/api/jobs/{id}',
+      path: JOB_BY_ID,
       summary: 'A job by id',
       description:
-        'Searches every queue. Ids BullMQ assigns itself (scheduled runs) are unique per queue only: when one matches in several queues, name the queue with `queue`.',
+        'Searches every queue (formerly `GET /api/jobs/{id}`, still answered, deprecated). Ids BullMQ assigns itself (scheduled runs) are unique per queue only: when one matches in several queues, name the queue with `queue`.',
       tags: ['jobs'],
       access: 'results:read',
       params: z.object({ id: jobId }),
@@ -186,4 +220,5 @@ export function jobsRoutes(queues: QueueSet): RouteDef[] {
       },
     }),
   ];
+  return [...routes, ...routes.filter((r) => r.path === JOB_BY_ID).map(legacyAlias)];
 }

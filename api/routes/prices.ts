@@ -12,6 +12,7 @@
 import { z } from 'zod';
 import type { SecurityRecord } from '../../core/db/repositories/securities.ts';
 import type { Deps } from '../../core/deps.ts';
+import { calendarDate, decimalInt } from '../../core/input.ts';
 import { BadRequestError, defineRoute, NotFoundError, type RouteDef } from '../http.ts';
 
 const TICKER = /^[A-Z0-9._=^-]{1,20}$/;
@@ -30,17 +31,6 @@ export const symbolParams = z.object({
       param: { description: 'Ticker, any case.' },
     }),
 });
-
-function isCalendarDate(s: string): boolean {
-  const [y, m, d] = s.split('-').map(Number) as [number, number, number];
-  const t = new Date(Date.UTC(y, m - 1, d));
-  return t.getUTCFullYear() === y && t.getUTCMonth() === m - 1 && t.getUTCDate() === d;
-}
-
-const calendarDate = z
-  .string()
-  .regex(/^\d{4}-\d{2}-\d{2}$/, { message: 'must be a date YYYY-MM-DD', abort: true })
-  .refine(isCalendarDate, 'must be a real calendar date');
 
 /** Today's date in the exchange time zone, 'YYYY-MM-DD'. */
 function todayIn(timeZone: string, now: Date): string {
@@ -154,7 +144,7 @@ export function pricesRoutes(deps: Deps): RouteDef[] {
       params: symbolParams,
       query: z
         .object({
-          limit: z.coerce.number().int().min(1).max(1000).default(100),
+          limit: decimalInt({ min: 1, max: 1000, default: 100 }),
         })
         .strict(),
       response: RealtimePrices,
@@ -188,7 +178,7 @@ export function pricesRoutes(deps: Deps): RouteDef[] {
       query: z
         .object({
           interval: z.enum(['5min']).default('5min'),
-          limit: z.coerce.number().int().min(1).max(5000).default(100),
+          limit: decimalInt({ min: 1, max: 5000, default: 100 }),
         })
         .strict(),
       response: IntradayPrices,

@@ -15,8 +15,11 @@
  */
 import { z } from 'zod';
 import type { Deps } from '../../core/deps.ts';
+import { decimalInt } from '../../core/input.ts';
 import { refreshQuote } from '../../core/ingest/quotes.ts';
 import { ProviderError, ProviderRateLimitError } from '../../core/providers/types.ts';
+import { LaneQuotaError, laneQuota } from '../../jobs/lane-quota.ts';
+import type { QueueSet } from '../../jobs/queues.ts';
 import { defineRoute, HttpError, NotFoundError, type RouteDef } from '../http.ts';
 import { symbolParams } from './prices.ts';
 
@@ -78,15 +81,17 @@ function providerFailure(
   );
 }
 
-export function stocksRoutes(deps: Deps): RouteDef[] {
+export function stocksRoutes(deps: Deps, queues: QueueSet): RouteDef[] {
   const { repos, config } = deps;
+  // Provider calls made here count against the same per-provider quota as the lane workers.
+  const quota = laneQuota(config, deps.redis, queues);
 
   return [
     defineRoute({
       method: 'get',
       path: '/stocks/{symbol}',
       summary: 'Latest price of a stock',
-      description: `The latest stored price. When it is older than QUOTE_STALE_SECONDS (${config.providers.quoteStaleSeconds} s here), a fresh quote is fetched from the security's provider and stored first. 502 when the provider fails, 503 with Retry-After when it is rate-limiting.`,
+      description: `The latest stored price. When it is older than QUOTE_STALE_SECONDS (${config.providers.quoteStaleSeconds} s here), a fresh quote is fetched from the security's provider and stored first. 502 when the provider fails, 503 with Retry-After when it is rate-limiting or its request quota (\`*_REQUESTS_PER_MINUTE\`, shared with the \`prices.quote\` workers) is used up.`,
       tags: ['stocks'],
       access: 'results:read',
       params: symbolParams,
@@ -97,8 +102,12 @@ export function stocksRoutes(deps: Deps): RouteDef[] {
         try {
           quote = await refreshQuote(deps, params.symbol, {
             maxAgeSeconds: config.providers.quoteStaleSeconds,
+            beforeCall: (provider) => quota.take(provider),
           });
         } catch (err) {
+          // The provider itself throttled us: pause its lane for the workers too, as they would.
+          if (err instanceof ProviderRateLimitError && !(err instanceof LaneQuotaError))
+            await quota.pause(err.provider, err.retryAfterMs);
           if (err instanceof ProviderError) throw providerFailure(err, params.symbol, req.res);
           throw err;
         }
@@ -120,8 +129,8 @@ export function stocksRoutes(deps: Deps): RouteDef[] {
       access: 'results:read',
       query: z
         .object({
-          limit: z.coerce.number().int().min(1).max(MAX_PAGE).default(100),
-          offset: z.coerce.number().int().min(0).max(1_000_000_000).default(0),
+          limit: decimalInt({ min: 1, max: MAX_PAGE, default: 100 }),
+          offset: decimalInt({ min: 0, max: 1_000_000_000, default: 0 }),
         })
         .strict(),
       response: z.array(StockRecord).openapi('StockList'),

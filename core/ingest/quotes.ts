@@ -88,7 +88,17 @@ export async function ingestQuote(
   deps: Deps,
   security: IngestSecurity,
   primary: ProviderName,
-  meta: { jobName: string | null; jobId: string | null; log?: (line: string) => void | Promise<void> },
+  meta: {
+    jobName: string | null;
+    jobId: string | null;
+    log?: (line: string) => void | Promise<void>;
+    /**
+     * Called before each provider is asked (the primary, then any fallback); throwing a
+     * ProviderError counts as that provider's failure. The API takes a slot of the provider's
+     * shared request quota here (jobs/lane-quota.ts); a lane job's own slot is taken by BullMQ.
+     */
+    beforeCall?: (provider: ProviderName) => Promise<void>;
+  },
 ): Promise<QuoteIngestResult> {
   const qmeta = (source: string): QuarantineMeta => ({
     source,
@@ -100,7 +110,10 @@ export async function ingestQuote(
   try {
     fetched = await deps.providers.withFallback(
       primary,
-      (p) => p.quote(security.ticker),
+      async (p) => {
+        await meta.beforeCall?.(p.name);
+        return p.quote(security.ticker);
+      },
       (from, err) =>
         void meta.log?.(`${security.ticker}: ${from} failed (${err.message}); trying the next provider`),
     );
@@ -169,7 +182,7 @@ export function storedQuoteIsCurrent(tickTs: Date, now: Date, maxAgeMs: number):
 export async function refreshQuote(
   deps: Deps,
   symbol: string,
-  opts?: { maxAgeSeconds?: number },
+  opts?: { maxAgeSeconds?: number; beforeCall?: (provider: ProviderName) => Promise<void> },
 ): Promise<{ symbol: string; timestamp: Date; price: string; source: 'stored' | 'fetched' } | undefined> {
   const security = (await deps.repos.market.securitiesByTicker([symbol])).get(symbol);
   if (!security) return undefined;
@@ -187,6 +200,7 @@ export async function refreshQuote(
       jobName: null,
       jobId: null,
       log: (line) => deps.logger.info({ symbol }, line),
+      ...(opts?.beforeCall ? { beforeCall: opts.beforeCall } : {}),
     },
   );
   if (res.tick) {
