@@ -413,6 +413,7 @@ describe('market repository: ticks', () => {
       securityId,
       ts: new Date(Date.parse('2024-03-04T15:00:00Z') + (from + i) * 1000),
       seq: 0,
+      origin: 'quote' as const,
       price: (100 + i / 100).toFixed(2),
       size: 100,
       bid: null,

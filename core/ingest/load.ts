@@ -59,6 +59,7 @@ export function intradayTicks(securityId: number, rows: readonly IntradayRow[]):
       securityId,
       ts: r.ts,
       seq,
+      origin: 'bar',
       price: decimalText(price),
       size,
       bid: null,

@@ -70,6 +70,7 @@ export function quoteTick(
       securityId,
       ts: q.ts,
       seq: QUOTE_SEQ,
+      origin: 'quote',
       price: decimalText(q.price),
       size,
       bid: q.bid === null ? null : decimalText(q.bid),
