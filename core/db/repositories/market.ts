@@ -12,24 +12,32 @@
  * checkpoint) in one transaction, under an advisory lock on the checkpoint key: a crash loses at
  * most the batch in flight, and two workers never commit the same chunk.
  *
- * Quotes and bar prints (core/ingest/load.ts): a quote is a seq-0 tick, a provider's intraday bar
- * four prints at its start with seq 1..4. Both in the same 5-minute bucket would be summed twice
- * by the rollup, so a batch carrying bar prints first deletes the security's seq-0 ticks inside
- * the span the bars cover, [first bar start, last bar start + bar interval), in the same
- * transaction, appending that range to bar_changes too: the provider's bars are the record of that
- * span, the quotes were only a live view of it. The interval is the batch's `barMinutes` when the
- * caller gives it, else the gcd of the gaps between a security's bar starts, else 1 minute (a
- * single bar: the narrowest interval, so no quote outside a bar is ever dropped).
+ * Every tick carries its origin (ticks.origin: 'quote', 'bar', 'generated', 'trade'); nothing is
+ * inferred from seq, which only orders prints sharing a timestamp. A repeated key is a duplicate
+ * when its values are the same, a correction (new values stored, old ones in tick_corrections)
+ * when it comes from the same origin, and a quarantined conflicting duplicate when from another
+ * (see insertTicksOn).
  *
- * Complete and partial days: a session's 5-minute data is complete when it starts at the open
- * (a 5-minute bar, or a tick, in the session's first bucket [open_at, open_at + 5m)), partial when
- * it starts later (a day quoted from 11:00). The same rule serves three places:
- * - "missing" planning (sessionsMissingBars, intraday): a session needs fetching unless it has bar
- *   prints or its data is complete, so a quote-only partial day can still be backfilled;
+ * Quotes and bar prints (core/ingest/load.ts): a quote is a seq-0 tick, a provider's intraday bar
+ * four prints at its start with seq 1..4 and origin 'bar'. Both in the same 5-minute bucket would
+ * be summed twice by the rollup, so a batch carrying bar prints first deletes, in the same
+ * transaction, the security's ticks of other origins inside the minutes its bars cover, one
+ * [bar start, bar start + interval) per bar (adjacent ones merged; never the nights or sessions
+ * between two bars), appending those ranges to bar_changes too: the provider's bars are the
+ * record of those minutes, the quotes were only a live view of them. The interval is the batch's
+ * `barMinutes` when the caller gives it, else the gcd of the gaps under an hour between a
+ * security's bar starts, else 1 minute (a single bar: the narrowest interval, so no tick outside a
+ * bar is ever dropped).
+ *
+ * Complete and partial days: a session's 5-minute data is complete when it fills every 5-minute
+ * bucket of the session (78, or 42 on a 13:00 early close: calendar.ts sessionBuckets), partial
+ * otherwise (a day quoted from 11:00, or two ticks from the open). The same rule serves every place:
+ * - "missing" planning (sessionsMissingBars): an intraday session needs fetching unless its buckets
+ *   are all covered by bars_5m or stored ticks; a daily one unless it has a provider's bar or a
+ *   complete rolled-up one;
  * - provider daily bars (upsertDailyBars) never overwrite a 'rollup' bar of a complete day (rolled
- *   up from stored ticks, it is authoritative), but do replace one whose day is partial: its
- *   5-minute bars exist and the first is after the open. A 'rollup' bar whose 5-minute bars are
- *   gone (retention) cannot be judged and is kept;
+ *   up from stored ticks, it is authoritative), but do replace a partial one. A 'rollup' bar whose
+ *   5-minute bars are gone (retention) cannot be judged and is kept;
  * - the daily rollup (rollups.ts) overwrites a provider's bar only for a complete day.
  */
 import { Readable } from 'node:stream';
@@ -777,7 +785,8 @@ export function createMarketRepository(db: Knex) {
     /**
      * Ticks through the staging table (one transaction), appending bar_changes. `table` is for
      * benchmarks (a scratch copy of ticks); `countSeq` names the print that stands for one provider
-     * row; bar prints replace the quotes they cover (`barMinutes`: their bars' interval, see the header).
+     * row; bar prints replace the ticks of other origins in the minutes they cover (`barMinutes`:
+     * their bars' interval), and repeated keys are duplicates, corrections or conflicts (header).
      */
     async insertTicks(
       rows: readonly TickInsert[],

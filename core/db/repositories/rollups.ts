@@ -32,8 +32,10 @@
  * Daily bars: 5-minute bars inside each NYSE regular session (market_sessions, so holidays and
  * 13:00 early closes are data, not code) grouped by session date; VWAP = sum(pv) / sum(volume),
  * which equals sum(vwap * volume) / sum(volume) without the rounding of each 5-minute VWAP.
- * A day is complete when its first 5-minute bar is the session's first bucket (bucket = open_at),
- * partial when it starts later (a day quoted from 11:00). A complete day's rollup replaces any
+ * The 5-minute level keeps only buckets inside a session too (IN_SESSION), so both levels agree on
+ * what a session is: ticks at 16:00, on a holiday or after a 13:00 early close make no bar at all.
+ * A day is complete when its 5-minute bars fill every bucket of the session (calendar.ts
+ * sessionBuckets), partial otherwise (a day quoted from 11:00). A complete day's rollup replaces any
  * bars_1d row (source 'rollup' over a provider's); a partial day's only replaces a 'rollup' row or
  * fills an empty slot, never a provider's full-day bar. The market repository applies the converse
  * rule (a provider bar replaces a partial 'rollup' day), so whichever arrives last, a provider's
