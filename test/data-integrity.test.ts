@@ -336,6 +336,20 @@ describe('corrections', () => {
       size: '500',
     });
 
+    // The quote job's path says so too: a quote on a generated tick's key is a conflict.
+    await deps.repos.market.insertTicks([tick(id, at('2024-07-16T16:00:00Z'), '61', 100, 'generated')]);
+    const ts = at('2024-07-16T16:00:00Z');
+    const stored = await deps.repos.market.storeQuoteTick({
+      securityId: id,
+      ts,
+      build: () => ({
+        tick: tick(id, ts, '62', 100, 'quote'),
+        next: { session: '2024-07-16', volume: 100, ts: ts.toISOString() },
+      }),
+    });
+    expect(stored).toMatchObject({ inserted: false, corrected: false, conflict: true });
+    expect(await deps.db('quarantined_rows').where('symbol', 'DCONF')).toHaveLength(2);
+
     // A quote at the same market time with another price is a correction (its size stays ours).
     const fixed = await deps.repos.market.insertTicks([
       tick(id, at('2024-07-16T15:00:00Z'), '60.5', 0, 'quote'),

@@ -875,7 +875,9 @@ export function createMarketRepository(db: Knex) {
     /**
      * Stores one quote as a tick. Under a lock on the security, `build` sees the last quote volume
      * watermark and returns the tick to store and the next watermark; the watermark moves only when
-     * the tick is new. Quarantined rows of the same fetch go in the same transaction.
+     * the tick is new. Quarantined rows of the same fetch go in the same transaction. `corrected`:
+     * the stored quote at that time had another price (now replaced, see tick_corrections);
+     * `conflict`: a tick of another origin holds the key with other values (quarantined).
      */
     async storeQuoteTick(input: {
       securityId: number;
@@ -883,7 +885,7 @@ export function createMarketRepository(db: Knex) {
       quarantine?: readonly QuarantineInsert[];
       /** The quote's market time (to create its month partition before the transaction). */
       ts: Date;
-    }): Promise<{ inserted: boolean; tick: TickInsert }> {
+    }): Promise<{ inserted: boolean; corrected: boolean; conflict: boolean; tick: TickInsert }> {
       const key = `volume:${input.securityId}`;
       return transaction(
         async (conn) => {
@@ -902,7 +904,12 @@ export function createMarketRepository(db: Knex) {
             );
           }
           if (input.quarantine) await insertQuarantineOn(conn, input.quarantine);
-          return { inserted: counts.ticksInserted > 0, tick };
+          return {
+            inserted: counts.ticksInserted > 0,
+            corrected: counts.corrected > 0,
+            conflict: counts.conflicts > 0,
+            tick,
+          };
         },
         async (conn) => {
           await conn.query(`select ensure_month_partitions('ticks', $1, $2)`, [
