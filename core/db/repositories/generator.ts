@@ -519,12 +519,16 @@ export function createGeneratorRepository(db: Knex) {
       await db.raw(`drop table if exists ${ident(name)} cascade`);
     },
 
-    /** PostgreSQL's own server-side COPY from a file the server can read; returns rows loaded. */
-    async serverCopyTicks(table: string, file: string): Promise<number> {
+    /**
+     * PostgreSQL's own server-side COPY from a file the server can read; returns rows loaded.
+     * `withOrigin`: the file's rows carry the origin column too (the market repository's COPY text).
+     */
+    async serverCopyTicks(table: string, file: string, opts: { withOrigin?: boolean } = {}): Promise<number> {
       if (!/^\/tmp\/[A-Za-z0-9._-]+$/.test(file)) throw new Error(`unexpected bench file path: ${file}`);
-      const res = await db.raw<{ rowCount: number }>(
-        `copy ${ident(table)} ${TICK_COPY_COLUMNS} from '${file}'`,
-      );
+      const columns = opts.withOrigin
+        ? '(security_id, ts, seq, price, size, bid, ask, origin)'
+        : TICK_COPY_COLUMNS;
+      const res = await db.raw<{ rowCount: number }>(`copy ${ident(table)} ${columns} from '${file}'`);
       return res.rowCount;
     },
 

@@ -285,6 +285,18 @@ const MAX_INFERRED_MS = 60 * MINUTE_MS;
 
 const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
 
+/** Per security, the distinct start times (ms) of the batch's bar prints, ascending. */
+function barStarts(rows: readonly TickInsert[]): Map<number, number[]> {
+  const starts = new Map<number, Set<number>>();
+  for (const r of rows) {
+    if (r.origin !== 'bar') continue;
+    let set = starts.get(r.securityId);
+    if (!set) starts.set(r.securityId, (set = new Set()));
+    set.add(r.ts.getTime());
+  }
+  return new Map([...starts].map(([id, set]) => [id, [...set].sort((a, b) => a - b)]));
+}
+
 /**
  * The minutes the batch's bar prints (origin 'bar') cover: one [start, start + interval) per bar,
  * per security, adjacent ones merged. Interval: `barMinutes`, else the gcd of the gaps under an
@@ -295,16 +307,8 @@ export function barPrintSpans(
   rows: readonly TickInsert[],
   barMinutes?: number,
 ): Map<number, { from: Date; to: Date }[]> {
-  const starts = new Map<number, Set<number>>();
-  for (const r of rows) {
-    if (r.origin !== 'bar') continue;
-    let set = starts.get(r.securityId);
-    if (!set) starts.set(r.securityId, (set = new Set()));
-    set.add(r.ts.getTime());
-  }
   const out = new Map<number, { from: Date; to: Date }[]>();
-  for (const [id, set] of starts) {
-    const ts = [...set].sort((a, b) => a - b);
+  for (const [id, ts] of barStarts(rows)) {
     let step = 0;
     for (let i = 1; i < ts.length; i++) {
       const gap = ts[i]! - ts[i - 1]!;
@@ -354,13 +358,21 @@ async function replaceCoveredOn(
       max = Math.max(max, x.to.getTime());
     }
   }
-  const starts = rows.filter((r) => r.origin === 'bar');
+  // The batch's bar starts, once each (a bar has four prints at its start).
+  const ownIds: number[] = [];
+  const ownTs: string[] = [];
+  for (const [id, list] of barStarts(rows)) {
+    for (const t of list) {
+      ownIds.push(id);
+      ownTs.push(new Date(t).toISOString());
+    }
+  }
   // The literal bounds let the planner prune ticks partitions before it plans the join.
   const res = await conn.query<{ n: number }>(
     `with span as (
        select * from unnest($1::int[], $2::timestamptz[], $3::timestamptz[]) as s(id, lo, hi)
      ), own as (
-       select distinct id, ts from unnest($4::int[], $5::timestamptz[]) as b(id, ts)
+       select id, ts from unnest($4::int[], $5::timestamptz[]) as b(id, ts)
      ), gone as (
        delete from ${table} t using span s
         where t.security_id = s.id and t.ts >= s.lo and t.ts < s.hi
@@ -374,7 +386,7 @@ async function replaceCoveredOn(
        returning 1
      )
      select count(*)::int as n, (select count(*) from changed)::int as changes from gone`,
-    [ids, from, to, starts.map((r) => r.securityId), starts.map((r) => r.ts.toISOString())],
+    [ids, from, to, ownIds, ownTs],
   );
   return res.rows[0]?.n ?? 0;
 }
@@ -458,24 +470,49 @@ async function insertTicksOn(
     minTs = Math.min(minTs, b.min);
     maxTs = Math.max(maxTs, b.max);
   }
-  // Literal bounds: the planner prunes ticks partitions before planning the key join.
-  const within = `o.ts >= timestamptz '${new Date(minTs).toISOString()}'
-                  and o.ts <= timestamptz '${new Date(maxTs).toISOString()}'`;
-  const differs = `((o.price, o.bid, o.ask) is distinct from (i.price, i.bid, i.ask)
-                    or (o.origin <> 'quote' and o.size <> i.size))`;
+  // Staged ticks whose key is stored with other values, with the stored values (locked), found by
+  // one primary-key probe per staged tick: the lateral subquery is kept from being flattened into
+  // a hash join over whole partitions by `offset 0`, and its literal bounds prune partitions at
+  // plan time. Usually empty.
+  await conn.query(
+    `create temp table if not exists ingest_clash
+       (security_id integer, ts timestamptz, seq integer, origin tick_origin, price numeric, size bigint,
+        bid numeric, ask numeric, stored_origin tick_origin, stored_price numeric, stored_size bigint,
+        stored_bid numeric, stored_ask numeric)
+       on commit delete rows`,
+  );
+  const clash = await conn.query(
+    `insert into ingest_clash
+     select i.security_id, i.ts, i.seq, i.origin, i.price, i.size, i.bid, i.ask,
+            o.origin, o.price, o.size, o.bid, o.ask
+       from ingest_ticks i
+       cross join lateral (
+         select o.origin, o.price, o.size, o.bid, o.ask
+           from ${table} o
+          where o.security_id = i.security_id and o.ts = i.ts and o.seq = i.seq
+            and o.ts >= timestamptz '${new Date(minTs).toISOString()}'
+            and o.ts <= timestamptz '${new Date(maxTs).toISOString()}'
+          offset 0
+          for update
+       ) o
+      where (o.price, o.bid, o.ask) is distinct from (i.price, i.bid, i.ask)
+         or (o.origin <> 'quote' and o.size <> i.size)`,
+  );
+  if ((clash.rowCount ?? 0) === 0) return insertStagedOn(conn, table, countSeq, counts);
+  await conn.query('analyze ingest_clash');
+  // Same origin: a correction. A quote's size is ours (from the cumulative volume): it stays.
   const fixed = await conn.query<{ n: number }>(
     `with cur as (
-       select o.security_id, o.ts, o.seq, o.origin, o.price as old_price, o.size as old_size,
-              o.bid as old_bid, o.ask as old_ask, i.price, case when o.origin = 'quote' then o.size else i.size end as size,
-              i.bid, i.ask
-         from ingest_ticks i
-         join ${table} o on o.security_id = i.security_id and o.ts = i.ts and o.seq = i.seq
-        where o.origin = i.origin and ${differs} and ${within}
-          for update of o
+       select security_id, ts, seq, origin, stored_price as old_price, stored_size as old_size,
+              stored_bid as old_bid, stored_ask as old_ask, price,
+              case when origin = 'quote' then stored_size else size end as size, bid, ask
+         from ingest_clash where origin = stored_origin
      ), fixed as (
        update ${table} t set price = c.price, size = c.size, bid = c.bid, ask = c.ask
          from cur c
         where t.security_id = c.security_id and t.ts = c.ts and t.seq = c.seq
+          and t.ts >= timestamptz '${new Date(minTs).toISOString()}'
+          and t.ts <= timestamptz '${new Date(maxTs).toISOString()}'
         returning t.security_id, t.ts
      ), logged as (
        insert into tick_corrections
@@ -492,29 +529,31 @@ async function insertTicksOn(
        from fixed`,
   );
   counts.corrected = fixed.rows[0]?.n ?? 0;
+  // Another origin: a conflicting duplicate, quarantined; the stored tick stays.
   const conflicts = await conn.query<{ n: number }>(
-    `with bad as (
-       select i.*, o.origin as stored_origin, o.price as stored_price, o.size as stored_size,
-              o.bid as stored_bid, o.ask as stored_ask
-         from ingest_ticks i
-         join ${table} o on o.security_id = i.security_id and o.ts = i.ts and o.seq = i.seq
-        where o.origin <> i.origin and ${differs} and ${within}
-     ), q as (
-       insert into quarantined_rows (source, job_name, job_id, entity, symbol, reason, raw)
-       select b.origin::text, null, null, 'tick', s.ticker,
-              'conflicting_duplicate: a ' || b.origin || ' tick has the key of a stored ' || b.stored_origin
-                || ' tick with other values',
-              jsonb_build_object(
-                'offered', jsonb_build_object('security_id', b.security_id, 'ts', b.ts, 'seq', b.seq,
-                  'origin', b.origin, 'price', b.price::text, 'size', b.size, 'bid', b.bid::text, 'ask', b.ask::text),
-                'stored', jsonb_build_object('origin', b.stored_origin, 'price', b.stored_price::text,
-                  'size', b.stored_size, 'bid', b.stored_bid::text, 'ask', b.stored_ask::text))
-         from bad b left join securities s on s.id = b.security_id
-       returning 1
-     )
-     select count(*)::int as n from q`,
+    `insert into quarantined_rows (source, job_name, job_id, entity, symbol, reason, raw)
+     select b.origin::text, null, null, 'tick', s.ticker,
+            'conflicting_duplicate: a ' || b.origin || ' tick has the key of a stored ' || b.stored_origin
+              || ' tick with other values',
+            jsonb_build_object(
+              'offered', jsonb_build_object('security_id', b.security_id, 'ts', b.ts, 'seq', b.seq,
+                'origin', b.origin, 'price', b.price::text, 'size', b.size, 'bid', b.bid::text, 'ask', b.ask::text),
+              'stored', jsonb_build_object('origin', b.stored_origin, 'price', b.stored_price::text,
+                'size', b.stored_size, 'bid', b.stored_bid::text, 'ask', b.stored_ask::text))
+       from ingest_clash b left join securities s on s.id = b.security_id
+      where b.origin <> b.stored_origin`,
   );
-  counts.conflicts = conflicts.rows[0]?.n ?? 0;
+  counts.conflicts = conflicts.rowCount ?? 0;
+  return insertStagedOn(conn, table, countSeq, counts);
+}
+
+/** The staged ticks whose keys are new: `insert … on conflict do nothing`, appending bar_changes. */
+async function insertStagedOn(
+  conn: Conn,
+  table: string,
+  countSeq: number,
+  counts: TickCounts,
+): Promise<TickCounts> {
   const res = await conn.query<{ ticks: number; rows: number }>(
     `with ins as (
        insert into ${table} (security_id, ts, seq, price, size, bid, ask, origin)
@@ -538,7 +577,7 @@ async function insertTicksOn(
 
 /**
  * Provider daily bars. A stored 'rollup' bar is replaced only when its day is partial (see the
- * module header): the session's first 5-minute bar is after open_at.
+ * module header): its 5-minute bars do not fill the session.
  */
 async function upsertDailyOn(conn: Conn, rows: readonly DailyBarUpsert[]): Promise<DailyCounts> {
   if (rows.length === 0) return { inserted: 0, updated: 0, unchanged: 0, keptRollup: 0 };
