@@ -12,6 +12,7 @@ import { pipeline } from 'node:stream/promises';
 import { lastCompletedSession } from '../core/calendar/nyse.ts';
 import type { Deps } from '../core/deps.ts';
 import { dailyPath } from '../core/generator/paths.ts';
+import { withOrigin } from '../core/db/repositories/generator.ts';
 import { tickBuffers } from '../core/generator/ticks.ts';
 import { buildUniverse, resolvePlan, type Plan, type SecuritySpec } from '../core/generator/universe.ts';
 
@@ -49,9 +50,13 @@ function chunksOf(plan: Plan, specs: readonly SecuritySpec[]): Chunk[] {
   return chunks;
 }
 
+/** The same rows copyTicks sends: the generator's, each with its origin column. */
 function* allRows(plan: Plan, chunks: readonly Chunk[]): Generator<Buffer> {
   for (const c of chunks)
-    yield* tickBuffers(plan, c.spec, dailyPath(plan, c.spec), c.spec.index + 1, c.sessions);
+    yield* withOrigin(
+      tickBuffers(plan, c.spec, dailyPath(plan, c.spec), c.spec.index + 1, c.sessions),
+      'generated',
+    );
 }
 
 export async function benchGenerate(
@@ -102,7 +107,7 @@ export async function benchGenerate(
     // The server process runs as another OS user; the umask must not hide the file from it.
     await chmod(file, 0o644);
     const t1 = process.hrtime.bigint();
-    const serverRows = await repo.serverCopyTicks(serverTable, file);
+    const serverRows = await repo.serverCopyTicks(serverTable, file, { withOrigin: true });
     const serverCopySeconds = Number(process.hrtime.bigint() - t1) / 1e9;
     if (serverRows !== ticks)
       throw new Error(`bench: server COPY loaded ${serverRows} rows, client ${ticks}`);

@@ -117,7 +117,7 @@ export async function benchIngest(opts: {
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
 
     const t1 = process.hrtime.bigint();
-    const serverRows = await deps.repos.generator.serverCopyTicks(serverTable, file);
+    const serverRows = await deps.repos.generator.serverCopyTicks(serverTable, file, { withOrigin: true });
     const serverSeconds = Number(process.hrtime.bigint() - t1) / 1e9;
     if (serverRows !== ticks)
       throw new Error(`bench: server COPY loaded ${serverRows} rows, provider path ${ticks}`);

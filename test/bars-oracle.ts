@@ -82,10 +82,27 @@ function fold(groups: Map<string, TickRow[]>): Map<string, OracleBar> {
   return out;
 }
 
-/** 5-minute bars keyed `${security_id}|${bucket epoch microseconds}`. */
-export function oracle5m(ticks: TickRow[]): Map<string, OracleBar> {
+export interface OracleSession {
+  date: string;
+  openAt: Date;
+  closeAt: Date;
+}
+
+/** The session whose regular hours [open, close) hold the tick, if any. */
+function sessionOf(t: TickRow, sessions: readonly OracleSession[]): OracleSession | undefined {
+  const ms = Number(BigInt(t.us) / 1000n);
+  return sessions.find((x) => ms >= x.openAt.getTime() && ms < x.closeAt.getTime());
+}
+
+/**
+ * 5-minute bars keyed `${security_id}|${bucket epoch microseconds}`. Given `sessions`, only ticks
+ * inside a regular session count (the rule the daily bars use too: 16:00, holidays and the hours
+ * after a 13:00 early close make no bar).
+ */
+export function oracle5m(ticks: TickRow[], sessions?: readonly OracleSession[]): Map<string, OracleBar> {
   const groups = new Map<string, TickRow[]>();
   for (const t of ticks) {
+    if (sessions && !sessionOf(t, sessions)) continue;
     const bucket = (BigInt(t.us) / BUCKET_US) * BUCKET_US;
     const key = `${t.security_id}|${bucket}`;
     let g = groups.get(key);
@@ -96,14 +113,10 @@ export function oracle5m(ticks: TickRow[]): Map<string, OracleBar> {
 }
 
 /** Daily bars keyed `${security_id}|${YYYY-MM-DD}` from ticks inside the given sessions. */
-export function oracle1d(
-  ticks: TickRow[],
-  sessions: { date: string; openAt: Date; closeAt: Date }[],
-): Map<string, OracleBar> {
+export function oracle1d(ticks: TickRow[], sessions: readonly OracleSession[]): Map<string, OracleBar> {
   const groups = new Map<string, TickRow[]>();
   for (const t of ticks) {
-    const ms = Number(BigInt(t.us) / 1000n);
-    const s = sessions.find((x) => ms >= x.openAt.getTime() && ms < x.closeAt.getTime());
+    const s = sessionOf(t, sessions);
     if (!s) continue;
     const key = `${t.security_id}|${s.date}`;
     let g = groups.get(key);
@@ -111,6 +124,43 @@ export function oracle1d(
     g.push(t);
   }
   return fold(groups);
+}
+
+/**
+ * Days (`${security_id}|${YYYY-MM-DD}`) whose ticks fill every 5-minute bucket of the session:
+ * complete days. Anything less is partial: it never displaces a provider's daily bar.
+ */
+export function completeDays(ticks: TickRow[], sessions: readonly OracleSession[]): Set<string> {
+  const buckets = new Map<string, Set<bigint>>();
+  for (const t of ticks) {
+    const s = sessionOf(t, sessions);
+    if (!s) continue;
+    const key = `${t.security_id}|${s.date}`;
+    let set = buckets.get(key);
+    if (!set) buckets.set(key, (set = new Set()));
+    set.add(BigInt(t.us) / BUCKET_US);
+  }
+  const out = new Set<string>();
+  for (const [key, set] of buckets) {
+    const s = sessions.find((x) => key.endsWith(`|${x.date}`))!;
+    if (set.size === (s.closeAt.getTime() - s.openAt.getTime()) / 300_000) out.add(key);
+  }
+  return out;
+}
+
+/**
+ * The 'rollup' daily bars to expect: the oracle's day where it is complete or no provider's bar
+ * (`providerDays`, same keys) holds the slot.
+ */
+export function oracleRollup1d(
+  ticks: TickRow[],
+  sessions: readonly OracleSession[],
+  providerDays: ReadonlySet<string>,
+): Map<string, OracleBar> {
+  const complete = completeDays(ticks, sessions);
+  const all = oracle1d(ticks, sessions);
+  for (const key of [...all.keys()]) if (!complete.has(key) && providerDays.has(key)) all.delete(key);
+  return all;
 }
 
 interface BarRow {

@@ -4,9 +4,11 @@
  * rollups consume every pending change in it):
  * - bar prints replace the quotes inside the span they cover, so the 5-minute and daily rollups
  *   carry the provider bars' volume and close, not quotes + bars;
- * - "missing" planning treats a quote-only partial session as missing (and the backfill fills it);
+ * - "missing" planning treats a session whose 5-minute buckets are not all covered as missing (and
+ *   the backfill fills it);
  * - a partial day's rollup never overwrites a provider's daily bar, a provider's daily bar replaces
- *   a partial rollup day, and a complete day's rollup still wins over a provider's bar.
+ *   a partial rollup day, and a complete day's rollup (every bucket of the session) still wins over
+ *   a provider's bar.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Clock, Deps } from '../core/deps.ts';
@@ -34,7 +36,21 @@ async function addSecurity(ticker: string): Promise<number> {
 const at = (iso: string): Date => new Date(iso);
 
 function quote(securityId: number, iso: string, price: string, size: number): TickInsert {
-  return { securityId, ts: at(iso), seq: 0, price, size, bid: null, ask: null };
+  return { securityId, ts: at(iso), seq: 0, origin: 'quote', price, size, bid: null, ask: null };
+}
+
+/** A quote every 5 minutes over [fromIso, toIso): every bucket of that span covered. */
+function quotesEvery5(
+  securityId: number,
+  fromIso: string,
+  toIso: string,
+  price: string,
+  size: number,
+): TickInsert[] {
+  const out: TickInsert[] = [];
+  for (let t = Date.parse(fromIso); t < Date.parse(toIso); t += 300_000)
+    out.push(quote(securityId, new Date(t).toISOString(), price, size));
+  return out;
 }
 
 function bar(
@@ -190,22 +206,28 @@ describe('bar prints replace the quotes they cover', () => {
 describe('"missing" intraday planning', () => {
   it('sees a quote-only partial session as missing, and the backfill completes it', async () => {
     const id = ids.get('QMISS')!;
-    // 07-08: quotes from 11:00 only; 07-09: quoted from the open; 07-10: bar prints; 07-11: nothing.
+    // 07-08: quotes from 11:00 only; 07-09: quoted over the whole session; 07-10: bar prints for
+    // the whole session; 07-11: nothing; 07-12: quoted from the open, but only twice.
     await deps.repos.market.insertTicks([
       quote(id, '2024-07-08T15:00:05Z', '20', 10_000),
       quote(id, '2024-07-08T15:30:05Z', '21', 500),
-      quote(id, '2024-07-09T13:31:00Z', '20', 800),
+      ...quotesEvery5(id, '2024-07-09T13:31:00Z', '2024-07-09T20:00:00Z', '20', 800),
+      quote(id, '2024-07-12T13:30:00Z', '20', 800),
+      quote(id, '2024-07-12T14:00:00Z', '20', 800),
     ]);
+    const wholeDay: IntradayRow[] = [];
+    for (let t = Date.parse('2024-07-10T13:30:00Z'); t < Date.parse('2024-07-10T20:00:00Z'); t += 300_000)
+      wholeDay.push(bar(new Date(t).toISOString(), 20, 21, 19, 20.5, 300));
     await deps.repos.market.commitBatch({
-      ticks: {
-        rows: intradayTicks(id, [bar('2024-07-10T16:00:00Z', 20, 21, 19, 20.5, 300)]),
-        countSeq: BAR_SEQ.close,
-      },
+      ticks: { rows: intradayTicks(id, wholeDay), countSeq: BAR_SEQ.close, barMinutes: 5 },
     });
+    // Bar prints not rolled up yet already count.
+    expect(await deps.repos.market.sessionsMissingBars(id, '2024-07-10', '2024-07-10', '5m')).toEqual([]);
     await rollAll();
-    expect(await deps.repos.market.sessionsMissingBars(id, '2024-07-08', '2024-07-11', '5m')).toEqual([
+    expect(await deps.repos.market.sessionsMissingBars(id, '2024-07-08', '2024-07-12', '5m')).toEqual([
       '2024-07-08',
       '2024-07-11',
+      '2024-07-12',
     ]);
 
     const result = await pricesBackfill(
@@ -214,8 +236,9 @@ describe('"missing" intraday planning', () => {
       directContext(),
     );
     expect(result).toMatchObject({ accepted: 78, quarantined: 0 });
-    expect(await deps.repos.market.sessionsMissingBars(id, '2024-07-08', '2024-07-11', '5m')).toEqual([
+    expect(await deps.repos.market.sessionsMissingBars(id, '2024-07-08', '2024-07-12', '5m')).toEqual([
       '2024-07-11',
+      '2024-07-12',
     ]);
     await rollAll();
 
@@ -254,13 +277,15 @@ describe('rolled-up days and provider daily bars', () => {
   it('a provider daily bar replaces a partial rollup day, not a complete one', async () => {
     const id = ids.get('QDAY')!;
     await deps.repos.market.insertTicks([
-      quote(id, '2024-07-02T15:00:00Z', '104', 600_000), // partial: from 11:00
-      quote(id, '2024-07-03T13:30:00Z', '99', 400_000), // complete: from the open
-      quote(id, '2024-07-03T16:00:00Z', '98', 1000),
+      quote(id, '2024-07-02T13:30:00Z', '104', 600_000), // partial: from the open, but not all of it
+      // Complete: every bucket of the 13:00 early close.
+      quote(id, '2024-07-03T13:30:00Z', '99', 400_000),
+      ...quotesEvery5(id, '2024-07-03T13:35:00Z', '2024-07-03T16:55:00Z', '99', 1000),
+      quote(id, '2024-07-03T16:55:00Z', '98', 1000),
     ]);
     await rollAll();
     expect(await daily(id, '2024-07-02')).toMatchObject({ volume: '600000', source: 'rollup' });
-    expect(await daily(id, '2024-07-03')).toMatchObject({ volume: '401000', source: 'rollup' });
+    expect(await daily(id, '2024-07-03')).toMatchObject({ volume: '441000', source: 'rollup' });
 
     const res = await deps.repos.market.upsertDailyBars([
       providerDay(id, '2024-07-02', '105', 2_000_000),
@@ -282,27 +307,26 @@ describe('rolled-up days and provider daily bars', () => {
       providerDay(id, '2024-07-05', '105', 1_000_000),
       providerDay(id, '2024-07-08', '105', 1_000_000),
     ]);
-    // 07-05: quotes from the open (incremental rollup); 07-08: bar prints from the open (range rollup).
+    // 07-05: quotes over the whole session (incremental rollup); 07-08: bar prints over the whole
+    // session (range rollup).
     await deps.repos.market.insertTicks([
       quote(id, '2024-07-05T13:30:40Z', '101', 7000),
+      ...quotesEvery5(id, '2024-07-05T13:35:00Z', '2024-07-05T19:55:00Z', '101.5', 100),
       quote(id, '2024-07-05T19:59:00Z', '102', 3000),
     ]);
     await rollAll();
     expect(await daily(id, '2024-07-05')).toMatchObject({
       open: '101.00000000',
       close: '102.00000000',
-      volume: '10000',
+      volume: '17600',
       source: 'rollup',
     });
 
+    const bars: IntradayRow[] = [bar('2024-07-08T13:30:00Z', 100, 101, 99, 100.5, 2000)];
+    for (let t = Date.parse('2024-07-08T13:35:00Z'); t < Date.parse('2024-07-08T20:00:00Z'); t += 300_000)
+      bars.push(bar(new Date(t).toISOString(), 100.5, 102, 100, 101.5, 3000));
     await deps.repos.market.commitBatch({
-      ticks: {
-        rows: intradayTicks(id, [
-          bar('2024-07-08T13:30:00Z', 100, 101, 99, 100.5, 2000),
-          bar('2024-07-08T13:35:00Z', 100.5, 102, 100, 101.5, 3000),
-        ]),
-        countSeq: BAR_SEQ.close,
-      },
+      ticks: { rows: intradayTicks(id, bars), countSeq: BAR_SEQ.close, barMinutes: 5 },
     });
     await rollup5m(deps, {}, directContext());
     const range = await rollup1d(deps, { from: '2024-07-08', to: '2024-07-08' }, directContext());
@@ -310,7 +334,7 @@ describe('rolled-up days and provider daily bars', () => {
     expect(await daily(id, '2024-07-08')).toMatchObject({
       open: '100.00000000',
       close: '101.50000000',
-      volume: '5000',
+      volume: String(2000 + 77 * 3000),
       source: 'rollup',
     });
     // And the provider cannot take a complete day back.

@@ -411,7 +411,8 @@ describe('market repository: ticks', () => {
       securityId,
       ts: new Date(Date.parse('2024-03-04T15:00:00Z') + (from + i) * 1000),
       seq: 0,
-      price: (100 + i / 100).toFixed(2),
+      origin: 'quote' as const,
+      price: (100 + (from + i) / 100).toFixed(2), // a key always has the same values
       size: 100,
       bid: null,
       ask: null,
@@ -423,7 +424,7 @@ describe('market repository: ticks', () => {
     expect(first).toMatchObject({ ticks: 500, ticksInserted: 500 });
     // Half already stored: the staging path inserts the rest and counts the others.
     const second = await deps.repos.market.insertTicks(batch(id, 250, 500));
-    expect(second).toMatchObject({ ticks: 500, ticksInserted: 250 });
+    expect(second).toMatchObject({ ticks: 500, ticksInserted: 250, corrected: 0, conflicts: 0 });
     expect(await count('select count(*) as n from ticks where security_id = ?', [id])).toBe(750);
     const changes = await deps.db('bar_changes').where('security_id', id).orderBy('id');
     expect(

@@ -144,7 +144,7 @@ describe('bars rollups', () => {
 
       const all = await loadTicks(deps.db, ids);
       expect(all.length).toBe(ticks.length - withdrawn.length);
-      expect(printable(await stored5m(deps.db, ids))).toEqual(printable(oracle5m(all)));
+      expect(printable(await stored5m(deps.db, ids))).toEqual(printable(oracle5m(all, sessions)));
       expect(printable(await stored1d(deps.db, ids))).toEqual(printable(oracle1d(all, sessions)));
 
       // Daily bars cover regular hours only: an early-close day ends at 13:00 New York.

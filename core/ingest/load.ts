@@ -20,10 +20,10 @@
  * which then sorts before the bar's prints (a trade at t precedes the rest of [t, t + interval)).
  *
  * Daily bars → bars_1d with source = the provider's name and its adjusted close; a bar whose
- * source is 'rollup' is not overwritten unless the rolled-up day is partial (its 5-minute bars
- * start after the open); see the market repository. Bar prints replace the seq-0 ticks (quotes,
- * or generated prints) inside the bars' span, in the same transaction: bars from a backfill are
- * the authoritative record of the minutes they cover, and mixing both would double the volume.
+ * source is 'rollup' is not overwritten unless the rolled-up day is partial (its 5-minute bars do
+ * not fill its session); see the market repository. Bar prints (origin 'bar') replace the ticks of
+ * other origins inside the minutes their bars cover, in the same transaction: bars from a backfill
+ * are the authoritative record of those minutes, and mixing both would double the volume.
  *
  * Events → corporate_actions with a deterministic action_id `${provider}:${ticker}:${type}:${exDate}`
  * (so a re-fetch is a conflict, not a new row); a split ratio < 1 is a REVERSE_SPLIT; providers
@@ -59,6 +59,7 @@ export function intradayTicks(securityId: number, rows: readonly IntradayRow[]):
       securityId,
       ts: r.ts,
       seq,
+      origin: 'bar',
       price: decimalText(price),
       size,
       bid: null,

@@ -70,6 +70,7 @@ export function quoteTick(
       securityId,
       ts: q.ts,
       seq: QUOTE_SEQ,
+      origin: 'quote',
       price: decimalText(q.price),
       size,
       bid: q.bid === null ? null : decimalText(q.bid),
@@ -151,8 +152,11 @@ export async function ingestQuote(
     build: (prev) => quoteTick(security.id, row, prev),
     quarantine,
   });
-  if (stored.inserted) result.accepted = 1;
-  else result.duplicates = 1;
+  if (stored.inserted || stored.corrected) result.accepted = 1;
+  else if (stored.conflict) {
+    result.quarantined += 1;
+    result.reasons.push('conflicting_duplicate: a stored tick of another origin holds this key');
+  } else result.duplicates = 1;
   const tick = await deps.repos.market.tickAt(security.id, row.ts, QUOTE_SEQ);
   result.tick = { ts: row.ts, price: tick?.price ?? stored.tick.price };
   return result;

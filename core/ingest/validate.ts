@@ -58,6 +58,7 @@ export const REASONS = {
   misaligned_timestamp: 'the bar does not start on its interval boundary',
   incomplete: 'the bar or session had not finished at fetch time',
   duplicate: 'the same key appears earlier in the response with different values',
+  conflicting_duplicate: 'a stored tick from another origin has the same key with other values',
   bad_ratio: 'the split ratio is missing, not positive, or 1',
   bad_amount: 'the dividend amount is missing, negative or not a number',
   bad_rate: 'the FX rate is missing, not finite, not positive or out of range',

@@ -4,6 +4,15 @@ import type { Knex } from '../knex.ts';
 
 export const NYSE_EXCHANGE = 'XNYS';
 
+/**
+ * SQL: the number of 5-minute buckets in the market_sessions row aliased `s` (78 for a full
+ * session, 42 for a 13:00 early close; opens and closes are on 5-minute boundaries). A day is
+ * complete when its 5-minute bars fill every one of them; the rollups, provider daily bars and
+ * "missing" planning all use this one rule.
+ */
+export const sessionBuckets = (s: string): string =>
+  `(extract(epoch from (${s}.close_at - ${s}.open_at))::int / 300)`;
+
 interface SessionRow {
   session_date: string;
   open_at: Date;

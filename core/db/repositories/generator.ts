@@ -135,6 +135,33 @@ function ident(name: string): string {
 }
 
 const TICK_COPY_COLUMNS = '(security_id, ts, seq, price, size, bid, ask)';
+
+/**
+ * COPY text rows (7 columns, each ending in a newline) with a last column added to every row: the
+ * ticks' origin, which the generator's buffers do not carry. Rows may span buffers; only the
+ * newlines are touched.
+ */
+export function* withOrigin(source: Iterable<Buffer>, origin: string): Generator<Buffer> {
+  const suffix = Buffer.from(`\t${origin}\n`, 'latin1');
+  for (const buf of source) {
+    let lines = 0;
+    for (let i = buf.indexOf(10); i !== -1; i = buf.indexOf(10, i + 1)) lines++;
+    const out = Buffer.allocUnsafe(buf.length + lines * (suffix.length - 1));
+    let from = 0;
+    let pos = 0;
+    for (let i = buf.indexOf(10); i !== -1; i = buf.indexOf(10, i + 1)) {
+      pos += buf.copy(out, pos, from, i);
+      pos += suffix.copy(out, pos);
+      from = i + 1;
+    }
+    pos += buf.copy(out, pos, from);
+    yield out.subarray(0, pos);
+  }
+}
+
+async function* withOriginAsync(source: AsyncIterable<Buffer>, origin: string): AsyncGenerator<Buffer> {
+  for await (const buf of source) yield* withOrigin([buf], origin);
+}
 /** Tables the generator fills, children first, for wiping a scratch database between test runs. */
 const DATASET_TABLES = [
   'ticks',
@@ -434,7 +461,8 @@ export function createGeneratorRepository(db: Knex) {
     },
 
     /**
-     * COPYs one chunk of ticks (COPY text rows from `source`) into `table`. With a checkpoint,
+     * COPYs one chunk of ticks (COPY text rows of TICK_COPY_COLUMNS from `source`) into `table`,
+     * each stored with origin 'generated' (ticks.origin; added to every row here). With a checkpoint,
      * the COPY and the checkpoint row commit together, under an advisory lock on the key so two
      * workers never load the same chunk; an already-checkpointed chunk is skipped.
      */
@@ -458,8 +486,13 @@ export function createGeneratorRepository(db: Knex) {
           // this transaction and its lock).
           if (done.rowCount) return { skipped: true, rows: 0 };
         }
-        const copy = conn.query(copyFrom(`copy ${table} ${TICK_COPY_COLUMNS} from stdin`));
-        await pipeline(Readable.from(opts.source, { objectMode: false }), copy);
+        const copy = conn.query(
+          copyFrom(`copy ${table} (security_id, ts, seq, price, size, bid, ask, origin) from stdin`),
+        );
+        const src = opts.source;
+        const rows =
+          Symbol.asyncIterator in src ? withOriginAsync(src, 'generated') : withOrigin(src, 'generated');
+        await pipeline(Readable.from(rows, { objectMode: false }), copy);
         if (cp) {
           await conn.query(
             `insert into job_checkpoints (job_name, checkpoint_key, state) values ($1, $2, $3)
@@ -486,12 +519,16 @@ export function createGeneratorRepository(db: Knex) {
       await db.raw(`drop table if exists ${ident(name)} cascade`);
     },
 
-    /** PostgreSQL's own server-side COPY from a file the server can read; returns rows loaded. */
-    async serverCopyTicks(table: string, file: string): Promise<number> {
+    /**
+     * PostgreSQL's own server-side COPY from a file the server can read; returns rows loaded.
+     * `withOrigin`: the file's rows carry the origin column too (the market repository's COPY text).
+     */
+    async serverCopyTicks(table: string, file: string, opts: { withOrigin?: boolean } = {}): Promise<number> {
       if (!/^\/tmp\/[A-Za-z0-9._-]+$/.test(file)) throw new Error(`unexpected bench file path: ${file}`);
-      const res = await db.raw<{ rowCount: number }>(
-        `copy ${ident(table)} ${TICK_COPY_COLUMNS} from '${file}'`,
-      );
+      const columns = opts.withOrigin
+        ? '(security_id, ts, seq, price, size, bid, ask, origin)'
+        : TICK_COPY_COLUMNS;
+      const res = await db.raw<{ rowCount: number }>(`copy ${ident(table)} ${columns} from '${file}'`);
       return res.rowCount;
     },
 

@@ -12,24 +12,32 @@
  * checkpoint) in one transaction, under an advisory lock on the checkpoint key: a crash loses at
  * most the batch in flight, and two workers never commit the same chunk.
  *
- * Quotes and bar prints (core/ingest/load.ts): a quote is a seq-0 tick, a provider's intraday bar
- * four prints at its start with seq 1..4. Both in the same 5-minute bucket would be summed twice
- * by the rollup, so a batch carrying bar prints first deletes the security's seq-0 ticks inside
- * the span the bars cover, [first bar start, last bar start + bar interval), in the same
- * transaction, appending that range to bar_changes too: the provider's bars are the record of that
- * span, the quotes were only a live view of it. The interval is the batch's `barMinutes` when the
- * caller gives it, else the gcd of the gaps between a security's bar starts, else 1 minute (a
- * single bar: the narrowest interval, so no quote outside a bar is ever dropped).
+ * Every tick carries its origin (ticks.origin: 'quote', 'bar', 'generated', 'trade'); nothing is
+ * inferred from seq, which only orders prints sharing a timestamp. A repeated key is a duplicate
+ * when its values are the same, a correction (new values stored, old ones in tick_corrections)
+ * when it comes from the same origin, and a quarantined conflicting duplicate when from another
+ * (see insertTicksOn).
  *
- * Complete and partial days: a session's 5-minute data is complete when it starts at the open
- * (a 5-minute bar, or a tick, in the session's first bucket [open_at, open_at + 5m)), partial when
- * it starts later (a day quoted from 11:00). The same rule serves three places:
- * - "missing" planning (sessionsMissingBars, intraday): a session needs fetching unless it has bar
- *   prints or its data is complete, so a quote-only partial day can still be backfilled;
+ * Quotes and bar prints (core/ingest/load.ts): a quote is a seq-0 tick, a provider's intraday bar
+ * four prints at its start with seq 1..4 and origin 'bar'. Both in the same 5-minute bucket would
+ * be summed twice by the rollup, so a batch carrying bar prints first deletes, in the same
+ * transaction, the security's ticks of other origins inside the minutes its bars cover, one
+ * [bar start, bar start + interval) per bar (adjacent ones merged; never the nights or sessions
+ * between two bars), appending those ranges to bar_changes too: the provider's bars are the
+ * record of those minutes, the quotes were only a live view of them. The interval is the batch's
+ * `barMinutes` when the caller gives it, else the gcd of the gaps under an hour between a
+ * security's bar starts, else 1 minute (a single bar: the narrowest interval, so no tick outside a
+ * bar is ever dropped).
+ *
+ * Complete and partial days: a session's 5-minute data is complete when it fills every 5-minute
+ * bucket of the session (78, or 42 on a 13:00 early close: calendar.ts sessionBuckets), partial
+ * otherwise (a day quoted from 11:00, or two ticks from the open). The same rule serves every place:
+ * - "missing" planning (sessionsMissingBars): an intraday session needs fetching unless its buckets
+ *   are all covered by bars_5m or stored ticks; a daily one unless it has a provider's bar or a
+ *   complete rolled-up one;
  * - provider daily bars (upsertDailyBars) never overwrite a 'rollup' bar of a complete day (rolled
- *   up from stored ticks, it is authoritative), but do replace one whose day is partial: its
- *   5-minute bars exist and the first is after the open. A 'rollup' bar whose 5-minute bars are
- *   gone (retention) cannot be judged and is kept;
+ *   up from stored ticks, it is authoritative), but do replace a partial one. A 'rollup' bar whose
+ *   5-minute bars are gone (retention) cannot be judged and is kept;
  * - the daily rollup (rollups.ts) overwrites a provider's bar only for a complete day.
  */
 import { Readable } from 'node:stream';
@@ -37,6 +45,7 @@ import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { rawTransaction, type Knex } from '../knex.ts';
+import { sessionBuckets } from './calendar.ts';
 
 const EXCHANGE = 'XNYS';
 
@@ -49,10 +58,18 @@ export interface IngestSecurity {
   status: string;
 }
 
+/**
+ * Where a tick came from (ticks.origin): a provider quote, a provider intraday bar's prints, the
+ * synthetic generator, or any other print. Stored, never inferred from seq (seq only orders prints
+ * sharing a timestamp).
+ */
+export type TickOrigin = 'quote' | 'bar' | 'generated' | 'trade';
+
 export interface TickInsert {
   securityId: number;
   ts: Date;
   seq: number;
+  origin: TickOrigin;
   /** Decimal text (numeric). */
   price: string;
   size: number;
@@ -118,8 +135,15 @@ export interface TickCounts {
   /** Provider rows (counted by their print with seq = countSeq) offered and newly stored. */
   rows: number;
   rowsInserted: number;
-  /** Quote ticks (seq 0) deleted because the batch's bar prints cover their time. */
+  /**
+   * Ticks deleted because the batch's bar prints cover their minutes (quotes, generated ticks,
+   * trades, and bar prints of another interval inside a bar; see the header).
+   */
   quotesReplaced: number;
+  /** Stored ticks of the same origin whose values the batch corrected (recorded in tick_corrections). */
+  corrected: number;
+  /** Ticks whose key is stored with other values from another origin: quarantined, not stored. */
+  conflicts: number;
 }
 
 export interface DailyCounts {
@@ -182,7 +206,7 @@ export function jsonForQuarantine(raw: unknown): string {
 const COPY_BUFFER = 1 << 18;
 
 /**
- * COPY text of ticks (columns security_id, ts, seq, price, size, bid, ask), written straight into
+ * COPY text of ticks (columns security_id, ts, seq, price, size, bid, ask, origin), written straight into
  * buffers of 256 KB: no per-row strings besides the fields themselves.
  */
 export function* tickCopyText(rows: readonly TickInsert[]): Generator<Buffer> {
@@ -210,7 +234,7 @@ export function* tickCopyText(rows: readonly TickInsert[]): Generator<Buffer> {
     const bid = r.bid ?? '\\N';
     const ask = r.ask ?? '\\N';
     // Integers print in at most 20 characters; the rest is measured.
-    const need = 80 + lastIso.length + r.price.length + bid.length + ask.length;
+    const need = 80 + lastIso.length + r.price.length + bid.length + ask.length + r.origin.length;
     if (pos + need > buf.length) {
       if (pos > 0) yield buf.subarray(0, pos);
       buf = Buffer.allocUnsafe(Math.max(COPY_BUFFER, need));
@@ -229,6 +253,8 @@ export function* tickCopyText(rows: readonly TickInsert[]): Generator<Buffer> {
     ascii(bid);
     buf[pos++] = 9;
     ascii(ask);
+    buf[pos++] = 9;
+    ascii(r.origin);
     buf[pos++] = 10;
   }
   if (pos > 0) yield buf.subarray(0, pos);
@@ -253,45 +279,64 @@ function boundsOf(rows: readonly TickInsert[]): Map<number, { min: number; max: 
   return bounds;
 }
 
-/** Seq of a quote tick and the seqs of a bar's prints (core/ingest/load.ts QUOTE_SEQ, BAR_SEQ). */
-const QUOTE_SEQ = 0;
-const isBarPrint = (seq: number): boolean => seq >= 1 && seq <= 4;
 const MINUTE_MS = 60_000;
+/** Gaps between bar starts at least this long (a night, a weekend) say nothing about the interval. */
+const MAX_INFERRED_MS = 60 * MINUTE_MS;
 
 const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
 
-/**
- * Per security, the span [first bar start, last bar start + interval) covered by the batch's bar
- * prints (none when the batch has no bar prints). Interval: `barMinutes`, else the gcd of the gaps
- * between distinct bar starts, else 1 minute.
- */
-export function barPrintSpans(
-  rows: readonly TickInsert[],
-  barMinutes?: number,
-): Map<number, { from: Date; to: Date }> {
+/** Per security, the distinct start times (ms) of the batch's bar prints, ascending. */
+function barStarts(rows: readonly TickInsert[]): Map<number, number[]> {
   const starts = new Map<number, Set<number>>();
   for (const r of rows) {
-    if (!isBarPrint(r.seq)) continue;
+    if (r.origin !== 'bar') continue;
     let set = starts.get(r.securityId);
     if (!set) starts.set(r.securityId, (set = new Set()));
     set.add(r.ts.getTime());
   }
-  const out = new Map<number, { from: Date; to: Date }>();
-  for (const [id, set] of starts) {
-    const ts = [...set].sort((a, b) => a - b);
+  return new Map([...starts].map(([id, set]) => [id, [...set].sort((a, b) => a - b)]));
+}
+
+/**
+ * The minutes the batch's bar prints (origin 'bar') cover: one [start, start + interval) per bar,
+ * per security, adjacent ones merged. Interval: `barMinutes`, else the gcd of the gaps under an
+ * hour between a security's distinct bar starts, else 1 minute (the narrowest, so a lone bar never
+ * covers a minute it does not describe). Gaps between sessions are never covered.
+ */
+export function barPrintSpans(
+  rows: readonly TickInsert[],
+  barMinutes?: number,
+): Map<number, { from: Date; to: Date }[]> {
+  const out = new Map<number, { from: Date; to: Date }[]>();
+  for (const [id, ts] of barStarts(rows)) {
     let step = 0;
-    for (let i = 1; i < ts.length; i++) step = gcd(ts[i]! - ts[i - 1]!, step);
+    for (let i = 1; i < ts.length; i++) {
+      const gap = ts[i]! - ts[i - 1]!;
+      if (gap < MAX_INFERRED_MS) step = gcd(gap, step);
+    }
     const interval = barMinutes !== undefined && barMinutes > 0 ? barMinutes * MINUTE_MS : step || MINUTE_MS;
-    out.set(id, { from: new Date(ts[0]!), to: new Date(ts.at(-1)! + interval) });
+    const spans: { from: number; to: number }[] = [];
+    for (const t of ts) {
+      const last = spans.at(-1);
+      if (last && t <= last.to) last.to = Math.max(last.to, t + interval);
+      else spans.push({ from: t, to: t + interval });
+    }
+    out.set(
+      id,
+      spans.map((x) => ({ from: new Date(x.from), to: new Date(x.to) })),
+    );
   }
   return out;
 }
 
 /**
- * Deletes the quote ticks (seq 0) inside the spans the batch's bar prints cover and records the
- * deleted range per security in bar_changes; returns how many were deleted.
+ * Deletes what the batch's bar prints replace, inside the minutes their bars cover (barPrintSpans):
+ * every tick of another origin, and bar prints at other instants than the batch's bar starts (a
+ * finer interval's prints inside a coarser bar). Prints at a batch bar's own start stay, to be
+ * compared key by key (duplicate or correction). Records the deleted range per security in
+ * bar_changes; returns how many ticks were deleted.
  */
-async function replaceQuotesOn(
+async function replaceCoveredOn(
   conn: Conn,
   table: string,
   rows: readonly TickInsert[],
@@ -299,19 +344,41 @@ async function replaceQuotesOn(
 ): Promise<number> {
   const spans = barPrintSpans(rows, barMinutes);
   if (spans.size === 0) return 0;
-  const ids = [...spans.keys()];
-  const from = ids.map((id) => spans.get(id)!.from);
-  const to = ids.map((id) => spans.get(id)!.to);
-  const min = new Date(Math.min(...from.map((d) => d.getTime())));
-  const max = new Date(Math.max(...to.map((d) => d.getTime())));
+  const ids: number[] = [];
+  const from: string[] = [];
+  const to: string[] = [];
+  let min = Number.POSITIVE_INFINITY;
+  let max = Number.NEGATIVE_INFINITY;
+  for (const [id, list] of spans) {
+    for (const x of list) {
+      ids.push(id);
+      from.push(x.from.toISOString());
+      to.push(x.to.toISOString());
+      min = Math.min(min, x.from.getTime());
+      max = Math.max(max, x.to.getTime());
+    }
+  }
+  // The batch's bar starts, once each (a bar has four prints at its start).
+  const ownIds: number[] = [];
+  const ownTs: string[] = [];
+  for (const [id, list] of barStarts(rows)) {
+    for (const t of list) {
+      ownIds.push(id);
+      ownTs.push(new Date(t).toISOString());
+    }
+  }
   // The literal bounds let the planner prune ticks partitions before it plans the join.
   const res = await conn.query<{ n: number }>(
     `with span as (
        select * from unnest($1::int[], $2::timestamptz[], $3::timestamptz[]) as s(id, lo, hi)
+     ), own as (
+       select id, ts from unnest($4::int[], $5::timestamptz[]) as b(id, ts)
      ), gone as (
        delete from ${table} t using span s
-        where t.security_id = s.id and t.ts >= s.lo and t.ts < s.hi and t.seq = ${QUOTE_SEQ}
-          and t.ts >= timestamptz '${min.toISOString()}' and t.ts < timestamptz '${max.toISOString()}'
+        where t.security_id = s.id and t.ts >= s.lo and t.ts < s.hi
+          and t.ts >= timestamptz '${new Date(min).toISOString()}' and t.ts < timestamptz '${new Date(max).toISOString()}'
+          and (t.origin <> 'bar'
+               or not exists (select 1 from own o where o.id = t.security_id and o.ts = t.ts))
        returning t.security_id, t.ts
      ), changed as (
        insert into bar_changes (level, security_id, from_ts, to_ts)
@@ -319,19 +386,27 @@ async function replaceQuotesOn(
        returning 1
      )
      select count(*)::int as n, (select count(*) from changed)::int as changes from gone`,
-    [ids, from.map((d) => d.toISOString()), to.map((d) => d.toISOString())],
+    [ids, from, to, ownIds, ownTs],
   );
   return res.rows[0]?.n ?? 0;
 }
 
 /**
- * Inserts ticks, counting new ones and duplicates, replacing the quotes its bar prints cover, and appends bar_changes per security
- * ([first, last + 1 ms) of what was inserted). General path: COPY into the staging table, then
- * `insert … on conflict do nothing`. Fast path, when the table holds nothing yet in the batch's
- * time span for its securities (a backfill of new history, the usual case): COPY straight into
- * the table under a savepoint, which costs what a bare COPY costs; should a concurrent writer
- * have stored one of the keys meanwhile, the unique violation rolls back to the savepoint and the
- * general path runs instead, so the result is the same either way.
+ * Inserts ticks, counting new ones and duplicates, replacing what its bar prints cover, and appends
+ * bar_changes per security ([first, last + 1 ms) of what was written). General path: COPY into the
+ * staging table, then, against the stored ticks with the same key:
+ * - same values: a duplicate (nothing written);
+ * - same origin, other values: a correction (a provider's corrected bar, a re-stamped quote):
+ *   the stored tick takes the new values and tick_corrections keeps the old ones. A quote's size
+ *   is ours (derived from the provider's cumulative volume), not the provider's, so a quote
+ *   correction changes price, bid and ask and keeps the stored size;
+ * - another origin, other values: a conflicting duplicate, quarantined (reason
+ *   `conflicting_duplicate`, the offered and the stored tick in raw), the stored tick kept;
+ * then `insert … on conflict do nothing` of the rest. Fast path, when the table holds nothing yet
+ * in the batch's time span for its securities (a backfill of new history, the usual case): COPY
+ * straight into the table under a savepoint, which costs what a bare COPY costs; should a
+ * concurrent writer have stored one of the keys meanwhile, the unique violation rolls back to the
+ * savepoint and the general path runs instead, so the result is the same either way.
  */
 async function insertTicksOn(
   conn: Conn,
@@ -346,10 +421,12 @@ async function insertTicksOn(
     rows: rows.reduce((n, r) => n + (r.seq === countSeq ? 1 : 0), 0),
     rowsInserted: 0,
     quotesReplaced: 0,
+    corrected: 0,
+    conflicts: 0,
   };
   if (rows.length === 0) return counts;
-  // First, so the fast path below sees a span emptied of the quotes it replaces.
-  counts.quotesReplaced = await replaceQuotesOn(conn, table, rows, barMinutes);
+  // First, so the fast path below sees a span emptied of the ticks it replaces.
+  counts.quotesReplaced = await replaceCoveredOn(conn, table, rows, barMinutes);
   const bounds = boundsOf(rows);
   const ids = [...bounds.keys()];
   const lo = ids.map((id) => new Date(bounds.get(id)!.min).toISOString());
@@ -363,7 +440,7 @@ async function insertTicksOn(
     await conn.query('savepoint ingest_ticks_copy');
     try {
       const copy = conn.query(
-        copyFrom(`copy ${table} (security_id, ts, seq, price, size, bid, ask) from stdin`),
+        copyFrom(`copy ${table} (security_id, ts, seq, price, size, bid, ask, origin) from stdin`),
       );
       await pipeline(Readable.from(tickCopyText(rows), { objectMode: false }), copy);
       await conn.query('release savepoint ingest_ticks_copy');
@@ -381,15 +458,106 @@ async function insertTicksOn(
   }
   await conn.query(
     `create temp table if not exists ingest_ticks
-       (security_id integer, ts timestamptz, seq integer, price numeric, size bigint, bid numeric, ask numeric)
+       (security_id integer, ts timestamptz, seq integer, price numeric, size bigint, bid numeric, ask numeric,
+        origin tick_origin)
        on commit delete rows`,
   );
   const copy = conn.query(copyFrom('copy ingest_ticks from stdin'));
   await pipeline(Readable.from(tickCopyText(rows), { objectMode: false }), copy);
+  let minTs = Number.POSITIVE_INFINITY;
+  let maxTs = Number.NEGATIVE_INFINITY;
+  for (const b of bounds.values()) {
+    minTs = Math.min(minTs, b.min);
+    maxTs = Math.max(maxTs, b.max);
+  }
+  // Staged ticks whose key is stored with other values, with the stored values (locked), found by
+  // one primary-key probe per staged tick: the lateral subquery is kept from being flattened into
+  // a hash join over whole partitions by `offset 0`, and its literal bounds prune partitions at
+  // plan time. Usually empty.
+  await conn.query(
+    `create temp table if not exists ingest_clash
+       (security_id integer, ts timestamptz, seq integer, origin tick_origin, price numeric, size bigint,
+        bid numeric, ask numeric, stored_origin tick_origin, stored_price numeric, stored_size bigint,
+        stored_bid numeric, stored_ask numeric)
+       on commit delete rows`,
+  );
+  const clash = await conn.query(
+    `insert into ingest_clash
+     select i.security_id, i.ts, i.seq, i.origin, i.price, i.size, i.bid, i.ask,
+            o.origin, o.price, o.size, o.bid, o.ask
+       from ingest_ticks i
+       cross join lateral (
+         select o.origin, o.price, o.size, o.bid, o.ask
+           from ${table} o
+          where o.security_id = i.security_id and o.ts = i.ts and o.seq = i.seq
+            and o.ts >= timestamptz '${new Date(minTs).toISOString()}'
+            and o.ts <= timestamptz '${new Date(maxTs).toISOString()}'
+          offset 0
+          for update
+       ) o
+      where (o.price, o.bid, o.ask) is distinct from (i.price, i.bid, i.ask)
+         or (o.origin <> 'quote' and o.size <> i.size)`,
+  );
+  if ((clash.rowCount ?? 0) === 0) return insertStagedOn(conn, table, countSeq, counts);
+  await conn.query('analyze ingest_clash');
+  // Same origin: a correction. A quote's size is ours (from the cumulative volume): it stays.
+  const fixed = await conn.query<{ n: number }>(
+    `with cur as (
+       select security_id, ts, seq, origin, stored_price as old_price, stored_size as old_size,
+              stored_bid as old_bid, stored_ask as old_ask, price,
+              case when origin = 'quote' then stored_size else size end as size, bid, ask
+         from ingest_clash where origin = stored_origin
+     ), fixed as (
+       update ${table} t set price = c.price, size = c.size, bid = c.bid, ask = c.ask
+         from cur c
+        where t.security_id = c.security_id and t.ts = c.ts and t.seq = c.seq
+          and t.ts >= timestamptz '${new Date(minTs).toISOString()}'
+          and t.ts <= timestamptz '${new Date(maxTs).toISOString()}'
+        returning t.security_id, t.ts
+     ), logged as (
+       insert into tick_corrections
+              (security_id, ts, seq, origin, old_price, old_size, old_bid, old_ask, price, size, bid, ask)
+       select security_id, ts, seq, origin, old_price, old_size, old_bid, old_ask, price, size, bid, ask from cur
+       returning 1
+     ), changed as (
+       insert into bar_changes (level, security_id, from_ts, to_ts)
+       select '5m', security_id, min(ts), max(ts) + interval '1 millisecond' from fixed group by security_id
+       returning 1
+     )
+     select count(*)::int as n, (select count(*) from logged)::int as logged,
+            (select count(*) from changed)::int as changes
+       from fixed`,
+  );
+  counts.corrected = fixed.rows[0]?.n ?? 0;
+  // Another origin: a conflicting duplicate, quarantined; the stored tick stays.
+  const conflicts = await conn.query<{ n: number }>(
+    `insert into quarantined_rows (source, job_name, job_id, entity, symbol, reason, raw)
+     select b.origin::text, null, null, 'tick', s.ticker,
+            'conflicting_duplicate: a ' || b.origin || ' tick has the key of a stored ' || b.stored_origin
+              || ' tick with other values',
+            jsonb_build_object(
+              'offered', jsonb_build_object('security_id', b.security_id, 'ts', b.ts, 'seq', b.seq,
+                'origin', b.origin, 'price', b.price::text, 'size', b.size, 'bid', b.bid::text, 'ask', b.ask::text),
+              'stored', jsonb_build_object('origin', b.stored_origin, 'price', b.stored_price::text,
+                'size', b.stored_size, 'bid', b.stored_bid::text, 'ask', b.stored_ask::text))
+       from ingest_clash b left join securities s on s.id = b.security_id
+      where b.origin <> b.stored_origin`,
+  );
+  counts.conflicts = conflicts.rowCount ?? 0;
+  return insertStagedOn(conn, table, countSeq, counts);
+}
+
+/** The staged ticks whose keys are new: `insert … on conflict do nothing`, appending bar_changes. */
+async function insertStagedOn(
+  conn: Conn,
+  table: string,
+  countSeq: number,
+  counts: TickCounts,
+): Promise<TickCounts> {
   const res = await conn.query<{ ticks: number; rows: number }>(
     `with ins as (
-       insert into ${table} (security_id, ts, seq, price, size, bid, ask)
-       select security_id, ts, seq, price, size, bid, ask from ingest_ticks
+       insert into ${table} (security_id, ts, seq, price, size, bid, ask, origin)
+       select security_id, ts, seq, price, size, bid, ask, origin from ingest_ticks
        on conflict do nothing
        returning security_id, ts, seq
      ), changed as (
@@ -409,7 +577,7 @@ async function insertTicksOn(
 
 /**
  * Provider daily bars. A stored 'rollup' bar is replaced only when its day is partial (see the
- * module header): the session's first 5-minute bar is after open_at.
+ * module header): its 5-minute bars do not fill the session.
  */
 async function upsertDailyOn(conn: Conn, rows: readonly DailyBarUpsert[]): Promise<DailyCounts> {
   if (rows.length === 0) return { inserted: 0, updated: 0, unchanged: 0, keptRollup: 0 };
@@ -419,15 +587,16 @@ async function upsertDailyOn(conn: Conn, rows: readonly DailyBarUpsert[]): Promi
                             $7::numeric[], $8::bigint[], $9::text[])
                 as x(security_id, session_date, open, high, low, close, adj_close, volume, source)
      ), partial as (
-       -- Rolled-up days whose 5-minute bars start after the open (min is null, so not partial,
-       -- when the day has no 5-minute bars left).
+       -- Rolled-up days whose 5-minute bars do not cover the session (none left, after retention,
+       -- cannot be judged: not partial).
        select d.security_id, d.session_date
          from input i
          join bars_1d d using (security_id, session_date)
          join market_sessions s on s.exchange = '${EXCHANGE}' and s.session_date = d.session_date
         where d.source = 'rollup'
-          and (select min(b.bucket) from bars_5m b
-                where b.security_id = d.security_id and b.bucket >= s.open_at and b.bucket < s.close_at) > s.open_at
+          and (select count(*) from bars_5m b
+                where b.security_id = d.security_id and b.bucket >= s.open_at and b.bucket < s.close_at)
+              between 1 and ${sessionBuckets('s')} - 1
      ), up as (
        insert into bars_1d as d (security_id, session_date, open, high, low, close, adj_close, volume, source, updated_at)
        select security_id, session_date, open, high, low, close, adj_close, volume, source, now() from input
@@ -551,6 +720,8 @@ export function createMarketRepository(db: Knex) {
     rows: 0,
     rowsInserted: 0,
     quotesReplaced: 0,
+    corrected: 0,
+    conflicts: 0,
   });
 
   return {
@@ -611,12 +782,13 @@ export function createMarketRepository(db: Knex) {
     },
 
     /**
-     * Sessions (market_sessions, from..to inclusive) where the security has no bars: for '1d' no
-     * bars_1d row; for '5m'/'1m' no bar prints (ticks with seq 1..4) inside the regular session and
-     * no complete day of other data (a 5-minute bar or a tick in the session's first bucket, see
-     * the header). So a day quoted only from 11:00 is missing and gets backfilled, while a day
-     * quoted or generated from the open is not; bar prints not yet rolled up count as present, so
-     * a second "missing" run before the rollup refetches nothing.
+     * Sessions (market_sessions, from..to inclusive) the security lacks. '5m'/'1m': every session
+     * whose 5-minute buckets are not all covered, by bars_5m or by stored ticks (bar prints not
+     * rolled up yet count, so a second "missing" run before the rollup refetches nothing); a day
+     * quoted from 11:00, or with two ticks, is missing and gets backfilled. '1d': sessions with no
+     * bars_1d row, or only a 'rollup' row whose 5-minute bars do not cover the session (a partial
+     * day, which a provider's bar replaces; one with no 5-minute bars left cannot be judged and
+     * counts as present). See the header: one rule for complete days everywhere.
      */
     async sessionsMissingBars(
       securityId: number,
@@ -624,21 +796,26 @@ export function createMarketRepository(db: Knex) {
       to: string,
       interval: '1d' | '5m' | '1m',
     ): Promise<string[]> {
+      const bars5m = `(select count(*) from bars_5m b
+                        where b.security_id = :id and b.bucket >= s.open_at and b.bucket < s.close_at)`;
       const sql =
         interval === '1d'
           ? `select s.session_date::text as d from market_sessions s
               where s.exchange = :ex and s.session_date between :from::date and :to::date
-                and not exists (select 1 from bars_1d b where b.security_id = :id and b.session_date = s.session_date)
+                and not exists (select 1 from bars_1d b
+                                 where b.security_id = :id and b.session_date = s.session_date
+                                   and (b.source <> 'rollup' or ${bars5m} not between 1 and ${sessionBuckets('s')} - 1))
               order by 1`
           : `select s.session_date::text as d from market_sessions s
               where s.exchange = :ex and s.session_date between :from::date and :to::date
-                and not exists (select 1 from ticks t
-                                 where t.security_id = :id and t.ts >= s.open_at and t.ts < s.close_at
-                                   and t.seq between 1 and 4)
-                and not exists (select 1 from bars_5m b where b.security_id = :id and b.bucket = s.open_at)
-                and not exists (select 1 from ticks t
-                                 where t.security_id = :id and t.ts >= s.open_at
-                                   and t.ts < s.open_at + interval '5 minutes')
+                and ${bars5m} < ${sessionBuckets('s')}
+                and (select count(*) from (
+                       select b.bucket from bars_5m b
+                        where b.security_id = :id and b.bucket >= s.open_at and b.bucket < s.close_at
+                       union
+                       select date_bin('5 minutes', t.ts, timestamptz '1970-01-01 00:00:00+00') from ticks t
+                        where t.security_id = :id and t.ts >= s.open_at and t.ts < s.close_at) c)
+                    < ${sessionBuckets('s')}
               order by 1`;
       const res = await db.raw<{ rows: { d: string }[] }>(sql, { ex: EXCHANGE, id: securityId, from, to });
       return res.rows.map((r) => r.d);
@@ -647,7 +824,8 @@ export function createMarketRepository(db: Knex) {
     /**
      * Ticks through the staging table (one transaction), appending bar_changes. `table` is for
      * benchmarks (a scratch copy of ticks); `countSeq` names the print that stands for one provider
-     * row; bar prints replace the quotes they cover (`barMinutes`: their bars' interval, see the header).
+     * row; bar prints replace the ticks of other origins in the minutes they cover (`barMinutes`:
+     * their bars' interval), and repeated keys are duplicates, corrections or conflicts (header).
      */
     async insertTicks(
       rows: readonly TickInsert[],
@@ -736,7 +914,9 @@ export function createMarketRepository(db: Knex) {
     /**
      * Stores one quote as a tick. Under a lock on the security, `build` sees the last quote volume
      * watermark and returns the tick to store and the next watermark; the watermark moves only when
-     * the tick is new. Quarantined rows of the same fetch go in the same transaction.
+     * the tick is new. Quarantined rows of the same fetch go in the same transaction. `corrected`:
+     * the stored quote at that time had another price (now replaced, see tick_corrections);
+     * `conflict`: a tick of another origin holds the key with other values (quarantined).
      */
     async storeQuoteTick(input: {
       securityId: number;
@@ -744,7 +924,7 @@ export function createMarketRepository(db: Knex) {
       quarantine?: readonly QuarantineInsert[];
       /** The quote's market time (to create its month partition before the transaction). */
       ts: Date;
-    }): Promise<{ inserted: boolean; tick: TickInsert }> {
+    }): Promise<{ inserted: boolean; corrected: boolean; conflict: boolean; tick: TickInsert }> {
       const key = `volume:${input.securityId}`;
       return transaction(
         async (conn) => {
@@ -763,7 +943,12 @@ export function createMarketRepository(db: Knex) {
             );
           }
           if (input.quarantine) await insertQuarantineOn(conn, input.quarantine);
-          return { inserted: counts.ticksInserted > 0, tick };
+          return {
+            inserted: counts.ticksInserted > 0,
+            corrected: counts.corrected > 0,
+            conflict: counts.conflicts > 0,
+            tick,
+          };
         },
         async (conn) => {
           await conn.query(`select ensure_month_partitions('ticks', $1, $2)`, [

@@ -32,14 +32,18 @@
  * Daily bars: 5-minute bars inside each NYSE regular session (market_sessions, so holidays and
  * 13:00 early closes are data, not code) grouped by session date; VWAP = sum(pv) / sum(volume),
  * which equals sum(vwap * volume) / sum(volume) without the rounding of each 5-minute VWAP.
- * A day is complete when its first 5-minute bar is the session's first bucket (bucket = open_at),
- * partial when it starts later (a day quoted from 11:00). A complete day's rollup replaces any
+ * The 5-minute level keeps only buckets inside a session too (IN_SESSION), so both levels agree on
+ * what a session is: ticks at 16:00, on a holiday or after a 13:00 early close make no bar at all.
+ * A day is complete when its 5-minute bars fill every bucket of the session (calendar.ts
+ * sessionBuckets), partial otherwise (a day quoted from 11:00). A complete day's rollup replaces any
  * bars_1d row (source 'rollup' over a provider's); a partial day's only replaces a 'rollup' row or
  * fills an empty slot, never a provider's full-day bar. The market repository applies the converse
  * rule (a provider bar replaces a partial 'rollup' day), so whichever arrives last, a provider's
  * full day beats a partial rollup and a complete rollup beats a provider.
  */
+import { sessionDateOf, sessionsBetween } from '../../calendar/nyse.ts';
 import type { Knex } from '../knex.ts';
+import { sessionBuckets } from './calendar.ts';
 
 export interface RollupCounts {
   upserted: number;
@@ -108,8 +112,21 @@ const AGG_1D_COLUMNS = `
   max(array[extract(epoch from b.bucket), b.close]) as last_key,
   max(b.high) as high, min(b.low) as low,
   sum(b.volume) as volume, sum(b.pv) as pv, sum(b.trade_count) as trade_count`;
-/** Whether a day's 5-minute bars (alias b) start at its session's open (`openAt`); see the header. */
-const COMPLETE_1D = (openAt: string): string => `bool_or(b.bucket = ${openAt}) as complete`;
+/**
+ * Whether a day's 5-minute bars (alias b, all inside the session aliased `s`) fill every bucket of
+ * the session; see the header.
+ */
+const COMPLETE_1D = (s: string): string => `count(*) = max(${sessionBuckets(s)}) as complete`;
+
+/**
+ * Keeps the aggregated buckets (alias a) that lie in an NYSE regular session: sessions open and
+ * close on 5-minute boundaries, so a bucket is in a session exactly when its ticks are. Ticks at
+ * 16:00, on a holiday or after a 13:00 early close make no 5-minute bar, just as the daily rollup
+ * leaves them out: both levels share market_sessions as the one definition of a session.
+ */
+const IN_SESSION = `exists (select 1 from market_sessions s
+                      where s.exchange = '${EXCHANGE}' and s.open_at <= a.bucket
+                        and s.open_at > a.bucket - interval '1 day' and s.close_at > a.bucket)`;
 /**
  * Upsert of rollup_1d_agg into bars_1d (source 'rollup'); returns the securities changed. A row
  * from elsewhere (a provider) is replaced only by a complete day.
@@ -147,6 +164,31 @@ const toCounts = (row: CountsRow | undefined): RollupCounts => ({
   changedSymbols: row?.symbols ?? [],
 });
 
+/**
+ * Stores the NYSE sessions of [from, to) that market_sessions lacks, in the rollup's transaction:
+ * the 5-minute rollup keeps only buckets inside a stored session, so a missing calendar row must
+ * never look like a day without a session.
+ */
+async function ensureSessionsOn(trx: Knex.Transaction, from: Date, to: Date): Promise<void> {
+  const sessions = sessionsBetween(sessionDateOf(from), sessionDateOf(new Date(to.getTime() - 1)));
+  if (sessions.length === 0) return;
+  await trx.raw(
+    `insert into market_sessions (exchange, session_date, open_at, close_at, early_close)
+     select ?, d, o, c, e
+       from unnest(?::date[], ?::timestamptz[], ?::timestamptz[], ?::boolean[]) as s(d, o, c, e)
+      where not exists (select 1 from market_sessions m where m.exchange = ? and m.session_date = s.d)
+     on conflict (exchange, session_date) do nothing`,
+    [
+      EXCHANGE,
+      sessions.map((s) => s.date),
+      sessions.map((s) => s.openAt.toISOString()),
+      sessions.map((s) => s.closeAt.toISOString()),
+      sessions.map((s) => s.earlyClose),
+      EXCHANGE,
+    ],
+  );
+}
+
 export function createRollupsRepository(db: Knex) {
   return {
     /** Earliest and latest tick time, optionally for some securities (planning a full rollup). */
@@ -168,19 +210,23 @@ export function createRollupsRepository(db: Knex) {
         // Rollups of overlapping ranges (a manual run beside the scheduled one, several workers)
         // take turns, so each sees the bars the previous one committed.
         await trx.raw(`select pg_advisory_xact_lock(hashtext('rollup:bars_5m'))`);
+        await ensureSessionsOn(trx, from, to);
         const ids = securityIds ?? null;
         // Aggregate into a temp table first: a plain CREATE TABLE AS may use parallel workers, a
         // data-modifying CTE may not (measured: the aggregation is most of the run).
         await trx.raw(
           `
           create temp table rollup_5m_agg on commit drop as
-          select t.security_id,
-                 date_bin('5 minutes', t.ts, ${ORIGIN}) as bucket,
-                 ${AGG_5M_COLUMNS}
-            from ticks t
-           where t.ts >= :from and t.ts < :to
-             and (:ids::int[] is null or t.security_id = any(:ids::int[]))
-           group by 1, 2
+          select * from (
+            select t.security_id,
+                   date_bin('5 minutes', t.ts, ${ORIGIN}) as bucket,
+                   ${AGG_5M_COLUMNS}
+              from ticks t
+             where t.ts >= :from and t.ts < :to
+               and (:ids::int[] is null or t.security_id = any(:ids::int[]))
+             group by 1, 2
+          ) a
+          where ${IN_SESSION}
           `,
           { from, to, ids },
         );
@@ -345,7 +391,10 @@ export function createRollupsRepository(db: Knex) {
           const ex = await trx.raw<{ rows: { 'QUERY PLAN': string }[] }>(`explain ${tickScan}`);
           plan = ex.rows.map((r) => r['QUERY PLAN']).join('\n');
         }
-        await trx.raw(`create temp table rollup_5m_agg on commit drop as ${tickScan}`);
+        await ensureSessionsOn(trx, from, to);
+        await trx.raw(
+          `create temp table rollup_5m_agg on commit drop as select * from (${tickScan}) a where ${IN_SESSION}`,
+        );
         // Bars of the ranges whose ticks are gone, found the same way (per-range index scans), so
         // the delete below joins a small table instead of planning over a whole partition.
         await trx.raw(`
@@ -411,7 +460,7 @@ export function createRollupsRepository(db: Knex) {
         await trx.raw(
           `
           create temp table rollup_1d_agg on commit drop as
-          select b.security_id, s.session_date, ${AGG_1D_COLUMNS}, ${COMPLETE_1D('s.open_at')}
+          select b.security_id, s.session_date, ${AGG_1D_COLUMNS}, ${COMPLETE_1D('s')}
             from market_sessions s
             join bars_5m b on b.bucket >= s.open_at and b.bucket < s.close_at
            where s.exchange = :exchange and s.session_date between :from::date and :to::date
@@ -529,7 +578,7 @@ export function createRollupsRepository(db: Knex) {
         if (!s.min || !s.max) return none;
         await trx.raw(`
           create temp table rollup_1d_agg on commit drop as
-          select d.security_id, d.session_date, ${AGG_1D_COLUMNS}, ${COMPLETE_1D('d.open_at')}
+          select d.security_id, d.session_date, ${AGG_1D_COLUMNS}, ${COMPLETE_1D('d')}
             from rollup_1d_days d
             cross join lateral (
               select x.bucket, x.open, x.high, x.low, x.close, x.volume, x.pv, x.trade_count
