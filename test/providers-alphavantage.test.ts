@@ -22,7 +22,8 @@ let av: PriceProvider;
 
 const make = (overrides: Record<string, string> = {}, clockIso?: string): PriceProvider =>
   createAlphaVantageProvider(
-    testConfig({ ALPHAVANTAGE_API_KEY: KEY, PROVIDER_TIMEOUT_MS: '300', ...overrides }),
+    // A timeout long enough for a loaded CI machine; the hang and stall cases use a short one.
+    testConfig({ ALPHAVANTAGE_API_KEY: KEY, PROVIDER_TIMEOUT_MS: '5000', ...overrides }),
     {
       fetch: server.fetch,
       ...(clockIso ? { clock: frozenClock(clockIso) } : {}),
@@ -240,6 +241,10 @@ describe('alphavantage quote and FX', () => {
 
 describe('alphavantage errors and throttling', () => {
   const fx = (p: PriceProvider = av): Promise<unknown> => p.fxDaily('EUR', 'USD', '2020-01-01', '2020-01-03');
+  let quick: PriceProvider;
+  beforeAll(() => {
+    quick = make({ PROVIDER_TIMEOUT_MS: '300' });
+  });
 
   it.each([
     ['429 with Retry-After', respond.rateLimited(9), ProviderRateLimitError, /HTTP 429/, 9000],
@@ -287,7 +292,7 @@ describe('alphavantage errors and throttling', () => {
     ],
   ])('%s → the right error class and cause', async (_name, fault, errorClass, message, retryAfter) => {
     server.script('alphavantage', fault);
-    const err = await fx().then(
+    const err = await fx(/timeout/.test(String(message)) ? quick : av).then(
       () => null,
       (e: unknown) => e,
     );
