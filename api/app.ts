@@ -97,7 +97,7 @@ export async function createApp(
   app.disable('x-powered-by');
   const metrics = createMetrics({
     queues: opts.queues.all(),
-    connect: () => createRedis(deps.config, { forWorker: true }),
+    connect: () => createRedis(deps.config, { forWorker: true, logger: deps.logger, name: 'metrics' }),
     logger: deps.logger,
   });
   closers.set(app, () => metrics.close());

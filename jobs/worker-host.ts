@@ -7,10 +7,10 @@
 import { UnrecoverableError, Worker, type Job, type Queue } from 'bullmq';
 import { ZodError } from 'zod';
 import type { Deps } from '../core/deps.ts';
-import { createRedis } from '../core/redis.ts';
+import { createRedis, isRedisUnavailable, reportRedisError } from '../core/redis.ts';
 import { ProviderError, ProviderRateLimitError, type ProviderName } from '../core/providers/types.ts';
 import { jobNames, parsePayload, type JobName } from './catalogue.ts';
-import { jobOptions } from './options.ts';
+import { backoffDelay, jobOptions } from './options.ts';
 import { createQueues, queueNamesOf, type QueueSet } from './queues.ts';
 import { buildRegistry } from './registry.ts';
 import type { JobContext } from './types.ts';
@@ -71,10 +71,10 @@ export async function upsertSchedulers(queues: QueueSet): Promise<number> {
 export function startWorkers(deps: Deps, opts: { names?: JobName[]; concurrency?: number } = {}): WorkerHost {
   const registry = buildRegistry();
   const names = opts.names ?? jobNames;
-  const connection = createRedis(deps.config, { forWorker: true });
+  const connection = createRedis(deps.config, { forWorker: true, logger: deps.logger, name: 'workers' });
   // Producer side for follow-on jobs and queue.rateLimit (a non-blocking connection).
-  const producer = createRedis(deps.config);
-  const queues = createQueues(deps.config, producer);
+  const producer = createRedis(deps.config, { logger: deps.logger, name: 'producer' });
+  const queues = createQueues(deps.config, producer, deps.logger);
   const workers = names.flatMap((name) =>
     queueNamesOf(name).map((queueName) => {
       const processor = registry.get(name)!;
@@ -104,9 +104,14 @@ export function startWorkers(deps: Deps, opts: { names?: JobName[]; concurrency?
           connection,
           prefix: deps.config.queue.prefix,
           concurrency: jobOptions[name].concurrency ?? opts.concurrency ?? deps.config.queue.concurrency,
-          // Long set-based statements hold the event loop rarely, but a month-sized rollup chunk can
-          // run for minutes on the seed dataset; keep the lock alive well past that.
-          lockDuration: 120_000,
+          // Worker loss (jobs/options.ts): the lock is renewed every half of JOB_LOCK_MS while the
+          // job runs (long SQL statements are awaited, so the event loop keeps renewing it); when its
+          // worker dies the job is back in waiting within JOB_LOCK_MS + JOB_STALLED_CHECK_MS and
+          // resumes, up to `stalls` times.
+          lockDuration: deps.config.queue.lockMs,
+          stalledInterval: deps.config.queue.stalledCheckMs,
+          maxStalledCount: jobOptions[name].stalls,
+          settings: { backoffStrategy: backoffDelay },
           // A provider lane's quota, shared by every worker of the lane (BullMQ's global limiter);
           // other provider-calling jobs get the table's limiter, so a queue.rateLimit binds them all.
           ...(lane
@@ -122,7 +127,12 @@ export function startWorkers(deps: Deps, opts: { names?: JobName[]; concurrency?
           'job failed',
         );
       });
-      worker.on('error', (err) => deps.logger.error({ queue: queueName, err: err.message }, 'worker error'));
+      // Connection errors (a Redis outage: one per reconnect attempt and blocking call) are
+      // throttled with every other Redis error of the process.
+      worker.on('error', (err) => {
+        if (isRedisUnavailable(err)) reportRedisError(deps.logger, `worker ${queueName}`, err);
+        else deps.logger.error({ queue: queueName, err: err.message }, 'worker error');
+      });
       return worker;
     }),
   );
