@@ -34,6 +34,12 @@ export interface JobTableEntry {
    * taken over and resumes; one more loss than this fails it ("job stalled more than allowable limit").
    */
   stalls: number;
+  /**
+   * Long resumable jobs: when their worker shuts down (SIGTERM) they are asked (ctx.shutdown) to
+   * stop at the next checkpoint and go back to waiting, instead of holding the shutdown for hours
+   * until the supervisor's SIGKILL.
+   */
+  handsOff?: boolean;
   /** Jobs of this name one worker process runs at once (default: WORKER_CONCURRENCY). */
   concurrency?: number;
   schedules: JobSchedule[];
@@ -97,6 +103,7 @@ export const jobOptions: Record<JobName, JobTableEntry> = {
     // checkpoint rather than starting over. A seed-scale run lasts hours, past any deploy's grace.
     job: { ...keep, ...retrying },
     stalls: RESUMABLE_STALLS,
+    handsOff: true,
     concurrency: 1,
     schedules: [],
   },

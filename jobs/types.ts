@@ -18,6 +18,13 @@ export interface JobContext {
    */
   upstreamResults(): Promise<unknown[]>;
   /**
+   * Aborted when the worker process running the job shuts down (SIGTERM) and the job is one that
+   * hands itself back (jobs/options.ts `handsOff`): the processor stops at its next checkpoint and
+   * throws, and the host puts the job back in waiting for another worker, without using an
+   * attempt. Absent outside a worker.
+   */
+  readonly shutdown?: AbortSignal;
+  /**
    * Enqueues a follow-on job (validated against the catalogue; laned jobs go to their provider's
    * lane). Returns the job id, or undefined when deduplication collapsed it into a pending job.
    */

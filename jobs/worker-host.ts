@@ -4,7 +4,7 @@
  * permanently with the fields named), upserts the Job Schedulers, and closes cleanly: `close()`
  * stops taking new jobs and waits for the active ones to finish.
  */
-import { UnrecoverableError, Worker, type Job, type Queue } from 'bullmq';
+import { UnrecoverableError, WaitingError, Worker, type Job, type Queue } from 'bullmq';
 import { ZodError } from 'zod';
 import type { Deps } from '../core/deps.ts';
 import { createRedis, isRedisUnavailable, reportRedisError } from '../core/redis.ts';
@@ -36,8 +36,12 @@ export function enqueueVia(queues: QueueSet): JobContext['enqueue'] {
   };
 }
 
-function contextFor(job: Job, queues: QueueSet): JobContext {
+/** The abort reason a shutting-down host gives the jobs that hand themselves back. */
+const SHUTDOWN = 'worker shutting down: job handed back';
+
+function contextFor(job: Job, queues: QueueSet, shutdown: AbortSignal | undefined): JobContext {
   return {
+    ...(shutdown ? { shutdown } : {}),
     enqueue: enqueueVia(queues),
     id: job.id ?? 'unknown',
     attemptsMade: job.attemptsMade,
@@ -75,6 +79,7 @@ export function startWorkers(deps: Deps, opts: { names?: JobName[]; concurrency?
   // Producer side for follow-on jobs and queue.rateLimit (a non-blocking connection).
   const producer = createRedis(deps.config, { logger: deps.logger, name: 'producer' });
   const queues = createQueues(deps.config, producer, deps.logger);
+  const handsOff = new Set<Worker>();
   const workers = names.flatMap((name) =>
     queueNamesOf(name).map((queueName) => {
       const processor = registry.get(name)!;
@@ -82,7 +87,7 @@ export function startWorkers(deps: Deps, opts: { names?: JobName[]; concurrency?
         jobOptions[name].lanes === 'provider' ? (queueName.split('.').pop() as ProviderName) : undefined;
       const worker = new Worker(
         queueName,
-        async (job: Job) => {
+        async (job: Job, token?: string, signal?: AbortSignal) => {
           let payload: unknown;
           try {
             payload = parsePayload(name, job.data);
@@ -93,10 +98,22 @@ export function startWorkers(deps: Deps, opts: { names?: JobName[]; concurrency?
           const started = Date.now();
           deps.logger.info({ job: name, jobId: job.id, attempt: job.attemptsMade + 1 }, 'job started');
           try {
-            const result = await processor(deps, payload as never, contextFor(job, queues));
+            const result = await processor(
+              deps,
+              payload as never,
+              contextFor(job, queues, jobOptions[name].handsOff ? signal : undefined),
+            );
             deps.logger.info({ job: name, jobId: job.id, ms: Date.now() - started }, 'job finished');
             return result;
           } catch (err) {
+            if (signal?.aborted && signal.reason === SHUTDOWN && token) {
+              // Stopped at a checkpoint because this process is shutting down: back to waiting for
+              // another worker, no attempt used.
+              await job.moveToWait(token);
+              await job.log(`${new Date().toISOString()} ${SHUTDOWN}`);
+              deps.logger.info({ job: name, jobId: job.id }, 'job handed back at shutdown');
+              throw new WaitingError();
+            }
             throw await mapProviderError(err, job, queues.byQueueName(queueName)!, deps);
           }
         },
@@ -133,12 +150,15 @@ export function startWorkers(deps: Deps, opts: { names?: JobName[]; concurrency?
         if (isRedisUnavailable(err)) reportRedisError(deps.logger, `worker ${queueName}`, err);
         else deps.logger.error({ queue: queueName, err: err.message }, 'worker error');
       });
+      if (jobOptions[name].handsOff) handsOff.add(worker);
       return worker;
     }),
   );
   return {
     workers,
     async close() {
+      // Long resumable jobs stop at their next checkpoint and go back to waiting; the others finish.
+      for (const w of workers) if (handsOff.has(w)) w.cancelAllJobs(SHUTDOWN);
       await Promise.all(workers.map((w) => w.close()));
       await queues.close();
       await Promise.allSettled([connection.quit(), producer.quit()]);

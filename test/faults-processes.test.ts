@@ -22,7 +22,7 @@ import { addGeneratePipeline } from '../jobs/flows.ts';
 import { createQueues, type QueueSet } from '../jobs/queues.ts';
 import type { JobInput } from '../jobs/catalogue.ts';
 import { closeDeps, dropPrefix, scratchDatabase, testConfig, testDeps, uniquePrefix } from './support.ts';
-import { kill, killAll, startWorkerProcess, tcpProxy, until } from './worker-process.ts';
+import { kill, killAll, startWorkerEntry, startWorkerProcess, tcpProxy, until } from './worker-process.ts';
 
 const payload: JobInput<'data.generate'> = {
   seed: 77,
@@ -165,6 +165,36 @@ describe('fault runs of the data.generate flow in worker processes', () => {
         `kill -9 -> job resumed in ${recoveries.map((ms) => `${(ms / 1000).toFixed(1)} s`).join(', ')}`,
       );
       expect(await pending1d(run.deps)).toBe(0);
+      expect(await digest(run.deps)).toEqual(clean);
+    },
+  );
+
+  it(
+    'hands a running data.generate back at SIGTERM instead of holding the shutdown, and another worker finishes it',
+    { timeout: 120_000 },
+    async () => {
+      const run = await newRun();
+      const env = { DATABASE_URL: run.url, QUEUE_PREFIX: run.deps.config.queue.prefix };
+      const flow = await addFlow(run);
+      const first = startWorkerEntry(env);
+      await until(async () => (await tickChunks(run.deps)) >= 3, 60_000, 'tick chunks');
+      const exited = new Promise<number | null>((r) => first.once('exit', (code) => r(code)));
+      const termAt = Date.now();
+      first.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      const stopMs = Date.now() - termAt;
+      const generate = (await run.queues.get('data.generate').getJob(flow.generate.id!))!;
+      expect(await generate.getState()).toBe('waiting');
+      expect(generate.attemptsMade).toBe(0);
+      const loaded = await tickChunks(run.deps);
+      expect(loaded).toBeLessThan(48);
+      console.info(
+        `SIGTERM -> worker exited in ${(stopMs / 1000).toFixed(1)} s with ${loaded} of 48 chunks loaded`,
+      );
+      startWorkerProcess(env);
+      await flow.done;
+      await flow.close();
+      expect(await flow.root.getState()).toBe('completed');
       expect(await digest(run.deps)).toEqual(clean);
     },
   );

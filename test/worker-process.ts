@@ -30,6 +30,14 @@ export function startWorkerProcess(
   return startProcess(['--input-type=module', '-e', script], env, opts.capture);
 }
 
+/** The worker entry point (workers/worker.ts: every job, SIGTERM handling) with `env` over the test's environment. */
+export function startWorkerEntry(
+  env: Record<string, string>,
+  opts: { capture?: boolean } = {},
+): ChildProcess {
+  return startProcess([`${ROOT}workers/worker.ts`], env, opts.capture);
+}
+
 /** The API process (workers/api.ts) with `env` over the test's environment. */
 export function startApiProcess(env: Record<string, string>, opts: { capture?: boolean } = {}): ChildProcess {
   return startProcess([`${ROOT}workers/api.ts`], env, opts.capture);

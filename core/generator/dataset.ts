@@ -456,6 +456,14 @@ export async function generateDataset(
     let lastPercent = -1;
     const worker = async (): Promise<void> => {
       while (!aborted && next < todo.length) {
+        // The worker is shutting down: stop between chunks (the ones in flight commit first) and
+        // let the job go back to waiting; whoever takes it resumes after the last checkpoint.
+        if (ctx.shutdown?.aborted) {
+          aborted = true;
+          throw new Error(
+            `stopped after ${finished} of ${chunks.length} tick chunks: ${String(ctx.shutdown.reason)}`,
+          );
+        }
         const chunk = todo[next++];
         if (!chunk) break;
         begun++;
