@@ -2,7 +2,8 @@
  * Runs one BullMQ Worker per queue in this process, each calling its processor as a plain
  * function of (deps, payload, ctx). Validates every payload at the door (a bad one fails the job
  * permanently with the fields named), upserts the Job Schedulers, and closes cleanly: `close()`
- * stops taking new jobs and waits for the active ones to finish.
+ * stops taking new jobs and waits for the active ones to finish, except long resumable ones
+ * (jobs/options.ts `handsOff`), which stop at their next checkpoint and go back to waiting.
  */
 import { UnrecoverableError, WaitingError, Worker, type Job, type Queue } from 'bullmq';
 import { ZodError } from 'zod';
