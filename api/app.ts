@@ -99,7 +99,7 @@ export async function createApp(
   app.set('trust proxy', deps.config.auth.trustProxyHops);
   const metrics = createMetrics({
     queues: opts.queues.all(),
-    connect: () => createRedis(deps.config, { forWorker: true }),
+    connect: () => createRedis(deps.config, { forWorker: true, logger: deps.logger, name: 'metrics' }),
     logger: deps.logger,
   });
   closers.set(app, () => metrics.close());

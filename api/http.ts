@@ -7,6 +7,7 @@
 import express, { type ErrorRequestHandler, type Request, type RequestHandler, type Router } from 'express';
 import { issuesOf, strictObject } from '../core/input.ts';
 import type { Logger } from '../core/logger.ts';
+import { isRedisUnavailable } from '../core/redis.ts';
 import { z } from '../core/zod.ts';
 import type { Scope } from './auth/index.ts';
 
@@ -42,12 +43,22 @@ export class HttpError extends Error {
   readonly status: number;
   readonly code: string;
   readonly fields: FieldError[] | undefined;
+  /** Seconds for a Retry-After header (503s). */
+  retryAfterSeconds: number | undefined;
   constructor(status: number, code: string, message: string, fields?: FieldError[]) {
     super(message);
     this.name = new.target.name;
     this.status = status;
     this.code = code;
     this.fields = fields;
+  }
+}
+
+/** A backing service (Redis) is unreachable: 503 with Retry-After, the request may be repeated. */
+export class ServiceUnavailableError extends HttpError {
+  constructor(message: string, retryAfterSeconds = 5) {
+    super(503, 'service_unavailable', message);
+    this.retryAfterSeconds = retryAfterSeconds;
   }
 }
 
@@ -268,6 +279,8 @@ export function toHttpError(err: unknown): HttpError {
     const fields = err.type?.startsWith('entity.') ? [{ path: 'body', message }] : undefined;
     return new HttpError(err.status, code, message, fields);
   }
+  if (isRedisUnavailable(err))
+    return new ServiceUnavailableError('the job queue (Redis) is unreachable; retry shortly');
   return new HttpError(500, 'internal_error', 'internal server error');
 }
 
@@ -279,7 +292,10 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
       return;
     }
     const e = toHttpError(err);
-    if (e.status >= 500) logger.error({ err, method: req.method, path: req.path }, 'request failed');
+    if (e.status === 503)
+      logger.warn({ err: (err as Error).message, path: req.path }, 'request refused: service unavailable');
+    else if (e.status >= 500) logger.error({ err, method: req.method, path: req.path }, 'request failed');
+    if (e.retryAfterSeconds !== undefined) res.setHeader('Retry-After', String(e.retryAfterSeconds));
     res.status(e.status).json(errorBody(e.status, e.code, e.message, e.fields));
   };
 }

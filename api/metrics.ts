@@ -11,6 +11,7 @@ import type { Request, RequestHandler } from 'express';
 import type { Redis } from 'ioredis';
 import { collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { Logger } from '../core/logger.ts';
+import { isRedisUnavailable, reportRedisError } from '../core/redis.ts';
 import { JOB_STATES } from '../jobs/queues.ts';
 import { asyncHandler } from './http.ts';
 
@@ -140,7 +141,10 @@ export function createMetrics(opts: {
       };
     events.on('completed', observe('completed'));
     events.on('failed', observe('failed'));
-    events.on('error', (err) => logger.warn({ err, queue: queue.name }, 'metrics: queue events error'));
+    events.on('error', (err) => {
+      if (isRedisUnavailable(err)) reportRedisError(logger, `metrics ${queue.name}`, err);
+      else logger.warn({ err, queue: queue.name }, 'metrics: queue events error');
+    });
     return { events, connection };
   });
 

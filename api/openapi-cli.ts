@@ -33,7 +33,7 @@ export async function offlineOpenApiDocument(): Promise<OpenApiDocument> {
   const db = createDb(config, { poolMax: 1 });
   const deps: Deps = {
     config,
-    logger: createLogger({ logLevel: 'silent', logFile: undefined }, 'openapi'),
+    logger: createLogger({ logLevel: 'silent' }, 'openapi'),
     db,
     repos: createRepositories(db),
     redis,

@@ -18,7 +18,7 @@ const errorDescriptions: Record<number, string> = {
   413: 'Body larger than the limit.',
   415: 'Body is not application/json.',
   502: 'The upstream price provider failed.',
-  503: 'The price provider is rate-limiting; see Retry-After.',
+  503: 'Unavailable for now (a rate-limiting price provider, or Redis unreachable); see Retry-After.',
 };
 
 const json = (schema: z.ZodType) => ({ 'application/json': { schema } });

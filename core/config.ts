@@ -27,6 +27,13 @@ const envSchema = z.object({
     .default('{mdw}'),
   /** Jobs one worker process runs at once per queue. */
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
+  /**
+   * How long a worker's lock on an active job lasts without renewal (renewed every half of it), and
+   * how often workers look for jobs whose lock expired (their worker died): a job orphaned by a lost
+   * worker goes back to waiting within about the sum. Tests shorten both.
+   */
+  JOB_LOCK_MS: z.coerce.number().int().min(500).max(600_000).default(30_000),
+  JOB_STALLED_CHECK_MS: z.coerce.number().int().min(200).max(600_000).default(15_000),
   /** Set to false to run workers without registering the cron Job Schedulers (e.g. extra hosts). */
   SCHEDULERS_ENABLED: bool.default(true),
 
@@ -148,7 +155,14 @@ export interface Config {
   logFile: string | undefined;
   db: { url: string; poolMax: number };
   redis: { url: string };
-  queue: { prefix: string; concurrency: number; schedulersEnabled: boolean };
+  queue: {
+    prefix: string;
+    concurrency: number;
+    schedulersEnabled: boolean;
+    /** Lock on an active job (BullMQ lockDuration) and the stalled-job check interval, in ms. */
+    lockMs: number;
+    stalledCheckMs: number;
+  };
   api: { host: string; port: number; publicUrl: string };
   auth: {
     issuer: string;
@@ -266,6 +280,8 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       prefix: e.QUEUE_PREFIX,
       concurrency: e.WORKER_CONCURRENCY,
       schedulersEnabled: e.SCHEDULERS_ENABLED,
+      lockMs: e.JOB_LOCK_MS,
+      stalledCheckMs: e.JOB_STALLED_CHECK_MS,
     },
     api: { host: e.API_HOST, port: e.API_PORT, publicUrl },
     auth: {

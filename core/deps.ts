@@ -41,7 +41,7 @@ export function buildDeps(opts: {
   const config = opts.config ?? loadConfig();
   const logger = createLogger(config, opts.name);
   const db = createDb(config, opts.poolMax === undefined ? {} : { poolMax: opts.poolMax });
-  const redis = createRedis(config);
+  const redis = createRedis(config, { logger, name: 'redis' });
   const clock = opts.clock ?? systemClock;
   const providers = createProviders(config, { clock, ...(opts.fetch ? { fetch: opts.fetch } : {}) });
   return { config, logger, db, repos: createRepositories(db), redis, clock, providers };

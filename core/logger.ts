@@ -8,7 +8,10 @@ export type { Logger };
  * JSON goes to stdout, or to `config.logFile` (appended; its folder is created) so that a person's
  * terminal shows readable lines while the machine-readable log is still kept.
  */
-export function createLogger(config: Pick<Config, 'logLevel' | 'logFile'>, name: string): Logger {
+export function createLogger(
+  config: Pick<Config, 'logLevel'> & Partial<Pick<Config, 'logFile'>>,
+  name: string,
+): Logger {
   const destination =
     config.logFile === undefined
       ? undefined

@@ -10,4 +10,11 @@ export interface ProgressReporter {
   progress(percent: number, detail?: Readonly<Record<string, string | number>>): Promise<void>;
   /** One human-readable line. */
   log(line: string): Promise<void>;
+  /**
+   * Aborted when the process running the work shuts down (SIGTERM) and the work is of a kind that
+   * hands itself back (for a job: jobs/options.ts `handsOff`): stop at the next checkpoint and
+   * throw; the worker host puts the job back in waiting for another worker, without using an
+   * attempt. Absent outside a worker.
+   */
+  readonly shutdown?: AbortSignal;
 }

@@ -8,15 +8,19 @@
 import { FlowProducer, type JobNode } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '../core/config.ts';
+import type { Logger } from '../core/logger.ts';
+import { redisLogger, watchRedisErrors } from '../core/redis.ts';
 import { parsePayload, type JobInput } from './catalogue.ts';
 import { jobOptions } from './options.ts';
 
 export async function addGeneratePipeline(
-  config: Pick<Config, 'queue'>,
+  config: Pick<Config, 'queue' | 'logLevel'>,
   connection: Redis,
   generate: JobInput<'data.generate'>,
+  logger?: Logger,
 ): Promise<JobNode> {
   const flow = new FlowProducer({ connection, prefix: config.queue.prefix });
+  watchRedisErrors(flow, redisLogger(config, logger), 'flow producer');
   try {
     return await flow.add({
       name: 'analytics.risk',

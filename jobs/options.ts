@@ -1,9 +1,20 @@
 /**
- * The one table of job options: attempts, backoff, retention of finished jobs, concurrency and
- * schedules. Schedules are cron patterns in the exchange time zone (Job Schedulers, upserted at
- * worker boot). Read this file to know how any job retries and when it runs.
+ * The one table of job options: attempts, backoff, tolerated worker losses, retention of finished
+ * jobs, concurrency and schedules. Schedules are cron patterns in the exchange time zone (Job
+ * Schedulers, upserted at worker boot). Read this file to know how any job retries and when it runs.
+ *
+ * Faults every job must ride out unattended:
+ * - an outage (PostgreSQL, Redis, a provider) of minutes: failures back off along RETRY_SPAN
+ *   (`capped` backoff: doubling from the table's delay up to RETRY_CAP_MS, then once per cap), so
+ *   attempts are spread over about ten minutes rather than spent in seconds;
+ * - worker loss (kill -9, OOM, a deploy's SIGKILL after its grace period): a job whose worker is gone
+ *   goes back to waiting once its lock expires (JOB_LOCK_MS + JOB_STALLED_CHECK_MS) and resumes
+ *   from its checkpoints; `stalls` is how many such losses one job survives (BullMQ's
+ *   maxStalledCount, default 1, would fail a job on its second loss).
+ * A step of the data.generate flow that still fails for good leaves the steps above it in
+ * waiting-children; retrying that one failed job (Bull Board) carries the flow to its end.
  */
-import type { JobsOptions } from 'bullmq';
+import type { JobsOptions, MinimalJob } from 'bullmq';
 import type { JobName } from './catalogue.ts';
 
 export interface JobSchedule {
@@ -18,6 +29,17 @@ export interface JobSchedule {
 
 export interface JobTableEntry {
   job: JobsOptions;
+  /**
+   * Worker losses one job survives (BullMQ maxStalledCount): each time its worker dies the job is
+   * taken over and resumes; one more loss than this fails it ("job stalled more than allowable limit").
+   */
+  stalls: number;
+  /**
+   * Long resumable jobs: when their worker shuts down (SIGTERM) they are asked (ctx.shutdown) to
+   * stop at the next checkpoint and go back to waiting, instead of holding the shutdown for hours
+   * until the supervisor's SIGKILL.
+   */
+  handsOff?: boolean;
   /** Jobs of this name one worker process runs at once (default: WORKER_CONCURRENCY). */
   concurrency?: number;
   schedules: JobSchedule[];
@@ -37,23 +59,64 @@ export interface JobTableEntry {
 
 const NY = 'America/New_York';
 const keep = { removeOnComplete: { age: 7 * 24 * 3600, count: 1000 }, removeOnFail: { age: 30 * 24 * 3600 } };
-const retrying = { attempts: 5, backoff: { type: 'exponential', delay: 5_000 } } as const;
+/** Longest wait between two attempts of the `capped` backoff. */
+export const RETRY_CAP_MS = 60_000;
+/** What the retries of a job that must converge unattended cover at least: minutes, not seconds. */
+export const RETRY_SPAN_MS = 10 * 60_000;
+
+/**
+ * The `capped` backoff (the workers' backoffStrategy): the table's delay doubling per attempt up to
+ * RETRY_CAP_MS, then once per cap. 15 attempts from 2 s: 2, 4, 8, 16, 32, then 60 s x 9 = 602 s.
+ */
+export function backoffDelay(attemptsMade: number, type?: string, _err?: Error, job?: MinimalJob): number {
+  const backoff = job?.opts.backoff;
+  const base = typeof backoff === 'object' ? (backoff.delay ?? 1_000) : (backoff ?? 1_000);
+  if (type !== 'capped') throw new Error(`unknown backoff type "${type}"`);
+  return Math.min(RETRY_CAP_MS, base * 2 ** Math.max(0, attemptsMade - 1));
+}
+
+/** Total wait between the first and the last attempt of a job's options (how long an outage it rides out). */
+export function retrySpanMs(opts: JobsOptions): number {
+  const attempts = opts.attempts ?? 1;
+  const b = opts.backoff;
+  let total = 0;
+  for (let n = 1; n < attempts; n++) {
+    if (b === undefined) break;
+    if (typeof b === 'number') total += b;
+    else if (b.type === 'capped')
+      total += backoffDelay(n, 'capped', undefined, { opts: { backoff: b } } as unknown as MinimalJob);
+    else if (b.type === 'exponential') total += (b.delay ?? 0) * 2 ** (n - 1);
+    else total += b.delay ?? 0;
+  }
+  return total;
+}
+
+const retrying = { attempts: 15, backoff: { type: 'capped', delay: 2_000 } } as const;
+/** Jobs that checkpoint and resume: each worker loss costs at most the chunk in flight. */
+const RESUMABLE_STALLS = 50;
+/** Idempotent jobs of seconds to minutes: a redo is cheap, but a job that kills its worker every time must stop. */
+const STALLS = 10;
 
 export const jobOptions: Record<JobName, JobTableEntry> = {
   'data.generate': {
-    // Long and resumable: a retry continues from the last checkpoint rather than starting over.
-    job: { ...keep, attempts: 3, backoff: { type: 'exponential', delay: 10_000 } },
+    // Long and resumable: a retry or a takeover after worker loss continues from the last
+    // checkpoint rather than starting over. A seed-scale run lasts hours, past any deploy's grace.
+    job: { ...keep, ...retrying },
+    stalls: RESUMABLE_STALLS,
+    handsOff: true,
     concurrency: 1,
     schedules: [],
   },
   'bars.rollup-5m': {
     job: { ...keep, ...retrying },
+    stalls: STALLS,
     // One rollup at a time per process: runs are set-based and cover every symbol.
     concurrency: 1,
     schedules: [{ id: 'bars.rollup-5m:every-5-minutes', pattern: '*/5 * * * *', tz: NY, payload: {} }],
   },
   'bars.rollup-1d': {
     job: { ...keep, ...retrying },
+    stalls: STALLS,
     concurrency: 1,
     schedules: [
       // Incremental: a run costs in proportion to the 5-minute bars changed since the last, so
@@ -66,6 +129,7 @@ export const jobOptions: Record<JobName, JobTableEntry> = {
   'prices.fetch': {
     // A missed minute is not worth retrying: the next minute fetches newer prices.
     job: { removeOnComplete: { age: 3600, count: 200 }, removeOnFail: { age: 7 * 24 * 3600 }, attempts: 1 },
+    stalls: STALLS,
     concurrency: 1,
     // Every minute 09:00–16:59 on weekdays; the processor checks the NYSE calendar (holidays,
     // early closes, the 09:30 open) and skips when the regular session is not open.
@@ -78,19 +142,24 @@ export const jobOptions: Record<JobName, JobTableEntry> = {
       attempts: 3,
       backoff: { type: 'exponential', delay: 2_000 },
     },
+    // Real time: a quote retried minutes later is stale, and the next minute's prices.fetch asks
+    // again, so quotes (like prices.fetch) retry for seconds only.
+    stalls: STALLS,
     concurrency: 4,
     schedules: [],
     lanes: 'provider',
   },
   'prices.backfill': {
     // Resumable from its checkpoint, so retries are cheap; transient provider faults back off.
-    job: { ...keep, attempts: 8, backoff: { type: 'exponential', delay: 10_000 } },
+    job: { ...keep, ...retrying },
+    stalls: RESUMABLE_STALLS,
     concurrency: 1,
     schedules: [],
     limiter: { max: 60, duration: 60_000 },
   },
   'fx.rates': {
     job: { ...keep, ...retrying },
+    stalls: STALLS,
     concurrency: 1,
     limiter: { max: 60, duration: 60_000 },
     // After the 16:00 close, when providers publish the day's rates.
@@ -98,6 +167,7 @@ export const jobOptions: Record<JobName, JobTableEntry> = {
   },
   'analytics.indicators': {
     job: { ...keep, ...retrying },
+    stalls: STALLS,
     concurrency: 1,
     // Normally chained by the rollups and daily backfills; this daily run is the safety net for a
     // chain lost between a rollup's commit and its enqueue. Cheap: only changed rows are written
@@ -113,11 +183,13 @@ export const jobOptions: Record<JobName, JobTableEntry> = {
   },
   'analytics.risk': {
     job: { ...keep, ...retrying },
+    stalls: STALLS,
     concurrency: 1,
     schedules: [{ id: 'analytics.risk:after-close', pattern: '45 16 * * 1-5', tz: NY, payload: {} }],
   },
   'maintenance.retention': {
     job: { ...keep, ...retrying },
+    stalls: STALLS,
     concurrency: 1,
     schedules: [{ id: 'maintenance.retention:daily', pattern: '15 2 * * *', tz: NY, payload: {} }],
   },

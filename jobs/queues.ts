@@ -6,7 +6,8 @@
 import { Queue, type Job, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '../core/config.ts';
-import { createRedis } from '../core/redis.ts';
+import type { Logger } from '../core/logger.ts';
+import { createRedis, redisLogger, watchRedisErrors } from '../core/redis.ts';
 import { PROVIDER_NAMES } from '../core/providers/types.ts';
 import { jobNames, parsePayload, type JobInput, type JobName } from './catalogue.ts';
 import { jobOptions } from './options.ts';
@@ -58,19 +59,26 @@ export interface QueueSet {
   close(): Promise<void>;
 }
 
-export function createQueues(config: Pick<Config, 'redis' | 'queue'>, connection?: Redis): QueueSet {
-  const ownConnection = connection ? undefined : createRedis(config);
+export function createQueues(
+  config: Pick<Config, 'redis' | 'queue' | 'logLevel'>,
+  connection?: Redis,
+  logger?: Logger,
+): QueueSet {
+  const log = redisLogger(config, logger);
+  const ownConnection = connection ? undefined : createRedis(config, { logger: log, name: 'queues' });
   const conn = connection ?? ownConnection!;
   const queues = new Map<string, Queue>(
     jobNames.flatMap((name) =>
-      queueNamesOf(name).map((queueName) => [
-        queueName,
-        new Queue(queueName, {
+      queueNamesOf(name).map((queueName) => {
+        const queue = new Queue(queueName, {
           connection: conn,
           prefix: config.queue.prefix,
           defaultJobOptions: jobOptions[name].job,
-        }),
-      ]),
+        });
+        // Without a listener BullMQ prints every connection error to stderr.
+        watchRedisErrors(queue, log, `queue ${queueName}`);
+        return [queueName, queue] as const;
+      }),
     ),
   );
   const get = (name: JobName, lane?: string): Queue => {

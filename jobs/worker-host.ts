@@ -2,17 +2,18 @@
  * Runs one BullMQ Worker per queue in this process, each calling its processor as a plain
  * function of (deps, payload, ctx). Validates every payload at the door (a bad one fails the job
  * permanently with the fields named), upserts the Job Schedulers, and closes cleanly: `close()`
- * stops taking new jobs and waits for the active ones to finish.
+ * stops taking new jobs and waits for the active ones to finish, except long resumable ones
+ * (jobs/options.ts `handsOff`), which stop at their next checkpoint and go back to waiting.
  */
-import { UnrecoverableError, Worker, type Job, type Queue } from 'bullmq';
+import { UnrecoverableError, WaitingError, Worker, type Job, type Queue } from 'bullmq';
 import { ZodError } from 'zod';
 import type { Deps } from '../core/deps.ts';
 import { describeIssues } from '../core/input.ts';
-import { createRedis } from '../core/redis.ts';
+import { createRedis, isRedisUnavailable, reportRedisError } from '../core/redis.ts';
 import { ProviderError, ProviderRateLimitError, type ProviderName } from '../core/providers/types.ts';
 import { jobNames, parsePayload, type JobName } from './catalogue.ts';
 import { laneLimiter } from './lane-quota.ts';
-import { jobOptions } from './options.ts';
+import { backoffDelay, jobOptions } from './options.ts';
 import { createQueues, queueNamesOf, type QueueSet } from './queues.ts';
 import { buildRegistry } from './registry.ts';
 import type { JobContext } from './types.ts';
@@ -51,8 +52,12 @@ export function jobProgress(
   };
 }
 
-function contextFor(job: Job, queues: QueueSet): JobContext {
+/** The abort reason a shutting-down host gives the jobs that hand themselves back. */
+const SHUTDOWN = 'worker shutting down: job handed back';
+
+function contextFor(job: Job, queues: QueueSet, shutdown: AbortSignal | undefined): JobContext {
   return {
+    ...(shutdown ? { shutdown } : {}),
     enqueue: enqueueVia(queues),
     id: job.id ?? 'unknown',
     attemptsMade: job.attemptsMade,
@@ -86,10 +91,11 @@ export async function upsertSchedulers(queues: QueueSet): Promise<number> {
 export function startWorkers(deps: Deps, opts: { names?: JobName[]; concurrency?: number } = {}): WorkerHost {
   const registry = buildRegistry();
   const names = opts.names ?? jobNames;
-  const connection = createRedis(deps.config, { forWorker: true });
+  const connection = createRedis(deps.config, { forWorker: true, logger: deps.logger, name: 'workers' });
   // Producer side for follow-on jobs and queue.rateLimit (a non-blocking connection).
-  const producer = createRedis(deps.config);
-  const queues = createQueues(deps.config, producer);
+  const producer = createRedis(deps.config, { logger: deps.logger, name: 'producer' });
+  const queues = createQueues(deps.config, producer, deps.logger);
+  const handsOff = new Set<Worker>();
   const workers = names.flatMap((name) =>
     queueNamesOf(name).map((queueName) => {
       const processor = registry.get(name)!;
@@ -97,7 +103,7 @@ export function startWorkers(deps: Deps, opts: { names?: JobName[]; concurrency?
         jobOptions[name].lanes === 'provider' ? (queueName.split('.').pop() as ProviderName) : undefined;
       const worker = new Worker(
         queueName,
-        async (job: Job) => {
+        async (job: Job, token?: string, signal?: AbortSignal) => {
           let payload: unknown;
           try {
             payload = parsePayload(name, job.data);
@@ -109,10 +115,22 @@ export function startWorkers(deps: Deps, opts: { names?: JobName[]; concurrency?
           const started = Date.now();
           deps.logger.info({ job: name, jobId: job.id, attempt: job.attemptsMade + 1 }, 'job started');
           try {
-            const result = await processor(deps, payload as never, contextFor(job, queues));
+            const result = await processor(
+              deps,
+              payload as never,
+              contextFor(job, queues, jobOptions[name].handsOff ? signal : undefined),
+            );
             deps.logger.info({ job: name, jobId: job.id, ms: Date.now() - started }, 'job finished');
             return result;
           } catch (err) {
+            if (signal?.aborted && signal.reason === SHUTDOWN && token) {
+              // Stopped at a checkpoint because this process is shutting down: back to waiting for
+              // another worker, no attempt used.
+              await job.moveToWait(token);
+              await job.log(`${new Date().toISOString()} ${SHUTDOWN}`);
+              deps.logger.info({ job: name, jobId: job.id }, 'job handed back at shutdown');
+              throw new WaitingError();
+            }
             throw await mapProviderError(err, job, queues.byQueueName(queueName)!, deps);
           }
         },
@@ -120,9 +138,14 @@ export function startWorkers(deps: Deps, opts: { names?: JobName[]; concurrency?
           connection,
           prefix: deps.config.queue.prefix,
           concurrency: jobOptions[name].concurrency ?? opts.concurrency ?? deps.config.queue.concurrency,
-          // Long set-based statements hold the event loop rarely, but a month-sized rollup chunk can
-          // run for minutes on the seed dataset; keep the lock alive well past that.
-          lockDuration: 120_000,
+          // Worker loss (jobs/options.ts): the lock is renewed every half of JOB_LOCK_MS while the
+          // job runs (long SQL statements are awaited, so the event loop keeps renewing it); when its
+          // worker dies the job is back in waiting within JOB_LOCK_MS + JOB_STALLED_CHECK_MS and
+          // resumes, up to `stalls` times.
+          lockDuration: deps.config.queue.lockMs,
+          stalledInterval: deps.config.queue.stalledCheckMs,
+          maxStalledCount: jobOptions[name].stalls,
+          settings: { backoffStrategy: backoffDelay },
           // A provider lane's quota, shared by every worker of the lane (BullMQ's global limiter) and
           // by the API's own provider calls (jobs/lane-quota.ts);
           // other provider-calling jobs get the table's limiter, so a queue.rateLimit binds them all.
@@ -139,13 +162,21 @@ export function startWorkers(deps: Deps, opts: { names?: JobName[]; concurrency?
           'job failed',
         );
       });
-      worker.on('error', (err) => deps.logger.error({ queue: queueName, err: err.message }, 'worker error'));
+      // Connection errors (a Redis outage: one per reconnect attempt and blocking call) are
+      // throttled with every other Redis error of the process.
+      worker.on('error', (err) => {
+        if (isRedisUnavailable(err)) reportRedisError(deps.logger, `worker ${queueName}`, err);
+        else deps.logger.error({ queue: queueName, err: err.message }, 'worker error');
+      });
+      if (jobOptions[name].handsOff) handsOff.add(worker);
       return worker;
     }),
   );
   return {
     workers,
     async close() {
+      // Long resumable jobs stop at their next checkpoint and go back to waiting; the others finish.
+      for (const w of workers) if (handsOff.has(w)) w.cancelAllJobs(SHUTDOWN);
       await Promise.all(workers.map((w) => w.close()));
       await queues.close();
       await Promise.allSettled([connection.quit(), producer.quit()]);

@@ -7,13 +7,12 @@
  * worker host for prices.backfill only, a queue prefix of their own): the first process is
  * SIGKILLed once the intraday job has committed a few chunks, a second one takes the daily job and
  * is SIGKILLed the same way, and a third finishes both through BullMQ's stalled-job recovery. A SIGKILLed worker's job lock would expire by itself after the
- * lock duration (120 s) and the stalled check is throttled to once per 30 s; the test deletes
+ * lock duration (JOB_LOCK_MS, 30 s) and the stalled check runs once per 15 s; the test deletes
  * those keys instead of waiting, which is all the passing time would do.
  * Then every ticks, bars_1d and corporate_actions row of A must equal B's, and the jobs' results
  * (which count resumed chunks from their checkpoints) must agree too.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import type { ChildProcess } from 'node:child_process';
 import { QueueEvents, type Job } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Knex } from '../core/db/knex.ts';
@@ -25,8 +24,8 @@ import { parsePayload } from '../jobs/catalogue.ts';
 import { createQueues, type QueueSet } from '../jobs/queues.ts';
 import { startWorkers } from '../jobs/worker-host.ts';
 import { closeDeps, dropPrefix, scratchDatabase, testConfig, testDeps, uniquePrefix } from './support.ts';
+import { kill, killAll, startWorkerProcess, until } from './worker-process.ts';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const TICKERS = ['RSA', 'RSB', 'RSC'];
 const intraday: JobInput<'prices.backfill'> = {
   symbols: TICKERS,
@@ -40,7 +39,6 @@ let a: { url: string; drop: () => Promise<void> };
 let b: { url: string; drop: () => Promise<void> };
 let depsA: Deps;
 let depsB: Deps;
-const children: ChildProcess[] = [];
 
 async function addSecurities(db: Knex): Promise<void> {
   await db('securities').insert(
@@ -59,33 +57,7 @@ async function addSecurities(db: Knex): Promise<void> {
 
 /** A worker process for prices.backfill on database A and A's queue prefix. */
 function startChild(prefix: string): ChildProcess {
-  const script = `
-    import { buildDeps } from ${JSON.stringify(`${ROOT}core/deps.ts`)};
-    import { startWorkers } from ${JSON.stringify(`${ROOT}jobs/worker-host.ts`)};
-    const deps = buildDeps({ name: 'backfill-child' });
-    startWorkers(deps, { names: ['prices.backfill'] });
-  `;
-  const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
-    cwd: ROOT,
-    env: {
-      ...process.env,
-      DATABASE_URL: a.url,
-      QUEUE_PREFIX: prefix,
-      LOG_LEVEL: 'warn',
-      SCHEDULERS_ENABLED: 'false',
-      NODE_ENV: 'test',
-    },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  children.push(child);
-  return child;
-}
-
-async function kill(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGKILL');
-  await exited;
+  return startWorkerProcess({ DATABASE_URL: a.url, QUEUE_PREFIX: prefix }, { names: ['prices.backfill'] });
 }
 
 async function checkpoints(db: Knex, payload: JobInput<'prices.backfill'>): Promise<number> {
@@ -95,14 +67,6 @@ async function checkpoints(db: Knex, payload: JobInput<'prices.backfill'>): Prom
     [`${key}:%`],
   );
   return Number(res.rows[0]?.n ?? 0);
-}
-
-async function until(check: () => Promise<boolean>, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 /** Every row of the three tables, keyed by ticker, in a stable order (no ids, no timestamps of writing). */
@@ -138,7 +102,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const c of children) await kill(c);
+  await killAll();
   for (const d of [depsA, depsB]) {
     if (!d) continue;
     await dropPrefix(d);
@@ -196,7 +160,7 @@ describe('prices.backfill killed halfway and resumed', () => {
     }
     // Fast-forward what time would do: the dead workers' locks expire, and the once-per-interval
     // stalled check becomes due. The new worker's stalled checker then marks the orphaned jobs
-    // and, one interval (30 s) later, moves them back to wait, and they resume.
+    // and, one interval (JOB_STALLED_CHECK_MS) later, moves them back to wait, and they resume.
     await depsA.redis.del(lockOf(jobsA[0]), lockOf(jobsA[1]), `${prefix}:prices.backfill:stalled-check`);
     startChild(prefix);
     const resultsA = [

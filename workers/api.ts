@@ -14,7 +14,7 @@ import { createQueues } from '../jobs/queues.ts';
 const SHUTDOWN_GRACE_MS = 10_000;
 
 const deps = buildDeps({ name: 'api' });
-const queues = createQueues(deps.config);
+const queues = createQueues(deps.config, undefined, deps.logger);
 const auth = await createAuth(deps);
 const app = await createApp(deps, { queues, auth });
 

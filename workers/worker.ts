@@ -9,7 +9,7 @@ import { startWorkers, upsertSchedulers } from '../jobs/worker-host.ts';
 
 const deps = buildDeps({ name: 'worker' });
 const host = startWorkers(deps);
-const queues = createQueues(deps.config);
+const queues = createQueues(deps.config, undefined, deps.logger);
 if (deps.config.queue.schedulersEnabled) {
   const n = await upsertSchedulers(queues);
   deps.logger.info({ schedulers: n }, 'job schedulers upserted');

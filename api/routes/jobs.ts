@@ -164,7 +164,7 @@ export function jobsRoutes(queues: QueueSet): RouteDef[] {
       docsBody: payloadDocs,
       status: 202,
       response: JobAccepted,
-      errors: [404],
+      errors: [404, 503],
       async handler({ params, body, req }) {
         const name = params.name;
         if (!isJobName(name)) {
@@ -190,7 +190,7 @@ export function jobsRoutes(queues: QueueSet): RouteDef[] {
       params: z.object({ id: jobId }),
       query: z.object({ queue: z.enum(allQueueNames as [string, ...string[]]).optional() }).strict(),
       response: JobStatus,
-      errors: [404, 409],
+      errors: [404, 409, 503],
       async handler({ params, query }) {
         const candidates = query.queue ? [queues.byQueueName(query.queue)!] : queues.all();
         const found = (

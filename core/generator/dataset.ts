@@ -298,10 +298,30 @@ function* failingMidway(source: Iterable<Buffer>, message: string): Generator<Bu
 /** The checkpoint naming the dataset a database holds (one per database: natural keys are shared). */
 const MANIFEST_KEY = 'dataset';
 
-interface Manifest {
+export interface Manifest {
   seed: number;
   signature: string;
   to: string;
+}
+
+const SIGNATURE = /^(small|seed)-n(\d+)-(\d{4}-\d{2}-\d{2})-(\d{4}-\d{2}-\d{2})-t(\d+)$/;
+
+/**
+ * The payload field in which `plan` differs from the dataset a database holds, or undefined when
+ * it is the same dataset. The shape is read back from the stored signature
+ * (`<scale>-n<securities>-<from>-<to>-t<tickSessions>`, see resolvePlan): a different first date
+ * with the same last one means another `years`.
+ */
+export function datasetMismatchField(held: Manifest, plan: Plan): string | undefined {
+  if (held.seed !== plan.seed) return 'seed';
+  if (held.signature === plan.signature) return undefined;
+  const [a, b] = [SIGNATURE.exec(held.signature), SIGNATURE.exec(plan.signature)];
+  if (!a || !b) return 'scale';
+  if (a[1] !== b[1]) return 'scale';
+  if (a[2] !== b[2]) return 'securities';
+  if (a[4] !== b[4]) return 'endDate';
+  if (a[3] !== b[3]) return 'years';
+  return 'tickSessions';
 }
 
 export async function generateDataset(
@@ -318,9 +338,10 @@ export async function generateDataset(
     payload.endDate === undefined && existing !== undefined ? { ...payload, endDate: existing.to } : payload,
     deps.clock.now(),
   );
-  if (existing !== undefined && (existing.seed !== plan.seed || existing.signature !== plan.signature)) {
+  const mismatch = existing === undefined ? undefined : datasetMismatchField(existing, plan);
+  if (existing !== undefined && mismatch !== undefined) {
     throw new GeneratePayloadError(
-      existing.seed !== plan.seed ? 'seed' : 'endDate',
+      mismatch,
       `this database already holds the synthetic dataset seed=${existing.seed} (${existing.signature}); ` +
         `rerun with that seed and shape, or generate into an empty database`,
     );
@@ -447,6 +468,14 @@ export async function generateDataset(
     let lastPercent = -1;
     const worker = async (): Promise<void> => {
       while (!aborted && next < todo.length) {
+        // The worker is shutting down: stop between chunks (the ones in flight commit first) and
+        // let the job go back to waiting; whoever takes it resumes after the last checkpoint.
+        if (ctx.shutdown?.aborted) {
+          aborted = true;
+          throw new Error(
+            `stopped after ${finished} of ${chunks.length} tick chunks: ${String(ctx.shutdown.reason)}`,
+          );
+        }
         const chunk = todo[next++];
         if (!chunk) break;
         begun++;

@@ -55,8 +55,6 @@ function write2(buf: Buffer, pos: number, v: number): number {
   return pos + 2;
 }
 
-let bridge = new Float64Array(2048);
-
 /**
  * COPY-text buffers of one security's ticks over the given session indices (all within the
  * security's priced range). `dbId` is securities.id, the ticks' key.
@@ -78,6 +76,10 @@ export function* tickBuffers(
         : 1;
   const spreadBp = spec.type === 'EQUITY' ? 0.0002 : 0.0005;
   const prefix = Buffer.from(`${dbId}\t0000-00-00 `, 'latin1');
+  // The bridge belongs to this generator alone: generators of concurrent COPY lanes are suspended
+  // mid-session at every yield, so a buffer shared between them (a module-level one was) would be
+  // overwritten by the other lane and the rest of the session's prices would come from its path.
+  let bridge = new Float64Array(2048);
   for (const s of sessionIndices) {
     const session = plan.sessions[s];
     if (session === undefined) continue;

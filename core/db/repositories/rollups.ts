@@ -189,6 +189,23 @@ async function ensureSessionsOn(trx: Knex.Transaction, from: Date, to: Date): Pr
   );
 }
 
+/**
+ * One lock order for every rollup transaction: the level's advisory lock first, table locks after
+ * it (creating a bars_5m partition locks bars_5m exclusively). A transaction that took a table
+ * lock and then waited for the advisory lock deadlocks with one that holds the advisory lock and
+ * reaches for the table, so every rollup opens its transaction here and nowhere else.
+ */
+function rollupTransaction<T>(
+  db: Knex,
+  level: 'bars_5m' | 'bars_1d',
+  fn: (trx: Knex.Transaction) => Promise<T>,
+) {
+  return db.transaction(async (trx) => {
+    await trx.raw(`select pg_advisory_xact_lock(hashtext(?))`, [`rollup:${level}`]);
+    return fn(trx);
+  });
+}
+
 export function createRollupsRepository(db: Knex) {
   return {
     /** Earliest and latest tick time, optionally for some securities (planning a full rollup). */
@@ -205,11 +222,10 @@ export function createRollupsRepository(db: Knex) {
      * 5-minute aligned. Records the changed buckets at level '1d'.
      */
     async rollup5m(from: Date, to: Date, securityIds?: number[]): Promise<RollupCounts> {
-      return db.transaction(async (trx) => {
+      // Rollups of overlapping ranges (a manual run beside the scheduled one, several workers)
+      // take turns, so each sees the bars the previous one committed.
+      return rollupTransaction(db, 'bars_5m', async (trx) => {
         await trx.raw(`select ensure_month_partitions('bars_5m', ?, ?)`, [from, to]);
-        // Rollups of overlapping ranges (a manual run beside the scheduled one, several workers)
-        // take turns, so each sees the bars the previous one committed.
-        await trx.raw(`select pg_advisory_xact_lock(hashtext('rollup:bars_5m'))`);
         await ensureSessionsOn(trx, from, to);
         const ids = securityIds ?? null;
         // Aggregate into a temp table first: a plain CREATE TABLE AS may use parallel workers, a
@@ -299,8 +315,7 @@ export function createRollupsRepository(db: Knex) {
       notBefore?: Date | undefined;
       explain?: boolean;
     }): Promise<ChangeRollup5m> {
-      return db.transaction(async (trx) => {
-        await trx.raw(`select pg_advisory_xact_lock(hashtext('rollup:bars_5m'))`);
+      return rollupTransaction(db, 'bars_5m', async (trx) => {
         // Small statements: JIT compilation would cost more than it saves (and vary run to run).
         await trx.raw('set local jit = off');
         await trx.raw(`
@@ -454,9 +469,19 @@ export function createRollupsRepository(db: Knex) {
 
     /** Rolls 5-minute bars of sessions from..to (inclusive dates) into bars_1d (source 'rollup'). */
     async rollup1d(from: string, to: string, securityIds?: number[]): Promise<RollupCounts> {
-      return db.transaction(async (trx) => {
-        await trx.raw(`select pg_advisory_xact_lock(hashtext('rollup:bars_1d'))`);
+      return rollupTransaction(db, 'bars_1d', async (trx) => {
         const ids = securityIds ?? null;
+        // This run recomputes every session of from..to, so the level-'1d' changes lying within
+        // those New York days are done with (consumed before the aggregation reads bars_5m, as the
+        // incremental path does); otherwise the next incremental run would redo them all.
+        await trx.raw(
+          `delete from bar_changes
+            where level = '1d'
+              and from_ts >= (:from::date)::timestamp at time zone 'America/New_York'
+              and to_ts <= (:to::date + 1)::timestamp at time zone 'America/New_York'
+              and (:ids::int[] is null or security_id = any(:ids::int[]))`,
+          { from, to, ids },
+        );
         await trx.raw(
           `
           create temp table rollup_1d_agg on commit drop as
@@ -514,8 +539,7 @@ export function createRollupsRepository(db: Knex) {
       /** 5-minute bars before this are gone (retention): sessions before it are left alone. */
       notBefore?: Date | undefined;
     }): Promise<ChangeRollup1d> {
-      return db.transaction(async (trx) => {
-        await trx.raw(`select pg_advisory_xact_lock(hashtext('rollup:bars_1d'))`);
+      return rollupTransaction(db, 'bars_1d', async (trx) => {
         await trx.raw('set local jit = off');
         await trx.raw(`
           create temp table rollup_1d_changes (
