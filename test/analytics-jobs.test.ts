@@ -1,9 +1,11 @@
 /**
  * analytics.indicators and analytics.risk through real BullMQ queues and workers, on a database of
  * this file's own with inserted securities and bars: the stored indicators equal the pure
- * functions on the same bars (bit for bit: they travel as binary doubles), running twice writes
- * nothing, a corrected bar rewrites exactly that security's rows from the bar on, and the risk
- * rows match core/analytics/risk.ts with beta against the configured benchmark.
+ * functions on the same split-adjusted bars (bit for bit: they travel as binary doubles) and
+ * TA-Lib on the adjusted history to 1e-9, daily and 5-minute; running twice writes nothing, a
+ * corrected bar rewrites exactly that security's rows from the bar on, a split learned later
+ * rewrites the rows it affects, and the risk rows match core/analytics/risk.ts on split-adjusted
+ * closes with beta against the configured benchmark.
  */
 import { QueueEvents, type Job } from 'bullmq';
 import type TalibModule from 'talib';

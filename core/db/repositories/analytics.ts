@@ -1,13 +1,15 @@
 /**
- * Analytics storage: bars in (as doubles, per security), indicator_values and risk_metrics out.
+ * Analytics storage: bars in (as doubles, per security, split-adjusted by the database's
+ * price_adjustments(): SPEC §8), indicator_values and risk_metrics out.
  *
  * Indicator writes touch only what changed, set-based, per batch of securities in one
  * transaction under a per-security advisory lock. Every stored row carries input_hash, a hash of
- * the bars from the start of its series up to that bar. Per security, one row is read (the stored
+ * the (adjusted) bars from the start of its series up to that bar, so it covers the split factor:
+ * a split learned later changes the adjusted bars before it, and every row from the first of them. Per security, one row is read (the stored
  * last row): if the new series has a bar at that time with the same hash and the same values,
  * nothing before it changed, and only the bars after it are appended. Otherwise the stored
  * (ts, hash) pairs are read to find the first bar that differs (a corrected bar, a bar that
- * vanished, or a new window start), and the security's rows from there on are deleted and written
+ * vanished, a new split, or a new window start), and the security's rows from there on are deleted and written
  * again. Indicators are causal (a value depends only on bars up to it), so nothing earlier can
  * have changed, and a second run writes nothing. Rows go in by binary COPY (bit-exact doubles, no
  * formatting or parsing of 16 numbers per row); bars come out the same way.
