@@ -1,7 +1,7 @@
 /**
  * Seed 1's price endpoints: the latest ticks, intraday 5-minute bars and daily history (as
- * traded, split-adjusted, or split- and dividend-adjusted) of one symbol. Also exports the symbol parameter and lookup the other market
- * routes (stocks, analytics, watch list) share.
+ * traded, split-adjusted, or split- and dividend-adjusted) of one symbol. Also exports the symbol
+ * parameter and lookup the other market routes (stocks, analytics, watch list) share.
  *
  * Prices leave as JSON numbers. That is safe here because it is display only: the columns are
  * numeric(20,8) (at most 12 integer and 8 fractional digits, inside the 15-17 significant

@@ -5,12 +5,12 @@
  * Indicator writes touch only what changed, set-based, per batch of securities in one
  * transaction under a per-security advisory lock. Every stored row carries input_hash, a hash of
  * the (adjusted) bars from the start of its series up to that bar, so it covers the split factor:
- * a split learned later changes the adjusted bars before it, and every row from the first of them. Per security, one row is read (the stored
- * last row): if the new series has a bar at that time with the same hash and the same values,
- * nothing before it changed, and only the bars after it are appended. Otherwise the stored
- * (ts, hash) pairs are read to find the first bar that differs (a corrected bar, a bar that
- * vanished, a new split, or a new window start), and the security's rows from there on are deleted and written
- * again. Indicators are causal (a value depends only on bars up to it), so nothing earlier can
+ * a split learned later changes the adjusted bars before it, and every row from the first of them.
+ * Per security, one row is read (the stored last row): if the new series has a bar at that time
+ * with the same hash and the same values, nothing before it changed, and only the bars after it
+ * are appended. Otherwise the stored (ts, hash) pairs are read to find the first bar that differs
+ * (a corrected bar, a bar that vanished, a new split, or a new window start), and the security's
+ * rows from there on are deleted and written again. Indicators are causal (a value depends only on bars up to it), so nothing earlier can
  * have changed, and a second run writes nothing. Rows go in by binary COPY (bit-exact doubles, no
  * formatting or parsing of 16 numbers per row); bars come out the same way.
  */
@@ -579,9 +579,7 @@ export function createAnalyticsRepository(db: Knex) {
       opts: { asOf?: string; count?: number } = {},
     ): Promise<Map<number, CloseSeries>> {
       const res = await db.raw<{ rows: { id: number; session_date: string; close: number }[] }>(
-        `select s.id, b.session_date,
-                case when f.split_factor is null then b.close::float8
-                     else (b.close / f.split_factor)::float8 end as close
+        `select s.id, b.session_date, ${SPLIT_ADJUSTED('b.close')} as close
            from unnest(?::int[]) s(id)
            cross join lateral (
              select session_date, close from bars_1d
