@@ -22,12 +22,13 @@
  * - `refresh_adj_close(ids, lo, hi)`: adj_close = round(close × dividend_factor ÷ split_factor, 8)
  *   for each security's bars with session dates in [lo, hi], writing only rows that change.
  * - Triggers keep it current whoever writes: statement-level, with transition tables, so a bulk
- *   load costs one set-based refresh per statement. A write of bars refreshes those bars, and all
- *   earlier ones when the write can change an action's factor or whether it counts (an action
- *   with ex-date ≥ the first written date and no bar between the last written date and it: the
- *   written bars hold its "last bar before the ex-date" or its newest-bar as-of). A write of
- *   actions refreshes the security's bars before the latest ex-date written. The refresh's own
- *   update of adj_close does not recurse (pg_trigger_depth).
+ *   load costs one set-based refresh per statement. A write of bars refreshes those bars (from the
+ *   transition table, no read of bars_1d), and all earlier ones when the write can change an
+ *   action's factor or whether it counts: an action with an ex-date after the last bar before the
+ *   first written date and no bar between the last written date and it (the written bars then
+ *   hold its "last bar before the ex-date", or move the newest bar across it). A write of actions
+ *   refreshes the security's bars before the latest ex-date written. The refresh's own update of
+ *   adj_close does not recurse (pg_trigger_depth).
  */
 import type { Knex } from 'knex';
 
@@ -88,9 +89,9 @@ export async function up(knex: Knex): Promise<void> {
     -- Bars written: refresh them, and everything before when an action may depend on them.
     create function bars_1d_refresh_adj_close() returns trigger language plpgsql as $$
     declare
-      ids int[];
-      los date[];
-      his date[];
+      deep_ids int[];
+      deep_his date[];
+      shallow_ids int[];
     begin
       if pg_trigger_depth() > 1 then
         return null;
@@ -98,22 +99,43 @@ export async function up(knex: Knex): Promise<void> {
       with written as (
         select security_id, min(session_date) as lo, max(session_date) as hi
           from changed_bars group by security_id
-      )
-      select array_agg(w.security_id),
-             array_agg(case when exists (
+      ), classified as (
+        select w.security_id, w.hi,
+               exists (
                  select 1 from corporate_actions a
                   where a.security_id = w.security_id
                     and a.action_type in ('STOCK_SPLIT', 'REVERSE_SPLIT', 'DIVIDEND')
-                    and a.ex_date >= w.lo
+                    and a.ex_date > coalesce((select max(b.session_date) from bars_1d b
+                                               where b.security_id = w.security_id and b.session_date < w.lo),
+                                             '-infinity'::date)
                     and not exists (select 1 from bars_1d b
                                      where b.security_id = w.security_id
-                                       and b.session_date > w.hi and b.session_date < a.ex_date))
-               then '-infinity'::date else w.lo end),
-             array_agg(w.hi)
-        into ids, los, his
-        from written w;
-      if ids is not null then
-        perform refresh_adj_close(ids, los, his);
+                                       and b.session_date > w.hi and b.session_date < a.ex_date)
+               ) as deep
+          from written w
+      )
+      select array_agg(security_id) filter (where deep), array_agg(hi) filter (where deep),
+             array_agg(security_id) filter (where not deep)
+        into deep_ids, deep_his, shallow_ids
+        from classified;
+      if deep_ids is not null then
+        perform refresh_adj_close(deep_ids, array_fill('-infinity'::date, array[cardinality(deep_ids)]), deep_his);
+      end if;
+      -- Otherwise only the written rows can change, and they are at hand (no read of bars_1d).
+      if shallow_ids is not null and tg_op <> 'DELETE' then
+        with f as (select * from price_adjustments(shallow_ids)),
+        t as (
+          select c.security_id, c.session_date, c.adj_close as old,
+                 nullif(round(c.close * coalesce(f.dividend_factor, 1) / coalesce(f.split_factor, 1), 8), 0) as adj
+            from changed_bars c
+            left join f on f.security_id = c.security_id and c.session_date >= f.valid_from
+                       and c.session_date < f.valid_to
+           where c.security_id = any(shallow_ids)
+        )
+        update bars_1d b set adj_close = t.adj
+          from t
+         where b.security_id = t.security_id and b.session_date = t.session_date
+           and t.old is distinct from t.adj;
       end if;
       return null;
     end $$;

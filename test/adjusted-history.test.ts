@@ -133,6 +133,19 @@ describe('bars_1d.adj_close', () => {
     expect((await adjCloses(id))['2024-03-12']).toBe('26.00000000');
   });
 
+  it('bars arriving after a gap that spans an ex-date make the action count', async () => {
+    const { id: gap } = await insertSecurity(deps, { prefix: 'ADJ' });
+    await insertDailyBars(deps, gap, [bar('2024-03-01', '80')]);
+    await insertSplit(deps, gap, '2024-03-05', '2'); // after the newest bar: waits
+    expect(await adjCloses(gap)).toEqual({ '2024-03-01': '80.00000000' });
+    await insertDailyBars(deps, gap, [bar('2024-03-08', '41'), bar('2024-03-11', '42')]);
+    expect(await adjCloses(gap)).toEqual({
+      '2024-03-01': '40.00000000',
+      '2024-03-08': '41.00000000',
+      '2024-03-11': '42.00000000',
+    });
+  });
+
   it('is set on bars the daily rollup writes', async () => {
     const { id: rolled } = await insertSecurity(deps, { prefix: 'ADJ' });
     const buckets = ['2024-03-07T14:30:00Z', '2024-03-08T14:30:00Z'];
