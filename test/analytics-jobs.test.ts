@@ -1,11 +1,14 @@
 /**
  * analytics.indicators and analytics.risk through real BullMQ queues and workers, on a database of
  * this file's own with inserted securities and bars: the stored indicators equal the pure
- * functions on the same bars (bit for bit: they travel as binary doubles), running twice writes
- * nothing, a corrected bar rewrites exactly that security's rows from the bar on, and the risk
- * rows match core/analytics/risk.ts with beta against the configured benchmark.
+ * functions on the same split-adjusted bars (bit for bit: they travel as binary doubles) and
+ * TA-Lib on the adjusted history to 1e-9, daily and 5-minute; running twice writes nothing, a
+ * corrected bar rewrites exactly that security's rows from the bar on, a split learned later
+ * rewrites the rows it affects, and the risk rows match core/analytics/risk.ts on split-adjusted
+ * closes with beta against the configured benchmark.
  */
 import { QueueEvents, type Job } from 'bullmq';
+import type TalibModule from 'talib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { computeIndicators, INDICATOR_NAMES } from '../core/analytics/indicators.ts';
 import { riskMetrics, type CloseSeries } from '../core/analytics/risk.ts';
@@ -93,6 +96,95 @@ const fixtures: DailyFixture[] = [
 ];
 
 const ids = new Map<string, number>();
+const BBB_SPLIT = { exDate: '2024-02-01', ratio: 2 };
+
+/**
+ * A fixture's bars on the split-adjusted basis (SPEC §8), as the test computes it independently of
+ * the database: high, low and close before each ex-date ÷ the product of the ratios from then on.
+ */
+function splitAdjusted(
+  f: { dates: string[]; high: string[]; low: string[]; close: string[] },
+  splits: { exDate: string; ratio: number }[],
+): { high: number[]; low: number[]; close: number[] } {
+  const factor = f.dates.map((d) => splits.filter((s) => d < s.exDate).reduce((p, s) => p * s.ratio, 1));
+  const adj = (col: string[]) => col.map((v, i) => Number(v) / factor[i]!);
+  return { high: adj(f.high), low: adj(f.low), close: adj(f.close) };
+}
+
+type Talib = typeof TalibModule;
+
+/** Every stored series by TA-Lib itself (the dev-only `talib` package) over the given bars. */
+async function talibIndicators(b: { high: number[]; low: number[]; close: number[] }) {
+  const talib = ((await import('talib')) as unknown as { default: Talib }).default;
+  const n = b.close.length;
+  const run = (name: string, inputs: Record<string, unknown>, output: string): Float64Array => {
+    const out = new Float64Array(n).fill(NaN);
+    const res = talib.execute({ name, startIdx: 0, endIdx: n - 1, ...inputs });
+    if ('error' in res) throw new Error(`talib ${name}: ${String((res as { error: unknown }).error)}`);
+    for (let j = 0; j < res.nbElement; j++) out[res.begIndex + j] = res.result[output]![j]!;
+    return out;
+  };
+  const c = { inReal: b.close };
+  const hlc = { high: b.high, low: b.low, close: b.close };
+  const m = { ...c, optInFastPeriod: 12, optInSlowPeriod: 26, optInSignalPeriod: 9 };
+  const bb = { ...c, optInTimePeriod: 20, optInNbDevUp: 2, optInNbDevDn: 2, optInMAType: 0 };
+  const st = {
+    ...hlc,
+    optInFastK_Period: 14,
+    optInSlowK_Period: 3,
+    optInSlowK_MAType: 0,
+    optInSlowD_Period: 3,
+    optInSlowD_MAType: 0,
+  };
+  return {
+    sma_20: run('SMA', { ...c, optInTimePeriod: 20 }, 'outReal'),
+    sma_50: run('SMA', { ...c, optInTimePeriod: 50 }, 'outReal'),
+    sma_200: run('SMA', { ...c, optInTimePeriod: 200 }, 'outReal'),
+    ema_12: run('EMA', { ...c, optInTimePeriod: 12 }, 'outReal'),
+    ema_26: run('EMA', { ...c, optInTimePeriod: 26 }, 'outReal'),
+    rsi_14: run('RSI', { ...c, optInTimePeriod: 14 }, 'outReal'),
+    macd: run('MACD', m, 'outMACD'),
+    macd_signal: run('MACD', m, 'outMACDSignal'),
+    macd_hist: run('MACD', m, 'outMACDHist'),
+    bb_upper: run('BBANDS', bb, 'outRealUpperBand'),
+    bb_middle: run('BBANDS', bb, 'outRealMiddleBand'),
+    bb_lower: run('BBANDS', bb, 'outRealLowerBand'),
+    atr_14: run('ATR', { ...hlc, optInTimePeriod: 14 }, 'outReal'),
+    stoch_k: run('STOCH', st, 'outSlowK'),
+    stoch_d: run('STOCH', st, 'outSlowD'),
+    stddev_20: run('STDDEV', { ...c, optInTimePeriod: 20, optInNbDev: 1 }, 'outReal'),
+  } as Record<string, Float64Array>;
+}
+
+/**
+ * Stored rows against TA-Lib's values: equal to 1e-9 (absolute + relative), null exactly where
+ * TA-Lib has no value. Returns the largest absolute and relative differences seen.
+ */
+function expectTalib(
+  stored: Record<string, unknown>[],
+  want: Record<string, Float64Array>,
+  label: string,
+): { abs: number; rel: number } {
+  const bad: string[] = [];
+  let abs = 0;
+  let rel = 0;
+  for (const name of INDICATOR_NAMES) {
+    stored.forEach((row, i) => {
+      const e = want[name]![i]!;
+      const a = row[name] as number | null;
+      if (Number.isNaN(e)) {
+        if (a !== null && bad.length < 5) bad.push(`${name}[${i}] got ${a}, TA-Lib none`);
+        return;
+      }
+      const d = a === null ? Infinity : Math.abs(a - e);
+      abs = Math.max(abs, d);
+      if (e !== 0) rel = Math.max(rel, d / Math.abs(e));
+      if (!(d <= 1e-9 * (1 + Math.abs(e))) && bad.length < 5) bad.push(`${name}[${i}] got ${a}, TA-Lib ${e}`);
+    });
+  }
+  expect(bad, label).toEqual([]);
+  return { abs, rel };
+}
 
 async function insertDaily(f: DailyFixture): Promise<void> {
   await deps.db.raw(
@@ -118,7 +210,11 @@ async function storedRows(securityId: number, interval = '1d') {
 }
 
 /** The pure functions on a fixture's bars, as stored values (NaN → null). */
-function expectedRows(f: { high: string[]; low: string[]; close: string[] }) {
+function expectedRows(f: {
+  high: (string | number)[];
+  low: (string | number)[];
+  close: (string | number)[];
+}) {
   const all = computeIndicators({
     high: f.high.map(Number),
     low: f.low.map(Number),
@@ -144,7 +240,7 @@ beforeAll(async () => {
     });
     await events[name].waitUntilReady();
   }
-  const tickers = [...fixtures.map((f) => f.ticker), 'NOB', 'FIV'];
+  const tickers = [...fixtures.map((f) => f.ticker), 'NOB', 'FIV', 'LATE', 'FIS'];
   const rows = await deps.db.raw<{ rows: { id: number; ticker: string }[] }>(
     `insert into securities (security_id, ticker, security_name, security_type, asset_class, currency, exchange)
      select 'SEC-' || lpad(n::text, 4, '0'), t, 'Test ' || t, 'EQUITY', 'Equity', 'USD', 'XNYS'
@@ -190,7 +286,9 @@ describe('analytics.indicators (1d) through the queue', () => {
     });
     for (const f of fixtures) {
       const stored = await storedRows(ids.get(f.ticker)!);
-      expect(stored.map(valuesOf), f.ticker).toEqual(expectedRows(f));
+      // BBB's 2:1 split: its history before 2024-02-01 enters halved (exact in binary).
+      const input = f.ticker === 'BBB' ? splitAdjusted(f, [BBB_SPLIT]) : f;
+      expect(stored.map(valuesOf), f.ticker).toEqual(expectedRows(input));
     }
     // Daily rows are stamped at the session close: 16:00 New York, 13:00 on an early close.
     const aaa = await storedRows(ids.get('AAA')!);
@@ -206,6 +304,72 @@ describe('analytics.indicators (1d) through the queue', () => {
       .get('analytics.indicators')
       .getJobLogs((await queues.get('analytics.indicators').getCompleted())[0]!.id!);
     expect(logs.logs.join('\n')).toMatch(/batch 1\/1: 4 securities/);
+  });
+
+  it('daily indicators equal TA-Lib on the split-adjusted history to 1e-9; the bars stay as traded', async () => {
+    const bbb = fixtures[2]!;
+    const stored = await storedRows(ids.get('BBB')!);
+    const adjusted = splitAdjusted(bbb, [BBB_SPLIT]);
+    const diff = expectTalib(stored, await talibIndicators(adjusted), 'BBB');
+    if (process.env.REPORT_DIFFS) console.log('BBB vs TA-Lib', diff);
+    // Not the as-traded series: the raw history's SMA200 would sit far above the adjusted one.
+    const rawSma = (await talibIndicators(splitAdjusted(bbb, []))).sma_200!;
+    expect(Math.abs(stored.at(-1)!.sma_200! - rawSma.at(-1)!)).toBeGreaterThan(1);
+    const firstBar = await deps
+      .db('bars_1d')
+      .where({ security_id: ids.get('BBB') })
+      .orderBy('session_date')
+      .first();
+    expect(firstBar.close).toBe(bbb.close[0]);
+  });
+
+  it('a split learned later rewrites the rows it affects, to TA-Lib on the adjusted history', async () => {
+    // LATE trades through a 3:1 split on SESSIONS[150] (raw prices drop to a third there); the
+    // split arrives only after its indicators were stored.
+    const r = prng(21);
+    let p = 900;
+    const closes = SESSIONS.map((d) => {
+      p *= Math.exp((r() - 0.5) * 0.04);
+      return d >= SESSIONS[150]! ? p / 3 : p;
+    });
+    const late = barsFrom('LATE', SESSIONS, closes, 22);
+    const id = ids.get('LATE')!;
+    try {
+      await insertDaily(late);
+      const before = await run<IndicatorsResult>('analytics.indicators', {
+        interval: '1d',
+        symbols: ['LATE'],
+      });
+      expect(before).toMatchObject({ rowsWritten: 300, rowsDeleted: 0 });
+      expect((await storedRows(id)).map(valuesOf)).toEqual(expectedRows(late));
+
+      await deps.db('corporate_actions').insert({
+        action_id: 'CA-LATE-SPLIT',
+        security_id: id,
+        action_type: 'STOCK_SPLIT',
+        ex_date: SESSIONS[150],
+        ratio: '3',
+        source: 'test',
+      });
+      const after = await run<IndicatorsResult>('analytics.indicators', {
+        interval: '1d',
+        symbols: ['LATE'],
+      });
+      // The first bar is adjusted, so every row's input changed.
+      expect(after).toMatchObject({ securitiesChanged: 1, rowsWritten: 300, rowsDeleted: 300 });
+      const adjusted = splitAdjusted(late, [{ exDate: SESSIONS[150]!, ratio: 3 }]);
+      const diff = expectTalib(await storedRows(id), await talibIndicators(adjusted), 'LATE');
+      if (process.env.REPORT_DIFFS) console.log('LATE vs TA-Lib', diff);
+      const again = await run<IndicatorsResult>('analytics.indicators', {
+        interval: '1d',
+        symbols: ['LATE'],
+      });
+      expect(again).toMatchObject({ rowsWritten: 0, rowsDeleted: 0 });
+    } finally {
+      await deps.db('indicator_values').where({ security_id: id }).delete();
+      await deps.db('corporate_actions').where({ security_id: id }).delete();
+      await deps.db('bars_1d').where({ security_id: id }).delete();
+    }
   });
 
   it('serves the rows through indicatorSeries, newest last', async () => {
@@ -357,6 +521,71 @@ describe('analytics.indicators (5m) through the queue', () => {
   });
 });
 
+describe('analytics.indicators (5m) on split-adjusted history', () => {
+  it('divides the 5-minute bars before an ex-date by the split, by their New York session date', async () => {
+    const id = ids.get('FIS')!;
+    const days = sessionsBetween('2024-05-01', '2024-06-28');
+    const exDate = '2024-06-17'; // inside the 20 stored sessions
+    const r = prng(31);
+    const bucket: string[] = [];
+    const h: string[] = [];
+    const l: string[] = [];
+    const c: string[] = [];
+    let p = 46_000;
+    for (const s of days) {
+      const f = s.date >= exDate ? 2 : 1;
+      for (let t = s.openAt.getTime(); t < s.closeAt.getTime(); t += 300_000) {
+        p *= Math.exp((r() - 0.5) * 0.004);
+        bucket.push(new Date(t).toISOString());
+        c.push((p / f).toFixed(8));
+        h.push(((p * (1 + 0.002 * r())) / f).toFixed(8));
+        l.push(((p * (1 - 0.002 * r())) / f).toFixed(8));
+      }
+    }
+    await deps.db.raw(`select ensure_month_partitions('bars_5m', ?, ?)`, [
+      '2024-05-01T00:00:00Z',
+      '2024-07-01T00:00:00Z',
+    ]);
+    await deps.db.raw(
+      `insert into bars_5m (security_id, bucket, open, high, low, close, volume, pv, vwap, trade_count)
+       select ?, b, c, h, l, c, 100, c * 100, c, 5
+         from unnest(?::timestamptz[], ?::numeric[], ?::numeric[], ?::numeric[]) as t(b, h, l, c)`,
+      [id, bucket, h, l, c],
+    );
+    // Daily bars (the newest on/after the ex-date, so the split counts) and the split itself.
+    await deps.db.raw(
+      `insert into bars_1d (security_id, session_date, open, high, low, close, volume, source)
+       select ?, d, 100, 100, 100, 100, 1, 'test' from unnest(?::date[]) as t(d)`,
+      [id, days.map((s) => s.date)],
+    );
+    await deps.db('corporate_actions').insert({
+      action_id: 'CA-FIS-SPLIT',
+      security_id: id,
+      action_type: 'STOCK_SPLIT',
+      ex_date: exDate,
+      ratio: '2',
+      source: 'test',
+    });
+    try {
+      await run<IndicatorsResult>('analytics.indicators', { interval: '5m', symbols: ['FIS'] });
+      const w = fiveMinuteWindow('2024-06-28');
+      const exAt = days.find((s) => s.date === exDate)!.openAt.getTime();
+      const input = bucket.map((b, i) => ({ b, i })).filter((x) => Date.parse(x.b) >= w.readFrom.getTime());
+      const adj = (col: string[]) =>
+        input.map((x) => (Date.parse(x.b) < exAt ? Number(col[x.i]!) / 2 : Number(col[x.i]!)));
+      const expected = expectedRows({ high: adj(h), low: adj(l), close: adj(c) });
+      const firstStored = input.findIndex((x) => Date.parse(x.b) >= w.storedFrom.getTime());
+      const stored = await storedRows(id, '5m');
+      expect(stored.map(valuesOf)).toEqual(expected.slice(firstStored));
+    } finally {
+      await deps.db('indicator_values').where({ security_id: id }).delete();
+      await deps.db('corporate_actions').where({ security_id: id }).delete();
+      await deps.db('bars_1d').where({ security_id: id }).delete();
+      await deps.db('bars_5m').where({ security_id: id }).delete();
+    }
+  });
+});
+
 describe('analytics.risk through the queue', () => {
   it('stores volatility, VaR, ES and beta as the pure functions give them', async () => {
     const res = await run<RiskResult>('analytics.risk', {});
@@ -397,6 +626,31 @@ describe('analytics.risk through the queue', () => {
     const ccc = await deps.repos.analytics.latestRisk(ids.get('CCC')!);
     expect(ccc).toMatchObject({ volatility: null, var95: null, es99: null, beta: null });
     expect(await deps.repos.analytics.latestRisk(ids.get('NOB')!)).toBeUndefined();
+  });
+
+  it('reads split-adjusted closes: BBB before its 2:1 ex-date halved, an ex-date on a missing session across it', async () => {
+    const bbb = fixtures[2]!;
+    const closes = (await deps.repos.analytics.dailyCloses([ids.get('BBB')!])).get(ids.get('BBB')!)!;
+    expect(closes.dates).toEqual(bbb.dates);
+    expect(closes.closes).toEqual(splitAdjusted(bbb, [BBB_SPLIT]).close);
+    // A 1:10 reverse split on a date BBB has no bar for applies to the return across the gap.
+    const gap = SESSIONS.find((d, i) => i % 7 === 3 && d < '2024-01-01')!;
+    await deps.db('corporate_actions').insert({
+      action_id: 'CA-BBB-RSPLIT',
+      security_id: ids.get('BBB'),
+      action_type: 'REVERSE_SPLIT',
+      ex_date: gap,
+      ratio: '0.1',
+      source: 'test',
+    });
+    try {
+      const adjusted = (await deps.repos.analytics.dailyCloses([ids.get('BBB')!])).get(ids.get('BBB')!)!;
+      const k = bbb.dates.findIndex((d) => d > gap);
+      const raw = bbb.close.map(Number);
+      expect(adjusted.closes[k]! / adjusted.closes[k - 1]!).toBeCloseTo((raw[k]! * 0.1) / raw[k - 1]!, 12);
+    } finally {
+      await deps.db('corporate_actions').where({ action_id: 'CA-BBB-RSPLIT' }).delete();
+    }
   });
 
   it('writes nothing when run again, and honours asOf', async () => {

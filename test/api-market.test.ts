@@ -272,20 +272,21 @@ describe('GET /api/v2/historical/prices/{symbol} with split adjustment', () => {
         high: 99.75,
         low: 98.5,
         close: 99.5,
-        adj_close: null,
+        adj_close: 99.5,
         volume: 8_000_000,
         vwap: null,
         trade_count: null,
       },
       {
         // 401.00000002 / 4 = 100.250000005 → 100.25000001 (decimal, half away from zero), and
-        // 401.11111111 / 4 = 100.2777777775 → 100.27777778; adj_close is the provider's, unchanged.
+        // 401.11111111 / 4 = 100.2777777775 → 100.27777778. adj_close is the stored adjusted close
+        // (the provider's 100.1 replaced: one rule for every row).
         date: '2024-03-08',
         open: 100.25000001,
         high: 101,
         low: 100,
         close: 100.625,
-        adj_close: 100.1,
+        adj_close: 100.625,
         volume: 4_000_004,
         vwap: 100.27777778,
         trade_count: 5000,
@@ -296,7 +297,7 @@ describe('GET /api/v2/historical/prices/{symbol} with split adjustment', () => {
         high: 101.5,
         low: 99.5,
         close: 101,
-        adj_close: null,
+        adj_close: 101,
         volume: 3_000_000,
         vwap: null,
         trade_count: null,
@@ -307,7 +308,7 @@ describe('GET /api/v2/historical/prices/{symbol} with split adjustment', () => {
         high: 102,
         low: 100,
         close: 101.5,
-        adj_close: null,
+        adj_close: 101.5,
         volume: 2_500_000,
         vwap: 101.25,
         trade_count: 7000,
@@ -346,6 +347,51 @@ describe('GET /api/v2/historical/prices/{symbol} with split adjustment', () => {
       `/api/v2/historical/prices/${double.ticker}?start_date=2024-03-05&end_date=2024-03-11&adjusted=split`,
     ).expect(200);
     expect(later.body.data.map((d: { open: number }) => d.open)).toEqual([100.5, 100]);
+  });
+
+  it('adjusted=all also takes dividends out (× 1 − amount ÷ previous close), so close is adj_close', async () => {
+    const div = await insertSecurity(deps, { prefix: 'SPL' });
+    await insertDailyBars(deps, div.id, [
+      { date: '2024-03-06', open: '198', high: '202', low: '196', close: '200', volume: 1000 },
+      { date: '2024-03-07', open: '99', high: '100', low: '97', close: '98', volume: 2000 },
+      { date: '2024-03-08', open: '98', high: '99.5', low: '97.5', close: '99', volume: 2200 },
+    ]);
+    await insertSplit(deps, div.id, '2024-03-07', '2');
+    // $0.98 on 98 → × 0.99 before 03-08.
+    await deps.db('corporate_actions').insert({
+      action_id: `CA-TEST-DIV-${div.id}`,
+      security_id: div.id,
+      action_type: 'DIVIDEND',
+      ex_date: '2024-03-08',
+      payment_date: '2024-03-20',
+      amount: '0.98',
+      currency: 'USD',
+      source: 'test',
+    });
+    const all = await get(
+      `/api/v2/historical/prices/${div.ticker}?start_date=2024-03-01&end_date=2024-03-15&adjusted=all`,
+    ).expect(200);
+    expect(all.body.adjusted).toBe('all');
+    expect(
+      all.body.data.map(
+        (d: { date: string; open: number; close: number; adj_close: number; volume: number }) => [
+          d.date,
+          d.open,
+          d.close,
+          d.adj_close,
+          d.volume,
+        ],
+      ),
+    ).toEqual([
+      ['2024-03-06', 98.01, 99, 99, 2000], // 198 × 0.99 ÷ 2, 200 × 0.99 ÷ 2
+      ['2024-03-07', 98.01, 97.02, 97.02, 2000],
+      ['2024-03-08', 98, 99, 99, 2200],
+    ]);
+    const split = await get(
+      `/api/v2/historical/prices/${div.ticker}?start_date=2024-03-01&end_date=2024-03-15&adjusted=split`,
+    ).expect(200);
+    expect(split.body.data.map((d: { close: number }) => d.close)).toEqual([100, 98, 99]);
+    expect(split.body.data.map((d: { adj_close: number }) => d.adj_close)).toEqual([99, 97.02, 99]);
   });
 
   it('adjusts in decimal: 12-digit prices divide exactly and round half away from zero at 8 places', async () => {

@@ -305,12 +305,12 @@ describe('historical prices', () => {
       high: 190,
       low: 185.5,
       close: 188.25,
-      adj_close: null,
+      adj_close: 188.25, // the stored adjusted close: no actions, so the close
       volume: 50_000_001,
       vwap: null,
       trade_count: null,
     });
-    expect(res.body.data[1]).toMatchObject({ adj_close: 188, vwap: 188.25, trade_count: 400_000 });
+    expect(res.body.data[1]).toMatchObject({ adj_close: 188.5, vwap: 188.25, trade_count: 400_000 });
   });
 
   it('defaults to the year up to today in New York (from the injected clock)', async () => {

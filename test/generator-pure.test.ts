@@ -10,6 +10,7 @@ import {
 import { dailyPath, PRICE_SCALE, priceText } from '../core/generator/paths.ts';
 import { tickBuffers, ticksInSession } from '../core/generator/ticks.ts';
 import { buildUniverse, resolvePlan, typeCounts } from '../core/generator/universe.ts';
+import { beta, simpleReturns } from '../core/analytics/risk.ts';
 
 function mod97(id: string): number {
   const digits = [...id].map((c) => String(parseInt(c, 36))).join('');
@@ -43,6 +44,24 @@ describe('universe', () => {
     const c = buildUniverse({ ...plan, seed: 8 });
     expect(JSON.stringify(a)).toBe(JSON.stringify(b));
     expect(JSON.stringify(a)).not.toBe(JSON.stringify(c));
+  });
+
+  it('has a benchmark, SPY: an index ETF priced like the market factor, so equities have betas', () => {
+    const two = resolvePlan({ seed: 7, scale: 'small', securities: 40, years: 2, endDate: '2024-12-27' });
+    const { securities } = buildUniverse(two);
+    const spy = securities.find((s) => s.ticker === 'SPY');
+    expect(spy).toMatchObject({ type: 'EQUITY', currency: 'USD', splits: [], status: 'ACTIVE' });
+    // Split-adjusted closes (the path's raw close × the split factor in force).
+    const returnsOf = (spec: (typeof securities)[number]) => {
+      const p = dailyPath(two, spec);
+      return simpleReturns(Array.from(p.close, (c, i) => c * p.factor[i]!));
+    };
+    const market = returnsOf(spy!);
+    const equities = securities.filter((s) => s.type === 'EQUITY' && s !== spy);
+    const betas = equities.map((s) => beta(returnsOf(s), market)!);
+    // Each equity's beta against SPY is its market loading, up to sampling error (~0.15 here).
+    equities.forEach((s, i) => expect(Math.abs(betas[i]! - s.beta), s.ticker).toBeLessThan(0.5));
+    expect(betas.reduce((a, b) => a + b, 0) / betas.length).toBeGreaterThan(0.7);
   });
 
   it('mixes types like the seed and keeps identifiers unique and valid', () => {

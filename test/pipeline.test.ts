@@ -86,6 +86,14 @@ describe('data.generate -> rollups -> analytics through the queues', () => {
     expect(Number(indicatorRows[0]!.n)).toBe(Number(daily[0]!.n));
     const risk = await deps.db('risk_metrics').countDistinct<{ n: string }[]>({ n: 'security_id' });
     expect(Number(risk[0]!.n)).toBe(ids.length);
+    // The generated benchmark: with the default RISK_BENCHMARK (SPY) every equity has a beta.
+    expect(deps.config.risk.benchmark).toBe('SPY');
+    const betas = await deps.db.raw<{ rows: { ticker: string; beta: number | null }[] }>(
+      `select s.ticker, r.beta from risk_metrics r join securities s on s.id = r.security_id
+        where s.security_type = 'EQUITY' and s.ticker <> 'SPY'`,
+    );
+    expect(betas.rows.length).toBeGreaterThan(0);
+    expect(betas.rows.filter((r) => r.beta === null)).toEqual([]);
 
     // Bull Board shows progress and logs: both were written through the real job.
     const done = await queues.get('bars.rollup-5m').getCompleted();

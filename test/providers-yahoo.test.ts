@@ -136,14 +136,14 @@ describe('yahoo daily', () => {
     // Every bar is one NYSE session, in order, none missing (Labor Day and weekends absent).
     expect(h.bars.map((b) => b.date)).toEqual(sessionsBetween('2020-08-31', '2020-11-06').map((s) => s.date));
     expect(h.bars).toHaveLength(49);
-    // After the split (none later in this clock's view): Yahoo's values, rounded by the as-traded
-    // rule (its float32 noise dropped, 127.58000183105469 → 127.58).
+    // After the split (none later in this clock's view): exactly Yahoo's values (no factor was
+    // applied, so nothing is rounded: 127.58000183105469 stays).
     h.bars.forEach((b, i) => {
       expect(b).toMatchObject({
-        open: roundAsTraded(q.open[i]!),
-        high: roundAsTraded(q.high[i]!),
-        low: roundAsTraded(q.low[i]!),
-        close: roundAsTraded(q.close[i]!),
+        open: q.open[i],
+        high: q.high[i],
+        low: q.low[i],
+        close: q.close[i],
         volume: q.volume[i],
         adjClose: fx.indicators.adjclose[0]!.adjclose[i],
       });
@@ -151,8 +151,8 @@ describe('yahoo daily', () => {
     });
     expect(h.bars[0]).toMatchObject({
       date: '2020-08-31',
-      open: 127.58,
-      close: 129.04,
+      open: 127.58000183105469,
+      close: 129.0399932861328,
     });
 
     expect(h.events).toEqual([
@@ -291,9 +291,9 @@ describe('yahoo as-traded prices', () => {
       ['2020-08-07', 452.82, 454.7, 441.17, 444.45, 49_511_403],
       ['2020-08-27', 508.57, 509.94, 495.33, 500.04, 38_888_096],
       ['2020-08-28', 504.05, 505.77, 498.31, 499.23, 46_907_479],
-      // On and after the ex-date: the recorded values, only their float32 noise rounded away.
-      ['2020-08-31', 127.58, 131, 126, 129.04, q.volume[0]],
-      ['2020-09-01', 132.76, 134.8, 130.53, 134.18, q.volume[1]],
+      // On and after the ex-date: the recorded values exactly (no factor, so no rounding).
+      ['2020-08-31', q.open[0], q.high[0], q.low[0], q.close[0], q.volume[0]],
+      ['2020-09-01', q.open[1], q.high[1], q.low[1], q.close[1], q.volume[1]],
     ]);
     // ×4 and ÷4 relative to what Yahoo sent, which `raw` keeps with the factor applied.
     h.bars.forEach((b, i) => {
@@ -483,6 +483,54 @@ describe('yahoo as-traded prices', () => {
     expect(h.events).toEqual([expect.objectContaining({ kind: 'split', exDate: '2024-01-03', ratio: 0.1 })]);
   });
 
+  it('bars with no later split come back exactly as sent; a factor rounds only as coarsely as float32 requires', async () => {
+    // BRKX: traded at 45,000.12 before a 2:1 split on 2024-01-04 (Yahoo shows float32(22,500.06),
+    // one ulp = 2^-9 there, so ×2 the cent is still known); after it, 712,345.6875 (a float32
+    // Yahoo sends exactly: nothing was applied to it, so nothing is rounded).
+    const before = Math.fround(45_000.12 / 2);
+    const rows: ChartRow[] = [
+      {
+        ts: new Date('2024-01-03T14:30:00Z'),
+        open: before,
+        high: before,
+        low: before,
+        close: before,
+        volume: 20,
+      },
+      {
+        ts: new Date('2024-01-04T14:30:00Z'),
+        open: 712_345.6875,
+        high: 712_345.6875,
+        low: 712_345.6875,
+        close: 712_345.6875,
+        volume: 10,
+      },
+      {
+        ts: new Date('2024-01-05T14:30:00Z'),
+        open: 127.58000183105469,
+        high: 127.58000183105469,
+        low: 127.58000183105469,
+        close: 127.58000183105469,
+        volume: 10,
+      },
+    ];
+    server.script(
+      'yahoo-chart',
+      respond.json(
+        withEvents(yahooChartBody({ symbol: 'BRKX', interval: '1d', rows }), {
+          splits: [{ date: 1704378600, numerator: 2, denominator: 1, splitRatio: '2:1' }],
+        }),
+      ),
+    );
+    server.script(isSplitsRequest('BRKX'), respond.json(splitsBody('BRKX', [])));
+    const h = await yahoo.daily('BRKX', '2024-01-03', '2024-01-05');
+    expect(h.bars.map((b) => [b.date, b.open, b.close, b.volume])).toEqual([
+      ['2024-01-03', 45_000.12, 45_000.12, 10],
+      ['2024-01-04', 712_345.6875, 712_345.6875, 10],
+      ['2024-01-05', 127.58000183105469, 127.58000183105469, 10],
+    ]);
+  });
+
   it('a failing splits-only request fails the call with its cause (no half-adjusted bars)', async () => {
     server.script(isSplitsRequest('AAPL'), respond.serverError(503));
     await expect(yahoo.daily('AAPL', '2020-01-01', '2020-01-03')).rejects.toSatisfy(
@@ -522,17 +570,18 @@ describe('yahoo as-traded prices', () => {
         // What Yahoo's chart may hold: either float32 next to the adjusted price (its 2020-08-28
         // AAPL close, 124.8074951171875, is the one below 499.23 / 4, not the nearest).
         for (const shown of float32sAround((p * d) / n)) {
-          expect(roundAsTraded((shown * n) / d)).toBe(p);
+          expect(roundAsTraded(shown, n, d)).toBe(p);
           checked++;
         }
       }
     }
     expect(checked).toBeGreaterThan(39_000); // two candidates each, one when p / F is a float32
-    expect(roundAsTraded(124.8074951171875 * 4)).toBe(499.23);
+    expect(roundAsTraded(124.8074951171875, 4)).toBe(499.23);
     // No more precision than the source has: at most 4 decimals, and only tenths of a cent
-    // where float32 cannot vouch for cents.
-    expect(roundAsTraded(0.123456789)).toBe(0.1235);
-    expect(roundAsTraded(Math.fround(123_456.78 / 4) * 4)).toBe(123_456.8);
+    // where float32 cannot vouch for cents; no less either (cents ×2 survive at 22,500).
+    expect(roundAsTraded(Math.fround(0.123456789 / 2), 2)).toBe(0.1235);
+    expect(roundAsTraded(Math.fround(123_456.78 / 4), 4)).toBe(123_456.8);
+    expect(roundAsTraded(Math.fround(45_000.12 / 2), 2)).toBe(45_000.12);
   });
 });
 

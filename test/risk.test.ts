@@ -1,6 +1,7 @@
 /**
  * Risk measures, one named scenario each: hand-worked type-7 quantiles (Excel PERCENTILE.INC),
- * VaR and expected shortfall on a known series, volatility, split-adjusted returns, beta of a
+ * VaR and expected shortfall on a known series, volatility, returns (split-adjusted closes come from
+ * the database's price_adjustments(): test/analytics-jobs.test.ts checks them), beta of a
  * series that is exactly 1.5× its benchmark, beta aligned by session date, and beta without a
  * benchmark.
  */
@@ -12,10 +13,8 @@ import {
   historicalVar,
   MIN_RETURNS,
   quantileType7,
-  returnsOf,
   riskMetrics,
   simpleReturns,
-  splitFactors,
   volatility,
   type CloseSeries,
 } from '../core/analytics/risk.ts';
@@ -100,22 +99,6 @@ describe('volatility', () => {
 describe('returns', () => {
   it('are simple returns between consecutive closes', () => {
     expect(simpleReturns([100, 110, 99])).toEqual([0.10000000000000009, -0.09999999999999998]);
-  });
-
-  it('take a split out: a 4:1 split day is a small move, not −75%', () => {
-    const series: CloseSeries = {
-      dates: ['2024-03-04', '2024-03-05', '2024-03-06', '2024-03-07'],
-      closes: [400, 404, 101.5, 102],
-      splits: [{ exDate: '2024-03-06', ratio: 4 }],
-    };
-    expect(splitFactors(series.dates, series.splits)).toEqual([1, 1, 4, 1]);
-    const { dates: d, returns } = returnsOf(series);
-    expect(d).toEqual(['2024-03-05', '2024-03-06', '2024-03-07']);
-    expect(returns[1]).toBeCloseTo((101.5 * 4) / 404 - 1, 15);
-    // An ex-date on a missing session applies to the next return across it.
-    expect(splitFactors(['2024-03-04', '2024-03-07'], [{ exDate: '2024-03-05', ratio: 0.1 }])).toEqual([
-      1, 0.1,
-    ]);
   });
 });
 

@@ -1,7 +1,7 @@
 /**
- * Seed 1's price endpoints: the latest ticks, intraday 5-minute bars and daily history (raw or
- * split-adjusted) of one symbol. Also exports the symbol parameter and lookup the other market
- * routes (stocks, analytics, watch list) share.
+ * Seed 1's price endpoints: the latest ticks, intraday 5-minute bars and daily history (as
+ * traded, split-adjusted, or split- and dividend-adjusted) of one symbol. Also exports the symbol
+ * parameter and lookup the other market routes (stocks, analytics, watch list) share.
  *
  * Prices leave as JSON numbers. That is safe here because it is display only: the columns are
  * numeric(20,8) (at most 12 integer and 8 fractional digits, inside the 15-17 significant
@@ -101,7 +101,10 @@ const DailyBar = z
     high: price,
     low: price,
     close: price,
-    adj_close: price.nullable(),
+    adj_close: price.nullable().openapi({
+      description:
+        'Close adjusted for every split and dividend up to the newest bar (CRSP and Yahoo convention: a dividend multiplies earlier closes by 1 − amount ÷ the close before its ex-date, a split divides them by its ratio); kept current as actions arrive.',
+    }),
     volume: z.number().int(),
     vwap: price.nullable(),
     trade_count: z.number().int().nullable(),
@@ -113,7 +116,7 @@ const HistoricalPrices = z
     symbol: z.string().openapi({ example: 'AAPL' }),
     start_date: z.string().openapi({ example: '2023-01-01' }),
     end_date: z.string().openapi({ example: '2023-12-31' }),
-    adjusted: z.enum(['none', 'split']),
+    adjusted: z.enum(['none', 'split', 'all']),
     count: z.number().int(),
     data: z.array(DailyBar),
   })
@@ -209,7 +212,7 @@ export function pricesRoutes(deps: Deps): RouteDef[] {
       method: 'get',
       path: '/api/v2/historical/prices/{symbol}',
       summary: 'Daily price history',
-      description: `Daily bars with session dates in [start_date, end_date]. Defaults: the year up to today (exchange time zone). At most ${MAX_YEARS} years per request. \`adjusted=split\` back-adjusts each bar before a split's ex-date by the cumulative split ratio (prices divided, volume multiplied; computed in decimal, prices rounded to 8 places, volume to whole shares); \`adjusted=none\` (default) returns the bars as stored. \`adj_close\` is the provider's own adjusted close, unchanged.`,
+      description: `Daily bars with session dates in [start_date, end_date]. Defaults: the year up to today (exchange time zone). At most ${MAX_YEARS} years per request. \`adjusted=split\` back-adjusts each bar before a split's ex-date by the cumulative split ratio (prices divided, volume multiplied); \`adjusted=all\` also multiplies prices before each dividend's ex-date by 1 − amount ÷ the close before it (so \`close\` is the adjusted close); both count actions with ex-dates up to today, computed in decimal, prices rounded to 8 places, volume to whole shares. \`adjusted=none\` (default) returns the bars as traded. \`adj_close\` is the stored split- and dividend-adjusted close in every mode.`,
       tags: ['prices'],
       access: 'results:read',
       params: symbolParams,
@@ -217,7 +220,7 @@ export function pricesRoutes(deps: Deps): RouteDef[] {
         .object({
           start_date: calendarDate.optional().openapi({ example: '2023-01-01' }),
           end_date: calendarDate.optional().openapi({ example: '2023-12-31' }),
-          adjusted: z.enum(['none', 'split']).default('none'),
+          adjusted: z.enum(['none', 'split', 'all']).default('none'),
         })
         .strict(),
       response: HistoricalPrices,

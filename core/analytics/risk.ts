@@ -3,8 +3,10 @@
  *
  * Definitions used throughout:
  * - Returns are simple daily returns r_t = C_t / C_{t−1} − 1 between consecutive stored daily
- *   bars. A split between the two bars (ex-date in (d_{t−1}, d_t], ratio = new shares per old) is
- *   taken out: r_t = C_t × ratio / C_{t−1} − 1, so a 4:1 split is not a −75% day.
+ *   bars, on split-adjusted closes (SPEC §8): the caller passes closes already divided by the
+ *   cumulative split factor (core/db/repositories/analytics.ts dailyCloses, from the database's
+ *   price_adjustments(), the one definition indicators and adj_close use too), so a 4:1 split is
+ *   not a −75% day.
  * - Volatility = sample standard deviation (n − 1) of the window's daily returns × √252.
  * - Quantiles are Hyndman–Fan type 7 (R's default, Excel PERCENTILE.INC, PostgreSQL's
  *   percentile_cont): sorted x_0..x_{n−1}, h = (n − 1)p, Q = x_⌊h⌋ + (h − ⌊h⌋)(x_⌊h⌋+1 − x_⌊h⌋).
@@ -25,53 +27,23 @@ export const TRADING_DAYS_PER_YEAR = 252;
 /** Fewest returns behind any reported measure (volatility, VaR, ES, beta). */
 export const MIN_RETURNS = 20;
 
-export interface Split {
-  /** Ex-date 'YYYY-MM-DD': the first session that trades on the new basis. */
-  exDate: string;
-  /** New shares per old: 4 for a 4:1 split, 0.1 for a 1:10 reverse split. */
-  ratio: number;
-}
-
-/** Daily closes of one security, oldest first, with the splits that apply to them. */
+/** Daily closes of one security, oldest first, split-adjusted. */
 export interface CloseSeries {
   /** Session dates 'YYYY-MM-DD', strictly increasing. */
   dates: readonly string[];
   closes: readonly number[];
-  splits?: readonly Split[];
 }
 
-/**
- * Simple returns between consecutive closes: r_i = closes[i+1] × factors[i+1] / closes[i] − 1,
- * where factors[i+1] (default 1) is the split ratio taking effect between the two closes.
- * One fewer element than `closes`.
- */
-export function simpleReturns(closes: ArrayLike<number>, factors?: ArrayLike<number>): number[] {
+/** Simple returns between consecutive closes: r_i = closes[i+1] / closes[i] − 1; one fewer element. */
+export function simpleReturns(closes: ArrayLike<number>): number[] {
   const out: number[] = [];
-  for (let i = 1; i < closes.length; i++) {
-    const f = factors ? factors[i]! : 1;
-    out.push((closes[i]! * f) / closes[i - 1]! - 1);
-  }
+  for (let i = 1; i < closes.length; i++) out.push(closes[i]! / closes[i - 1]! - 1);
   return out;
 }
 
-/** For each date after the first: the product of split ratios with ex-date in (dates[i−1], dates[i]]. */
-export function splitFactors(dates: readonly string[], splits: readonly Split[] = []): number[] {
-  const factors = dates.map(() => 1);
-  for (const s of splits) {
-    for (let i = 1; i < dates.length; i++) {
-      if (dates[i - 1]! < s.exDate && s.exDate <= dates[i]!) {
-        factors[i] = factors[i]! * s.ratio;
-        break;
-      }
-    }
-  }
-  return factors;
-}
-
-/** Split-adjusted simple returns of a series, each with the date it ends on. */
+/** Simple returns of a series, each with the date it ends on. */
 export function returnsOf(series: CloseSeries): { dates: string[]; returns: number[] } {
-  const returns = simpleReturns(series.closes, splitFactors(series.dates, series.splits));
-  return { dates: series.dates.slice(1), returns };
+  return { dates: series.dates.slice(1), returns: simpleReturns(series.closes) };
 }
 
 /** Hyndman–Fan type 7 quantile (Excel PERCENTILE.INC) of unsorted values; p in [0, 1]. */
@@ -148,7 +120,7 @@ export function beta(returns: readonly number[], benchmark: readonly number[]): 
 
 /**
  * Returns of two series over the session dates both have (joined closes, then consecutive
- * returns), each split-adjusted with its own splits.
+ * returns).
  */
 export function alignedReturns(
   a: CloseSeries,
@@ -169,8 +141,8 @@ export function alignedReturns(
   });
   return {
     dates: dates.slice(1),
-    returns: simpleReturns(ca, splitFactors(dates, a.splits)),
-    benchmark: simpleReturns(cb, splitFactors(dates, b.splits)),
+    returns: simpleReturns(ca),
+    benchmark: simpleReturns(cb),
   };
 }
 
@@ -205,7 +177,6 @@ export function riskMetrics(
   const window: CloseSeries = {
     dates: series.dates.slice(from),
     closes: series.closes.slice(from),
-    ...(series.splits ? { splits: series.splits } : {}),
   };
   const { returns } = returnsOf(window);
   let b: number | null = null;

@@ -5,7 +5,7 @@
  */
 import { addDays, dayOfWeek, type Session } from '../calendar/nyse.ts';
 import { createRng, Stream, streamKey } from './prng.ts';
-import { FX_START, type Plan, type SecuritySpec } from './universe.ts';
+import { FX_START, marketReturns, type Plan, type SecuritySpec } from './universe.ts';
 import type { ActionInsert } from '../db/repositories/generator.ts';
 
 export const PRICE_SCALE = 10_000;
@@ -26,8 +26,10 @@ function scaled(price: number): number {
 }
 
 /**
- * A mean-reverting geometric random walk of the economic value; the raw (unadjusted) price is
- * that value divided by the split factor, so a 2:1 split halves the raw price on its ex-date.
+ * A mean-reverting geometric random walk of the economic value, loading `spec.beta` on the
+ * market factor (marketReturns: every security's walk shares it, and the benchmark ETF is it);
+ * the raw (unadjusted) price is that value divided by the split factor, so a 2:1 split halves the
+ * raw price on its ex-date.
  */
 export function dailyPath(plan: Plan, spec: SecuritySpec): DailyPath {
   const n = spec.lastSession + 1;
@@ -42,6 +44,7 @@ export function dailyPath(plan: Plan, spec: SecuritySpec): DailyPath {
   };
   const anchor = Math.log(spec.p0);
   const drift = spec.type === 'EQUITY' ? 0.0002 : 0;
+  const market = marketReturns(plan);
   const baseVolume =
     spec.type === 'EQUITY'
       ? Math.exp(Math.log(2e5) + rng.next() * Math.log(50))
@@ -53,7 +56,8 @@ export function dailyPath(plan: Plan, spec: SecuritySpec): DailyPath {
   for (let s = 0; s < n; s++) {
     for (const split of spec.splits) if (split.session === s) factor *= split.ratio;
     const prev = x;
-    if (s > 0) x = x + spec.reversion * (anchor - x) + drift + spec.vol * rng.normal();
+    if (s > 0)
+      x = x + spec.reversion * (anchor - x) + drift + spec.beta * market[s]! + spec.vol * rng.normal();
     const gap = spec.vol * 0.3 * rng.normal();
     const open = scaled(Math.exp(prev + (s === 0 ? 0 : gap)) / factor);
     const close = scaled(Math.exp(x) / factor);

@@ -75,4 +75,5 @@ export const Stream = {
   portfolios: 6,
   clients: 7,
   ratings: 8,
+  market: 9,
 } as const;

@@ -105,6 +105,38 @@ export interface SecuritySpec {
   lastSession: number;
   splits: Split[];
   dividendYield: number;
+  /**
+   * Loading on the market factor (marketReturns): each session's log return gains beta × the
+   * market's. Equities 0.4–1.6, the benchmark 1, everything else 0.
+   */
+  beta: number;
+}
+
+/**
+ * The benchmark the generated universe carries, an index ETF whose daily returns are the market
+ * factor (plus a little tracking noise), so beta against the default RISK_BENCHMARK means
+ * something on generated data.
+ */
+export const BENCHMARK_TICKER = 'SPY';
+/** Daily volatility of the market factor (~16% a year). */
+export const MARKET_VOL = 0.01;
+
+const marketCache = new Map<string, Float64Array>();
+/**
+ * The market factor's log return for each session of the plan (index 0 is 0), from a stream of
+ * its own: the same for every security, so their returns co-move through their betas.
+ */
+export function marketReturns(plan: Plan): Float64Array {
+  const key = `${plan.seed}:${plan.sessions.length}`;
+  let m = marketCache.get(key);
+  if (!m) {
+    const rng = createRng(streamKey(plan.seed, Stream.market, 0));
+    m = new Float64Array(plan.sessions.length);
+    for (let s = 1; s < m.length; s++) m[s] = MARKET_VOL * rng.normal();
+    if (marketCache.size > 8) marketCache.clear();
+    marketCache.set(key, m);
+  }
+  return m;
 }
 
 const COUNTRIES = [
@@ -246,13 +278,14 @@ export function buildUniverse(plan: Plan): Universe {
   // Most listed equities are American, as in the seed: later share lines lean towards US issuers.
   const usIssuers = issuers.filter((i) => i.country === 'US').map((i) => i.index);
   const pickUs = (r: Rng): number => usIssuers[r.int(0, usIssuers.length - 1)] ?? 0;
-  const counts = typeCounts(n);
+  // n securities in all: n − 1 drawn by type, and the benchmark ETF last.
+  const counts = typeCounts(Math.max(0, n - 1));
   const types: SecurityType[] = [];
   for (const t of ['EQUITY', 'BOND', 'OPTION', 'FUTURE', 'CLO', 'ABS'] as const) {
     for (let k = 0; k < counts[t]; k++) types.push(t);
   }
 
-  const tickers = new Set<string>();
+  const tickers = new Set<string>([BENCHMARK_TICKER]);
   const uniqueTicker = (want: string): string => {
     let t = want.slice(0, 18);
     for (let k = 2; tickers.has(t); k++) t = `${want.slice(0, 16)}.${k}`;
@@ -316,9 +349,12 @@ export function buildUniverse(plan: Plan): Universe {
       lastSession: sessionCount - 1,
       splits: [],
       dividendYield: 0,
+      beta: 0,
     };
 
     if (type === 'EQUITY') {
+      // From a stream of its own, so the universe's draws (and every other security) stay put.
+      spec.beta = 0.4 + createRng(streamKey(plan.seed, Stream.market, index + 1)).next() * 1.2;
       const root = issuer?.root ?? 'EQ';
       const shareClass = serial === 0 ? '' : String.fromCharCode(65 + Math.min(serial, 25));
       spec.ticker = uniqueTicker(shareClass === '' ? root : `${root}.${shareClass}`);
@@ -434,5 +470,49 @@ export function buildUniverse(plan: Plan): Universe {
     }
     securities.push(spec);
   }
+  if (n > 0) securities.push(benchmarkSpec(plan, types.length));
   return { issuers, securities };
+}
+
+/**
+ * The benchmark ETF, after every other security (its draws disturb no other security's): US
+ * listed, no splits, a 1.3% dividend yield, beta 1 and 0.1% daily tracking noise.
+ */
+function benchmarkSpec(plan: Plan, index: number): SecuritySpec {
+  const cusipBase = `${encode((plan.seed * 7919 + 8888 * 104729) % 36 ** 6, 6)}${encode(index % 1296, 2)}`;
+  const cusip9 = cusipBase + cusipCheckDigit(cusipBase);
+  const isinBase = `US${cusip9}`;
+  return {
+    index,
+    securityId: `SEC-${String(index + 1).padStart(4, '0')}`,
+    ticker: BENCHMARK_TICKER,
+    name: 'Synthetic Market Index ETF',
+    type: 'EQUITY',
+    assetClass: 'Equity',
+    currency: 'USD',
+    exchange: 'NYSE',
+    issuer: null,
+    isin: isinBase + isinCheckDigit(isinBase),
+    cusip: cusip9,
+    sedol: sedolFor(plan.seed * 10007 + index),
+    issueDate: addDays(plan.from, -365 * 10),
+    maturityDate: null,
+    couponRate: null,
+    couponFrequency: null,
+    faceValue: null,
+    underlying: null,
+    strike: null,
+    optionType: null,
+    multiplier: 1,
+    marginable: true,
+    houseMarginRate: null,
+    status: 'ACTIVE',
+    p0: 450,
+    vol: 0.001,
+    reversion: 0,
+    lastSession: plan.sessions.length - 1,
+    splits: [],
+    dividendYield: 0.013,
+    beta: 1,
+  };
 }

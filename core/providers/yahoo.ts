@@ -25,10 +25,10 @@
  *     and Yahoo caps a 1m request at 8 days, so intraday could not do it at all).
  *   - Rounding: Yahoo's adjusted prices are float32 values next to the true quotient, not always
  *     the nearest one (124.8074951171875 for 499.23 / 4 is the float32 just below), so an
- *     un-adjusted price x is known to one float32 ulp, at most |x|·2⁻²³. It is rounded to the
- *     finest decimal place whose half-unit exceeds that error, and never finer than 4 decimals
- *     (the smallest US tick, $0.0001 under $1): 4 decimals below ~$420, 3 below ~$4,190, cents
- *     below ~$41,900. AAPL 2020-08-28 124.8074951171875 × 4 → 499.23 and 2020-01-02
+ *     un-adjusted price x = y·F is known to F × one float32 spacing at y (2^(⌊log₂ y⌋ − 23), between
+ *     |y|·2⁻²⁴ and |y|·2⁻²³). It is rounded to the finest decimal place whose half-unit exceeds
+ *     that error, never finer than 4 decimals (the smallest US tick, $0.0001 under $1), and only
+ *     where a factor was applied. AAPL 2020-08-28 124.8074951171875 × 4 → 499.23 and 2020-01-02
  *     75.0875015258789 × 4 → 300.35, the exchange's closes. Volume is divided exactly and
  *     rounded to the nearest integer, ties to even (for F ≥ 1 Yahoo multiplied the traded
  *     integer, so the nearest integer is that one; after a reverse split, what Yahoo rounded
@@ -483,13 +483,13 @@ function isPositive(v: number | null): v is number {
 }
 
 /**
- * Equity prices are rounded by the same rule, multiplied or not, so Yahoo's float32 noise is never
- * stored; FX rates (unadjust = false) keep every digit, since their quoting precision varies by pair.
+ * A bar with no split after it (F = 1) is returned exactly as Yahoo sent it: nothing was applied,
+ * so there is nothing to round. Otherwise the product is rounded to what Yahoo's float32 vouches
+ * for (roundAsTraded). FX rates (unadjust = false) are never touched.
  */
-function asTradedPrice(v: number | null, f: Factor, round = true): number | null {
-  if (v === null) return v;
-  if (f.num === f.den) return round ? roundAsTraded(v) : v;
-  return roundAsTraded((v * f.num) / f.den);
+function asTradedPrice(v: number | null, f: Factor, unadjust = true): number | null {
+  if (v === null || !unadjust || f.num === f.den) return v;
+  return roundAsTraded(v, f.num, f.den);
 }
 
 function asTradedVolume(v: number | null, f: Factor): number | null {
@@ -506,8 +506,6 @@ function asDeclaredEvent(e: ProviderEvent, splits: Split[]): ProviderEvent {
   return { ...e, amount: roundDividend((e.amount * f.num) / f.den, f.value), raw };
 }
 
-/** One float32 ulp relative to the value: how far Yahoo's float32 may sit from the true quotient. */
-const FLOAT32_ULP = 2 ** -23;
 /** The finest US equity tick ($0.0001, under $1): no price is stored finer than this. */
 const MAX_PRICE_DECIMALS = 4;
 /** Yahoo rounds split-adjusted dividend amounts to 6 decimals (AAPL's $2.65 of 2012 → 0.094643). */
@@ -515,12 +513,24 @@ const DIVIDEND_HALF_UNIT = 5e-7;
 const MAX_DIVIDEND_DECIMALS = 6;
 
 /**
- * An un-adjusted Yahoo price rounded to the precision the float32 source vouches for: the finest
- * decimal place whose half-unit exceeds |x|·2⁻²³, at most 4 decimals. 124.8074951171875 × 4 =
- * 499.22998046875 → 499.230; cents survive up to ~$41,900, tenths of a cent up to ~$4,190.
+ * The spacing of float32 values around |y|: how far Yahoo's float32 may sit from the true quotient
+ * (it is not always the nearest one). Taken one step up, so a y just below a power of two, whose
+ * quotient may lie above it, gets the wider spacing there.
  */
-export function roundAsTraded(x: number): number {
-  return roundToKnown(x, Math.abs(x) * FLOAT32_ULP, MAX_PRICE_DECIMALS);
+function float32Ulp(y: number): number {
+  const a = Math.abs(y) * (1 + 2 ** -22);
+  return 2 ** (Math.floor(Math.log2(a)) - 23);
+}
+
+/**
+ * Yahoo's split-adjusted `shown` price × num ÷ den (the splits after the bar), rounded to the
+ * precision the float32 source vouches for and no coarser: the finest decimal place whose half-unit
+ * exceeds F × (float32 spacing at `shown`), at most 4 decimals. 124.8074951171875 × 4 =
+ * 499.22998046875 → 499.230; float32(22,500.06) × 2 → 45,000.12 (spacing 2⁻⁹ there, so the cent
+ * survives ×2).
+ */
+export function roundAsTraded(shown: number, num: number, den = 1): number {
+  return roundToKnown((shown * num) / den, (float32Ulp(shown) * num) / den, MAX_PRICE_DECIMALS);
 }
 
 function roundDividend(x: number, factor: number): number {

@@ -5,6 +5,9 @@
  * there are; the next batch's bars are read while the current one is computed, and two batches
  * are written at once, so PostgreSQL (the bottleneck: inserting the rows) works on both cores.
  *
+ * Bars come split-adjusted from the repository (SPEC §8; price_adjustments() in the database), so
+ * a split is not a price jump in any indicator or return.
+ *
  * Windows:
  * - 1d indicators use each security's full daily history: TA-Lib's EMA, RSI, MACD and ATR depend
  *   on where the series starts, and SPEC §8 asks for TA-Lib's values given the full history.
@@ -13,10 +16,13 @@
  *   Monday (New York) of the week holding the 5th session before those 20. So every stored row has
  *   at least 5 sessions (390 bars) of warm-up, and the input starts at the same bar all week, so
  *   re-runs in the week find the stored rows unchanged and only append (the start moves once a
- *   week, and the window is rewritten then). Values are TA-Lib's over that input; after 390 bars
- *   the seed's weight is (25/27)^390 ≈ 1e-13 in EMA(26) and (13/14)^390 ≈ 3e-13 in Wilder's RSI and
- *   ATR, so they also equal TA-Lib over the full history to far better than 1e-9. Rows older than
- *   the 20 sessions are kept as they were computed.
+ *   week, and the window is rewritten then). Values are TA-Lib's over that input. Against TA-Lib
+ *   over the full history they differ in proportion to the series' scale: after 390 bars the
+ *   seed's weight is (25/27)^390 ≈ 1e-13 in EMA(26) and (13/14)^390 ≈ 3e-13 in Wilder's RSI and
+ *   ATR, and STDDEV and Bollinger differ by TA-Lib's own running-sum rounding over the full
+ *   history (~1e-11 of the price near 46,000); test/indicators.test.ts bounds it at 1e-10 of the
+ *   price level (of 100 for RSI and the stochastic). Rows older than the 20 sessions are kept as
+ *   they were computed.
  * - Risk uses the last config.risk.windowDays daily returns up to `asOf` (core/analytics/risk.ts).
  */
 import { UnrecoverableError } from 'bullmq';

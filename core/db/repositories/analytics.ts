@@ -1,14 +1,16 @@
 /**
- * Analytics storage: bars in (as doubles, per security), indicator_values and risk_metrics out.
+ * Analytics storage: bars in (as doubles, per security, split-adjusted by the database's
+ * price_adjustments(): SPEC §8), indicator_values and risk_metrics out.
  *
  * Indicator writes touch only what changed, set-based, per batch of securities in one
  * transaction under a per-security advisory lock. Every stored row carries input_hash, a hash of
- * the bars from the start of its series up to that bar. Per security, one row is read (the stored
- * last row): if the new series has a bar at that time with the same hash and the same values,
- * nothing before it changed, and only the bars after it are appended. Otherwise the stored
- * (ts, hash) pairs are read to find the first bar that differs (a corrected bar, a bar that
- * vanished, or a new window start), and the security's rows from there on are deleted and written
- * again. Indicators are causal (a value depends only on bars up to it), so nothing earlier can
+ * the (adjusted) bars from the start of its series up to that bar, so it covers the split factor:
+ * a split learned later changes the adjusted bars before it, and every row from the first of them.
+ * Per security, one row is read (the stored last row): if the new series has a bar at that time
+ * with the same hash and the same values, nothing before it changed, and only the bars after it
+ * are appended. Otherwise the stored (ts, hash) pairs are read to find the first bar that differs
+ * (a corrected bar, a bar that vanished, a new split, or a new window start), and the security's
+ * rows from there on are deleted and written again. Indicators are causal (a value depends only on bars up to it), so nothing earlier can
  * have changed, and a second run writes nothing. Rows go in by binary COPY (bit-exact doubles, no
  * formatting or parsing of 16 numbers per row); bars come out the same way.
  */
@@ -18,7 +20,7 @@ import type pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { newYorkTime, sessionFor } from '../../calendar/nyse.ts';
 import { INDICATOR_NAMES, type IndicatorSet } from '../../analytics/indicators.ts';
-import type { CloseSeries, Split } from '../../analytics/risk.ts';
+import type { CloseSeries } from '../../analytics/risk.ts';
 import type { Knex } from '../knex.ts';
 
 export type IndicatorInterval = '1d' | '5m';
@@ -294,6 +296,21 @@ function intArrayLiteral(ids: readonly number[]): string {
   return `'{${ids.join(',')}}'::int[]`;
 }
 
+/** Exchange time zone: a 5-minute bar's session date, for its adjustment factor. */
+const EXCHANGE_TZ = 'America/New_York';
+
+/**
+ * high, low, close of a bar (alias b) joined to price_adjustments() (alias f) as float8 on the
+ * split-adjusted basis (SPEC §8: prices before an ex-date ÷ the cumulative ratio). The quotient is
+ * taken in numeric and converted once, so it is the double nearest the exact adjusted price; a bar
+ * with no split after it converts as stored (bit for bit what an unadjusted read gives).
+ */
+function SPLIT_ADJUSTED(...cols: string[]): string {
+  return cols
+    .map((c) => `case when f.split_factor is null then ${c}::float8 else (${c} / f.split_factor)::float8 end`)
+    .join(', ');
+}
+
 // --- daily bars are stamped at their session's close (16:00 New York, 13:00 on early closes)
 
 const closeAtCache = new Map<number, number>();
@@ -393,35 +410,49 @@ export function createAnalyticsRepository(db: Knex) {
     },
 
     /**
-     * Daily bars (high, low, close as float8) of the securities, by session date; ts = the
-     * session's close. Securities without bars are absent.
+     * Daily bars (high, low, close as float8) of the securities, by session date, split-adjusted
+     * (see SPLIT_ADJUSTED); ts = the session's close. Securities without bars are absent.
      */
     async dailyBars(ids: number[]): Promise<BarSeries[]> {
       if (ids.length === 0) return [];
+      const list = intArrayLiteral(ids);
       return withConnection(async (conn) =>
         parseBars(
           await copyOut(
             conn,
-            `copy (select security_id, session_date, high::float8, low::float8, close::float8
-                     from bars_1d where security_id = any(${intArrayLiteral(ids)})
-                    order by security_id, session_date) to stdout (format binary)`,
+            `copy (select b.security_id, b.session_date, ${SPLIT_ADJUSTED('b.high', 'b.low', 'b.close')}
+                     from bars_1d b
+                     left join price_adjustments(${list}) f
+                       on f.security_id = b.security_id
+                      and b.session_date >= f.valid_from and b.session_date < f.valid_to
+                    where b.security_id = any(${list})
+                    order by b.security_id, b.session_date) to stdout (format binary)`,
           ),
           'date',
         ),
       );
     },
 
-    /** 5-minute bars (as float8) of the securities with bucket >= from, by bucket; ts = bucket. */
+    /**
+     * 5-minute bars (as float8, split-adjusted by their New York session date) of the securities
+     * with bucket >= from, by bucket; ts = bucket.
+     */
     async fiveMinuteBars(ids: number[], from: Date): Promise<BarSeries[]> {
       if (ids.length === 0) return [];
+      const list = intArrayLiteral(ids);
       return withConnection(async (conn) =>
         parseBars(
           await copyOut(
             conn,
-            `copy (select security_id, bucket, high::float8, low::float8, close::float8
-                     from bars_5m where security_id = any(${intArrayLiteral(ids)})
-                      and bucket >= '${from.toISOString()}'::timestamptz
-                    order by security_id, bucket) to stdout (format binary)`,
+            `copy (select b.security_id, b.bucket, ${SPLIT_ADJUSTED('b.high', 'b.low', 'b.close')}
+                     from bars_5m b
+                     left join price_adjustments(${list}) f
+                       on f.security_id = b.security_id
+                      and (b.bucket at time zone '${EXCHANGE_TZ}')::date >= f.valid_from
+                      and (b.bucket at time zone '${EXCHANGE_TZ}')::date < f.valid_to
+                    where b.security_id = any(${list})
+                      and b.bucket >= '${from.toISOString()}'::timestamptz
+                    order by b.security_id, b.bucket) to stdout (format binary)`,
           ),
           'timestamptz',
         ),
@@ -539,40 +570,31 @@ export function createAnalyticsRepository(db: Knex) {
     },
 
     /**
-     * Daily closes (float8) of the securities up to `asOf` (inclusive; all when omitted), the
-     * newest `count` per security (all when omitted), oldest first, with their splits.
+     * Daily closes (float8, split-adjusted: see SPLIT_ADJUSTED) of the securities up to `asOf`
+     * (inclusive; all when omitted), the newest `count` per security (all when omitted), oldest
+     * first. Splits after `asOf` scale a whole window alike, so returns do not depend on them.
      */
     async dailyCloses(
       ids: number[],
       opts: { asOf?: string; count?: number } = {},
     ): Promise<Map<number, CloseSeries>> {
       const res = await db.raw<{ rows: { id: number; session_date: string; close: number }[] }>(
-        `select s.id, b.session_date, b.close
+        `select s.id, b.session_date, ${SPLIT_ADJUSTED('b.close')} as close
            from unnest(?::int[]) s(id)
            cross join lateral (
-             select session_date, close::float8 as close from bars_1d
+             select session_date, close from bars_1d
               where security_id = s.id and session_date <= ?::date
               order by session_date desc limit ?) b
+           left join price_adjustments(?::int[]) f
+             on f.security_id = s.id and b.session_date >= f.valid_from and b.session_date < f.valid_to
           order by s.id, b.session_date`,
-        [ids, opts.asOf ?? '9999-12-31', opts.count ?? null],
+        [ids, opts.asOf ?? '9999-12-31', opts.count ?? null, ids],
       );
-      const splits = await db.raw<{ rows: { security_id: number; ex_date: string; ratio: number }[] }>(
-        `select security_id, ex_date, ratio::float8 as ratio from corporate_actions
-          where security_id = any(?::int[]) and action_type in ('STOCK_SPLIT', 'REVERSE_SPLIT')
-          order by security_id, ex_date`,
-        [ids],
-      );
-      const splitsOf = new Map<number, Split[]>();
-      for (const s of splits.rows) {
-        const list = splitsOf.get(s.security_id) ?? [];
-        list.push({ exDate: s.ex_date, ratio: s.ratio });
-        splitsOf.set(s.security_id, list);
-      }
-      const out = new Map<number, { dates: string[]; closes: number[]; splits: Split[] }>();
+      const out = new Map<number, { dates: string[]; closes: number[] }>();
       for (const r of res.rows) {
         let s = out.get(r.id);
         if (!s) {
-          s = { dates: [], closes: [], splits: splitsOf.get(r.id) ?? [] };
+          s = { dates: [], closes: [] };
           out.set(r.id, s);
         }
         s.dates.push(r.session_date);

@@ -1,7 +1,8 @@
 /**
  * Reads of the price tables (ticks, 5-minute and daily bars) for the API. Prices, volumes and pv
  * come back as the strings pg gives for numeric and int8: the caller decides how to present them.
- * Split adjustment is done here, in numeric arithmetic, so no price passes through a float.
+ * Split and dividend adjustment is done here, in numeric arithmetic, so no price passes through a
+ * float.
  */
 import type { Knex } from '../knex.ts';
 
@@ -47,7 +48,7 @@ export interface LatestPriceRecord {
   price: string | null;
 }
 
-export type DailyAdjustment = 'none' | 'split';
+export type DailyAdjustment = 'none' | 'split' | 'all';
 
 interface Bar5mRow {
   bucket: Date;
@@ -85,40 +86,30 @@ const toDaily = (r: DailyBarRow): DailyBarRecord => ({
 });
 
 /**
- * Daily bars back-adjusted for splits. `cum` multiplies the split ratios (new shares per old;
- * a 1:10 reverse split is 0.1) from the newest split backwards, so row k holds the product of the
- * k newest ratios; a bar takes the factor of the earliest split whose ex-date is after it (1 if
- * none). numeric has no product aggregate and exp(sum(ln())) is not exact, hence the recursion
- * (a handful of rows per security). Only splits after `from` can touch a bar in range, and only
- * splits already effective (ex-date ≤ asOf) count: history is not adjusted for an announced
- * future split. Prices are rounded to the column's 8 decimals, volumes to whole shares.
+ * Daily bars back-adjusted by the cumulative factors of price_adjustments() (the one definition,
+ * migrations/20261204000200_adjusted_history.ts), counting actions with ex-dates on or before
+ * `asOf`: history is not adjusted for an announced future split. 'split': prices ÷ the split
+ * factor, volume × it; 'all': prices also × the dividend factor (volume as for 'split'). In
+ * numeric arithmetic, prices rounded to the column's 8 decimals (half away from zero), volumes to
+ * whole shares.
  */
-const SPLIT_ADJUSTED_DAILY = `
-  with recursive splits as (
-    select ex_date, ratio, row_number() over (order by ex_date desc) as rn
-      from corporate_actions
-     where security_id = :id and action_type in ('STOCK_SPLIT', 'REVERSE_SPLIT')
-       and ex_date > :from and ex_date <= :asOf
-  ), cum (rn, ex_date, factor) as (
-    select rn, ex_date, ratio::numeric from splits where rn = 1
-    union all
-    select s.rn, s.ex_date, c.factor * s.ratio from cum c join splits s on s.rn = c.rn + 1
-  )
+const ADJUSTED_DAILY = `
   select b.session_date,
-         round(b.open / f.factor, 8) as open,
-         round(b.high / f.factor, 8) as high,
-         round(b.low / f.factor, 8) as low,
-         round(b.close / f.factor, 8) as close,
+         round(b.open * k.m / k.s, 8) as open,
+         round(b.high * k.m / k.s, 8) as high,
+         round(b.low * k.m / k.s, 8) as low,
+         round(b.close * k.m / k.s, 8) as close,
          b.adj_close,
-         round(b.volume * f.factor)::bigint as volume,
-         round(b.vwap / f.factor, 8) as vwap,
+         round(b.volume * k.s)::bigint as volume,
+         round(b.vwap * k.m / k.s, 8) as vwap,
          b.trade_count
     from bars_1d b
+    left join price_adjustments(array[:id]::int[], :asOf::date) f
+      on b.session_date >= f.valid_from and b.session_date < f.valid_to
     cross join lateral (
-      select coalesce(
-        (select c.factor from cum c where c.ex_date > b.session_date order by c.ex_date limit 1),
-        1::numeric) as factor
-    ) f
+      select coalesce(f.split_factor, 1) as s,
+             case when :all::boolean then coalesce(f.dividend_factor, 1) else 1 end as m
+    ) k
    where b.security_id = :id and b.session_date between :from and :to
    order by b.session_date`;
 
@@ -173,8 +164,9 @@ export function createBarsRepository(db: Knex) {
     /**
      * Daily bars of a security for session dates in [from, to] ('YYYY-MM-DD', inclusive), oldest
      * first. `adjust: 'split'` back-adjusts each bar by the splits with ex-dates after it and on or
-     * before `asOf` (prices ÷ cumulative ratio, volume ×); `adj_close` is returned as stored (the
-     * provider's own adjusted close, already split- and dividend-adjusted).
+     * before `asOf` (prices ÷ cumulative ratio, volume ×); `'all'` by the dividends too (prices ×
+     * Π(1 − amount ÷ previous close)). `adj_close` is returned as stored (split- and
+     * dividend-adjusted by every action up to the security's newest bar).
      */
     async daily(
       securityId: number,
@@ -182,13 +174,13 @@ export function createBarsRepository(db: Knex) {
       to: string,
       opts: { adjust?: DailyAdjustment; asOf?: string } = {},
     ): Promise<DailyBarRecord[]> {
-      if (opts.adjust === 'split') {
-        const asOf = opts.asOf ?? '9999-12-31';
-        const res = await db.raw<{ rows: DailyBarRow[] }>(SPLIT_ADJUSTED_DAILY, {
+      if (opts.adjust === 'split' || opts.adjust === 'all') {
+        const res = await db.raw<{ rows: DailyBarRow[] }>(ADJUSTED_DAILY, {
           id: securityId,
           from,
           to,
-          asOf,
+          asOf: opts.asOf ?? '9999-12-31',
+          all: opts.adjust === 'all',
         });
         return res.rows.map(toDaily);
       }

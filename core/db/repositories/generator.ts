@@ -320,9 +320,12 @@ export function createGeneratorRepository(db: Knex) {
 
     async insertDailyBars(rows: readonly DailyBarInsert[]): Promise<number> {
       return affected(
-        `insert into bars_1d (security_id, session_date, open, high, low, close, volume, vwap, trade_count, source)
-         select *, 'synthetic' from unnest(?::int[], ?::date[], ?::numeric[], ?::numeric[], ?::numeric[], ?::numeric[],
-                                           ?::bigint[], ?::numeric[], ?::int[])
+        // adj_close starts as the close; the database's trigger adjusts the rows an action follows.
+        `insert into bars_1d (security_id, session_date, open, high, low, close, adj_close, volume, vwap, trade_count,
+                              source)
+         select sid, d, o, h, l, c, c, v, vw, tc, 'synthetic'
+           from unnest(?::int[], ?::date[], ?::numeric[], ?::numeric[], ?::numeric[], ?::numeric[],
+                       ?::bigint[], ?::numeric[], ?::int[]) as x(sid, d, o, h, l, c, v, vw, tc)
          on conflict do nothing`,
         [
           col(rows, 'securityId'),

@@ -129,11 +129,14 @@ const IN_SESSION = `exists (select 1 from market_sessions s
                         and s.open_at > a.bucket - interval '1 day' and s.close_at > a.bucket)`;
 /**
  * Upsert of rollup_1d_agg into bars_1d (source 'rollup'); returns the securities changed. A row
- * from elsewhere (a provider) is replaced only by a complete day.
+ * from elsewhere (a provider) is replaced only by a complete day. A new row's adj_close starts as
+ * its close, which it is unless an action follows: the database's trigger (migration
+ * 20261204000200) then corrects just those rows, so a bulk roll does not rewrite every row.
  */
 const UPSERT_1D = `
-  insert into bars_1d as d (security_id, session_date, open, high, low, close, volume, pv, vwap, trade_count, source, updated_at)
-  select security_id, session_date, first_key[2], high, low, last_key[2], volume, pv,
+  insert into bars_1d as d (security_id, session_date, open, high, low, close, adj_close, volume, pv, vwap, trade_count,
+                            source, updated_at)
+  select security_id, session_date, first_key[2], high, low, last_key[2], last_key[2], volume, pv,
          case when volume > 0 then round(pv / volume, 8) end, trade_count, 'rollup', now()
     from rollup_1d_agg
   on conflict (security_id, session_date) do update
