@@ -41,9 +41,9 @@
  * rule (a provider bar replaces a partial 'rollup' day), so whichever arrives last, a provider's
  * full day beats a partial rollup and a complete rollup beats a provider.
  */
-import { sessionDateOf, sessionsBetween } from '../../calendar/nyse.ts';
+import { sessionDateOf } from '../../calendar/nyse.ts';
 import type { Knex } from '../knex.ts';
-import { sessionBuckets } from './calendar.ts';
+import { insertMissingSessions, NYSE_EXCHANGE, sessionBuckets } from './calendar.ts';
 
 export interface RollupCounts {
   upserted: number;
@@ -74,7 +74,7 @@ export interface ChangeRollup1d extends RollupCounts {
   to: string | null;
 }
 
-const EXCHANGE = 'XNYS';
+const EXCHANGE = NYSE_EXCHANGE;
 const ORIGIN = `timestamptz '1970-01-01 00:00:00+00'`;
 
 /** A literal for a statement: the planner prunes partitions on literals before it plans joins. */
@@ -173,23 +173,7 @@ const toCounts = (row: CountsRow | undefined): RollupCounts => ({
  * never look like a day without a session.
  */
 async function ensureSessionsOn(trx: Knex.Transaction, from: Date, to: Date): Promise<void> {
-  const sessions = sessionsBetween(sessionDateOf(from), sessionDateOf(new Date(to.getTime() - 1)));
-  if (sessions.length === 0) return;
-  await trx.raw(
-    `insert into market_sessions (exchange, session_date, open_at, close_at, early_close)
-     select ?, d, o, c, e
-       from unnest(?::date[], ?::timestamptz[], ?::timestamptz[], ?::boolean[]) as s(d, o, c, e)
-      where not exists (select 1 from market_sessions m where m.exchange = ? and m.session_date = s.d)
-     on conflict (exchange, session_date) do nothing`,
-    [
-      EXCHANGE,
-      sessions.map((s) => s.date),
-      sessions.map((s) => s.openAt.toISOString()),
-      sessions.map((s) => s.closeAt.toISOString()),
-      sessions.map((s) => s.earlyClose),
-      EXCHANGE,
-    ],
-  );
+  await insertMissingSessions(trx, sessionDateOf(from), sessionDateOf(new Date(to.getTime() - 1)));
 }
 
 /**
