@@ -21,9 +21,10 @@
  *
  * Daily bars → bars_1d with source = the provider's name and its adjusted close; a bar whose
  * source is 'rollup' is not overwritten unless the rolled-up day is partial (its 5-minute bars do
- * not fill its session); see core/db/repositories/provider-bars.ts. Bar prints (origin 'bar') replace the ticks of
- * other origins inside the minutes their bars cover, in the same transaction: bars from a backfill
- * are the authoritative record of those minutes, and mixing both would double the volume.
+ * not fill its session); see core/db/repositories/provider-bars.ts. Bar prints (origin 'bar')
+ * replace the ticks of other origins inside the minutes their bars cover, in the same transaction:
+ * bars from a backfill are the authoritative record of those minutes, and mixing both would double
+ * the volume (core/db/repositories/ticks.ts).
  *
  * Events → corporate_actions with a deterministic action_id `${provider}:${ticker}:${type}:${exDate}`
  * (so a re-fetch is a conflict, not a new row); a split ratio < 1 is a REVERSE_SPLIT; providers
