@@ -3,7 +3,7 @@
  *
  * Provider path, as prices.backfill runs it: the synthetic provider's 1-minute bars, chunk by
  * chunk within its request limits (planChunks), validated, encoded as four prints per bar, and
- * stored by the market repository (one transaction per chunk, bar_changes appended; into an
+ * stored by the ingest repository (one transaction per chunk, bar_changes appended; into an
  * empty span that is a COPY straight into the table, else staging + insert … on conflict do
  * nothing), the next chunk fetched while the current one is stored, each chunk committed with
  * its checkpoint row through the same repository call as the backfill's (commitBatch). Not
@@ -19,7 +19,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { addDays, lastCompletedSession, sessionsBetween } from '../core/calendar/nyse.ts';
 import { loadConfig } from '../core/config.ts';
-import { tickCopyText, type TickInsert } from '../core/db/repositories/market.ts';
+import { tickCopyText, type TickInsert } from '../core/db/repositories/ticks.ts';
 import { buildDeps, closeDeps } from '../core/deps.ts';
 import { BAR_SEQ, intradayTicks } from '../core/ingest/load.ts';
 import { validateIntradayBars } from '../core/ingest/validate.ts';
@@ -104,7 +104,7 @@ export async function benchIngest(opts: {
     for (let i = 0; i < work.length; i++) {
       const rows = await next!;
       // Start the commit first (it waits on the database), then prepare the next chunk meanwhile.
-      const committing = deps.repos.market.commitBatch({
+      const committing = deps.repos.ingest.commitBatch({
         ticks: { rows, countSeq: BAR_SEQ.close, table: clientTable },
         checkpoint: { jobName: CHECKPOINT_JOB, key: `${tag}:${i}`, state: {} },
       });
@@ -134,7 +134,7 @@ export async function benchIngest(opts: {
   } finally {
     await deps.repos.generator.dropTable(clientTable);
     await deps.repos.generator.dropTable(serverTable);
-    await deps.repos.market.deleteCheckpoints(CHECKPOINT_JOB, `${tag}:`);
+    await deps.repos.checkpoints.deleteWithPrefix(CHECKPOINT_JOB, `${tag}:`);
     if (ids.length) {
       await deps.db('bar_changes').whereIn('security_id', ids).delete();
       await deps.db('securities').whereIn('id', ids).delete();

@@ -10,7 +10,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Clock, Deps } from '../core/deps.ts';
-import type { DailyBarUpsert, TickInsert, TickOrigin } from '../core/db/repositories/market.ts';
+import type { DailyBarUpsert } from '../core/db/repositories/provider-bars.ts';
+import type { TickInsert, TickOrigin } from '../core/db/repositories/ticks.ts';
 import { BAR_SEQ, intradayTicks } from '../core/ingest/load.ts';
 import type { IntradayRow } from '../core/ingest/validate.ts';
 import { rollup1d, rollup5m } from '../jobs/processors/bars-rollup.ts';
@@ -120,8 +121,8 @@ describe('a partial day', () => {
   it('two ticks from the open neither replace a provider daily bar nor make the day present', async () => {
     const { id } = await insertSecurity(deps, { ticker: 'DPART', provider: 'synthetic' });
     const provider = providerDay(id, '2024-07-01', '105', 4_417_283);
-    await deps.repos.market.upsertDailyBars([provider]);
-    await deps.repos.market.insertTicks([
+    await deps.repos.providerBars.upsertDaily([provider]);
+    await deps.repos.ticks.insert([
       tick(id, at('2024-07-01T13:30:00Z'), '101', 100, 'quote'),
       tick(id, at('2024-07-01T14:00:00Z'), '102', 100, 'quote'),
     ]);
@@ -134,39 +135,39 @@ describe('a partial day', () => {
       source: 'yahoo',
     });
     // Sent again, the provider's bar is the stored one: nothing refused.
-    expect(await deps.repos.market.upsertDailyBars([provider])).toEqual({
+    expect(await deps.repos.providerBars.upsertDaily([provider])).toEqual({
       inserted: 0,
       updated: 0,
       unchanged: 1,
       keptRollup: 0,
     });
-    expect(await deps.repos.market.sessionsMissingBars(id, '2024-07-01', '2024-07-01', '5m')).toEqual([
+    expect(await deps.repos.providerBars.sessionsMissing(id, '2024-07-01', '2024-07-01', '5m')).toEqual([
       '2024-07-01',
     ]);
 
     // Without a provider bar the partial day is rolled up, counts as missing at '1d', and the
     // provider's bar then replaces it.
-    await deps.repos.market.insertTicks([
+    await deps.repos.ticks.insert([
       tick(id, at('2024-07-02T13:30:00Z'), '101', 100, 'quote'),
       tick(id, at('2024-07-02T14:00:00Z'), '102', 100, 'quote'),
     ]);
     await rollAll();
-    expect(await deps.repos.market.sessionsMissingBars(id, '2024-07-01', '2024-07-02', '1d')).toEqual([
+    expect(await deps.repos.providerBars.sessionsMissing(id, '2024-07-01', '2024-07-02', '1d')).toEqual([
       '2024-07-02',
     ]);
     expect(
-      await deps.repos.market.upsertDailyBars([providerDay(id, '2024-07-02', '104', 3_000_000)]),
+      await deps.repos.providerBars.upsertDaily([providerDay(id, '2024-07-02', '104', 3_000_000)]),
     ).toMatchObject({ updated: 1, keptRollup: 0 });
 
     // A whole session of ticks is complete: it replaces the provider's bar and is present.
-    await deps.repos.market.insertTicks(await fullDay(id, '2024-07-01', 'quote'));
+    await deps.repos.ticks.insert(await fullDay(id, '2024-07-01', 'quote'));
     await rollAll();
     expect(
       await deps.db('bars_1d').where({ security_id: id, session_date: '2024-07-01' }).first(),
     ).toMatchObject({
       source: 'rollup',
     });
-    expect(await deps.repos.market.sessionsMissingBars(id, '2024-07-01', '2024-07-02', '5m')).toEqual([
+    expect(await deps.repos.providerBars.sessionsMissing(id, '2024-07-01', '2024-07-02', '5m')).toEqual([
       '2024-07-02',
     ]);
     await expectOracle(id, '2024-07-01', '2024-07-02');
@@ -177,12 +178,12 @@ describe('bar prints', () => {
   it('on two sessions replace only the minutes their bars cover, not the session between', async () => {
     const { id } = await insertSecurity(deps, { ticker: 'DPRINT', provider: 'synthetic' });
     const quotes = await fullDay(id, '2024-07-09', 'quote');
-    await deps.repos.market.insertTicks(quotes);
-    await deps.repos.market.insertTicks([
+    await deps.repos.ticks.insert(quotes);
+    await deps.repos.ticks.insert([
       tick(id, at('2024-07-08T19:56:00Z'), '60', 10, 'quote'), // inside the 15:55 bar: replaced
       tick(id, at('2024-07-10T13:40:00Z'), '60', 10, 'quote'), // after the 09:30 bar: kept
     ]);
-    const res = await deps.repos.market.commitBatch({
+    const res = await deps.repos.ingest.commitBatch({
       ticks: {
         rows: intradayTicks(id, [
           bar('2024-07-08T19:55:00Z', 50, 51, 49, 50.5, 1000),
@@ -203,7 +204,7 @@ describe('bar prints', () => {
   it('are known by their stored origin: late trades with seq 1..5 delete nothing', async () => {
     const { id } = await insertSecurity(deps, { ticker: 'DLATE', provider: 'synthetic' });
     const generated = await fullDay(id, '2024-07-11', 'generated', 20_000);
-    await deps.repos.market.insertTicks(generated);
+    await deps.repos.ticks.insert(generated);
     await rollAll();
     const bars = await count('select count(*) as n from bars_5m where security_id = ?', [id]);
     expect(bars).toBe(78);
@@ -211,7 +212,7 @@ describe('bar prints', () => {
     const late: TickInsert[] = [];
     for (const iso of ['2024-07-11T14:00:05Z', '2024-07-11T15:00:05Z'])
       for (let seq = 1; seq <= 5; seq++) late.push(tick(id, at(iso), '52', 10, 'trade', seq));
-    const res = await deps.repos.market.insertTicks(late);
+    const res = await deps.repos.ticks.insert(late);
     expect(res).toMatchObject({ ticksInserted: 10, quotesReplaced: 0 });
     expect(
       await count(`select count(*) as n from ticks where security_id = ? and origin = 'generated'`, [id]),
@@ -236,7 +237,7 @@ describe('bar prints', () => {
 describe('ticks outside the regular session', () => {
   it('make no 5-minute bar, as they make no daily bar, in incremental and range rollups', async () => {
     const { id, ticker } = await insertSecurity(deps, { ticker: 'DOUT', provider: 'synthetic' });
-    await deps.repos.market.insertTicks([
+    await deps.repos.ticks.insert([
       ...(await fullDay(id, '2024-07-03', 'trade', 5 * MIN)), // 13:00 early close
       tick(id, at('2024-07-03T17:00:00Z'), '70', 5, 'trade'), // 13:00, after the early close
       tick(id, at('2024-07-03T19:30:00Z'), '70', 5, 'trade'),
@@ -264,7 +265,7 @@ describe('ticks outside the regular session', () => {
     expect(await buckets()).toEqual(inSession);
     await expectOracle(id, '2024-07-03', '2024-07-05');
     // The early close is complete with its 42 buckets.
-    expect(await deps.repos.market.sessionsMissingBars(id, '2024-07-03', '2024-07-03', '5m')).toEqual([]);
+    expect(await deps.repos.providerBars.sessionsMissing(id, '2024-07-03', '2024-07-03', '5m')).toEqual([]);
   });
 });
 
@@ -275,12 +276,12 @@ describe('corrections', () => {
       bar('2024-07-15T14:00:00Z', 50, 51, 49, 50.5, 1000),
       bar('2024-07-15T14:05:00Z', 50.5, 52, 50, 51, 800),
     ];
-    await deps.repos.market.commitBatch({
+    await deps.repos.ingest.commitBatch({
       ticks: { rows: intradayTicks(id, first), countSeq: BAR_SEQ.close, barMinutes: 5 },
     });
     await rollAll();
     const corrected = [bar('2024-07-15T14:00:00Z', 50, 51.25, 49, 50.75, 1200), first[1]!];
-    const res = await deps.repos.market.commitBatch({
+    const res = await deps.repos.ingest.commitBatch({
       ticks: { rows: intradayTicks(id, corrected), countSeq: BAR_SEQ.close, barMinutes: 5 },
     });
     expect(res.ticks).toMatchObject({ ticksInserted: 0, corrected: 2, conflicts: 0 });
@@ -311,14 +312,14 @@ describe('corrections', () => {
 
   it('a repeated key from another origin is quarantined; a re-fetched quote keeps its size', async () => {
     const { id } = await insertSecurity(deps, { ticker: 'DCONF', provider: 'synthetic' });
-    await deps.repos.market.commitBatch({
+    await deps.repos.ingest.commitBatch({
       ticks: {
         rows: intradayTicks(id, [bar('2024-07-16T14:00:00Z', 50, 51, 49, 50.5, 1000)]),
         countSeq: BAR_SEQ.close,
       },
     });
-    await deps.repos.market.insertTicks([tick(id, at('2024-07-16T15:00:00Z'), '60', 500, 'quote')]);
-    const res = await deps.repos.market.insertTicks([
+    await deps.repos.ticks.insert([tick(id, at('2024-07-16T15:00:00Z'), '60', 500, 'quote')]);
+    const res = await deps.repos.ticks.insert([
       tick(id, at('2024-07-16T14:00:00Z'), '55', 10, 'trade', 1),
       tick(id, at('2024-07-16T15:00:00Z'), '60', 0, 'quote'), // the same quote, no new volume
     ]);
@@ -327,19 +328,19 @@ describe('corrections', () => {
     expect(q).toHaveLength(1);
     expect(q[0]).toMatchObject({ entity: 'tick', source: 'trade' });
     expect(q[0].reason).toMatch(/^conflicting_duplicate: /);
-    expect(await deps.repos.market.tickAt(id, at('2024-07-16T14:00:00Z'), 1)).toEqual({
+    expect(await deps.repos.ticks.at(id, at('2024-07-16T14:00:00Z'), 1)).toEqual({
       price: '50.00000000',
       size: '0',
     });
-    expect(await deps.repos.market.tickAt(id, at('2024-07-16T15:00:00Z'), 0)).toEqual({
+    expect(await deps.repos.ticks.at(id, at('2024-07-16T15:00:00Z'), 0)).toEqual({
       price: '60.00000000',
       size: '500',
     });
 
     // The quote job's path says so too: a quote on a generated tick's key is a conflict.
-    await deps.repos.market.insertTicks([tick(id, at('2024-07-16T16:00:00Z'), '61', 100, 'generated')]);
+    await deps.repos.ticks.insert([tick(id, at('2024-07-16T16:00:00Z'), '61', 100, 'generated')]);
     const ts = at('2024-07-16T16:00:00Z');
-    const stored = await deps.repos.market.storeQuoteTick({
+    const stored = await deps.repos.ticks.storeQuote({
       securityId: id,
       ts,
       build: () => ({
@@ -351,11 +352,9 @@ describe('corrections', () => {
     expect(await deps.db('quarantined_rows').where('symbol', 'DCONF')).toHaveLength(2);
 
     // A quote at the same market time with another price is a correction (its size stays ours).
-    const fixed = await deps.repos.market.insertTicks([
-      tick(id, at('2024-07-16T15:00:00Z'), '60.5', 0, 'quote'),
-    ]);
+    const fixed = await deps.repos.ticks.insert([tick(id, at('2024-07-16T15:00:00Z'), '60.5', 0, 'quote')]);
     expect(fixed).toMatchObject({ corrected: 1 });
-    expect(await deps.repos.market.tickAt(id, at('2024-07-16T15:00:00Z'), 0)).toEqual({
+    expect(await deps.repos.ticks.at(id, at('2024-07-16T15:00:00Z'), 0)).toEqual({
       price: '60.50000000',
       size: '500',
     });

@@ -12,7 +12,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Clock, Deps } from '../core/deps.ts';
-import type { DailyBarUpsert, TickInsert } from '../core/db/repositories/market.ts';
+import type { DailyBarUpsert } from '../core/db/repositories/provider-bars.ts';
+import type { TickInsert } from '../core/db/repositories/ticks.ts';
 import { BAR_SEQ, intradayTicks } from '../core/ingest/load.ts';
 import type { IntradayRow } from '../core/ingest/validate.ts';
 import { rollup1d, rollup5m } from '../jobs/processors/bars-rollup.ts';
@@ -117,7 +118,7 @@ describe('bar prints replace the quotes they cover', () => {
   it('quotes then bar prints for the same session roll up to the bars’ volume and close', async () => {
     const id = ids.get('QMIX')!;
     // Quotes during the day (from 11:00 New York time); rolled up before the backfill arrives.
-    await deps.repos.market.insertTicks([
+    await deps.repos.ticks.insert([
       quote(id, '2024-07-02T15:00:10Z', '101.5', 5000),
       quote(id, '2024-07-02T15:03:20Z', '102.25', 300),
       quote(id, '2024-07-02T15:06:00Z', '99.75', 200),
@@ -135,7 +136,7 @@ describe('bar prints replace the quotes they cover', () => {
       bar('2024-07-02T15:00:00Z', 101, 102.5, 100.5, 102, 4000),
       bar('2024-07-02T15:10:00Z', 102, 103.5, 101.75, 103.25, 1500),
     ];
-    const res = await deps.repos.market.commitBatch({
+    const res = await deps.repos.ingest.commitBatch({
       ticks: { rows: intradayTicks(id, bars), countSeq: BAR_SEQ.close },
     });
     // The 5-minute interval is inferred from the bar starts: all four quotes are inside [15:00, 15:15).
@@ -162,14 +163,14 @@ describe('bar prints replace the quotes they cover', () => {
       bar('2024-07-03T14:05:00Z', 50.5, 52, 50, 51.5, 900),
     ];
     const batch = { ticks: { rows: intradayTicks(id, bars), countSeq: BAR_SEQ.close, barMinutes: 5 } };
-    await deps.repos.market.commitBatch(batch);
+    await deps.repos.ingest.commitBatch(batch);
     await rollAll();
     // A late quote inside the last bar doubles its bucket's volume until the bars come again.
-    await deps.repos.market.insertTicks([quote(id, '2024-07-03T14:08:00Z', '60', 1234)]);
+    await deps.repos.ticks.insert([quote(id, '2024-07-03T14:08:00Z', '60', 1234)]);
     await rollAll();
     expect((await bars5m(id)).at(-1)).toMatchObject({ close: '60.00000000', volume: '2134' });
 
-    const again = await deps.repos.market.commitBatch(batch);
+    const again = await deps.repos.ingest.commitBatch(batch);
     expect(again.ticks).toMatchObject({ ticksInserted: 0, quotesReplaced: 1 });
     // Nothing was inserted: the deletion's own bar_changes row is what makes the rollup redo 14:05.
     await rollAll();
@@ -182,16 +183,16 @@ describe('bar prints replace the quotes they cover', () => {
 
   it('keeps quotes outside the bars’ span; a lone bar covers one minute unless told its interval', async () => {
     const id = ids.get('QGAP')!;
-    await deps.repos.market.insertTicks([
+    await deps.repos.ticks.insert([
       quote(id, '2024-07-05T14:29:59Z', '10', 1),
       quote(id, '2024-07-05T14:30:30Z', '10', 2),
       quote(id, '2024-07-05T14:32:00Z', '10', 3),
       quote(id, '2024-07-05T14:35:00Z', '10', 4),
     ]);
     const lone = intradayTicks(id, [bar('2024-07-05T14:30:00Z', 10, 10, 10, 10, 9)]);
-    const first = await deps.repos.market.insertTicks(lone, { countSeq: BAR_SEQ.close });
+    const first = await deps.repos.ticks.insert(lone, { countSeq: BAR_SEQ.close });
     expect(first.quotesReplaced).toBe(1);
-    const second = await deps.repos.market.insertTicks(lone, { countSeq: BAR_SEQ.close, barMinutes: 5 });
+    const second = await deps.repos.ticks.insert(lone, { countSeq: BAR_SEQ.close, barMinutes: 5 });
     expect(second.quotesReplaced).toBe(1);
     const left = await deps
       .db('ticks')
@@ -208,7 +209,7 @@ describe('"missing" intraday planning', () => {
     const id = ids.get('QMISS')!;
     // 07-08: quotes from 11:00 only; 07-09: quoted over the whole session; 07-10: bar prints for
     // the whole session; 07-11: nothing; 07-12: quoted from the open, but only twice.
-    await deps.repos.market.insertTicks([
+    await deps.repos.ticks.insert([
       quote(id, '2024-07-08T15:00:05Z', '20', 10_000),
       quote(id, '2024-07-08T15:30:05Z', '21', 500),
       ...quotesEvery5(id, '2024-07-09T13:31:00Z', '2024-07-09T20:00:00Z', '20', 800),
@@ -218,13 +219,13 @@ describe('"missing" intraday planning', () => {
     const wholeDay: IntradayRow[] = [];
     for (let t = Date.parse('2024-07-10T13:30:00Z'); t < Date.parse('2024-07-10T20:00:00Z'); t += 300_000)
       wholeDay.push(bar(new Date(t).toISOString(), 20, 21, 19, 20.5, 300));
-    await deps.repos.market.commitBatch({
+    await deps.repos.ingest.commitBatch({
       ticks: { rows: intradayTicks(id, wholeDay), countSeq: BAR_SEQ.close, barMinutes: 5 },
     });
     // Bar prints not rolled up yet already count.
-    expect(await deps.repos.market.sessionsMissingBars(id, '2024-07-10', '2024-07-10', '5m')).toEqual([]);
+    expect(await deps.repos.providerBars.sessionsMissing(id, '2024-07-10', '2024-07-10', '5m')).toEqual([]);
     await rollAll();
-    expect(await deps.repos.market.sessionsMissingBars(id, '2024-07-08', '2024-07-12', '5m')).toEqual([
+    expect(await deps.repos.providerBars.sessionsMissing(id, '2024-07-08', '2024-07-12', '5m')).toEqual([
       '2024-07-08',
       '2024-07-11',
       '2024-07-12',
@@ -236,7 +237,7 @@ describe('"missing" intraday planning', () => {
       directContext(),
     );
     expect(result).toMatchObject({ accepted: 78, quarantined: 0 });
-    expect(await deps.repos.market.sessionsMissingBars(id, '2024-07-08', '2024-07-12', '5m')).toEqual([
+    expect(await deps.repos.providerBars.sessionsMissing(id, '2024-07-08', '2024-07-12', '5m')).toEqual([
       '2024-07-11',
       '2024-07-12',
     ]);
@@ -261,8 +262,8 @@ describe('rolled-up days and provider daily bars', () => {
   it('a partial quote day does not overwrite a provider daily bar (incremental and range rollups)', async () => {
     const id = ids.get('QDAY')!;
     const provider = providerDay(id, '2024-07-01', '105', 1_000_000);
-    expect(await deps.repos.market.upsertDailyBars([provider])).toMatchObject({ inserted: 1 });
-    await deps.repos.market.insertTicks([
+    expect(await deps.repos.providerBars.upsertDaily([provider])).toMatchObject({ inserted: 1 });
+    await deps.repos.ticks.insert([
       quote(id, '2024-07-01T15:00:00Z', '104', 600_000),
       quote(id, '2024-07-01T19:55:00Z', '106', 1000),
     ]);
@@ -276,7 +277,7 @@ describe('rolled-up days and provider daily bars', () => {
 
   it('a provider daily bar replaces a partial rollup day, not a complete one', async () => {
     const id = ids.get('QDAY')!;
-    await deps.repos.market.insertTicks([
+    await deps.repos.ticks.insert([
       quote(id, '2024-07-02T13:30:00Z', '104', 600_000), // partial: from the open, but not all of it
       // Complete: every bucket of the 13:00 early close.
       quote(id, '2024-07-03T13:30:00Z', '99', 400_000),
@@ -287,7 +288,7 @@ describe('rolled-up days and provider daily bars', () => {
     expect(await daily(id, '2024-07-02')).toMatchObject({ volume: '600000', source: 'rollup' });
     expect(await daily(id, '2024-07-03')).toMatchObject({ volume: '441000', source: 'rollup' });
 
-    const res = await deps.repos.market.upsertDailyBars([
+    const res = await deps.repos.providerBars.upsertDaily([
       providerDay(id, '2024-07-02', '105', 2_000_000),
       providerDay(id, '2024-07-03', '97', 3_000_000),
     ]);
@@ -296,20 +297,20 @@ describe('rolled-up days and provider daily bars', () => {
     expect(await daily(id, '2024-07-03')).toMatchObject({ close: '98.00000000', source: 'rollup' });
 
     // A later quote of the partial day leaves the provider's bar alone.
-    await deps.repos.market.insertTicks([quote(id, '2024-07-02T16:00:00Z', '107', 5)]);
+    await deps.repos.ticks.insert([quote(id, '2024-07-02T16:00:00Z', '107', 5)]);
     await rollAll();
     expect(await daily(id, '2024-07-02')).toMatchObject({ volume: '2000000', source: 'yahoo' });
   });
 
   it('a complete day still wins over a provider row', async () => {
     const id = ids.get('QFULL')!;
-    await deps.repos.market.upsertDailyBars([
+    await deps.repos.providerBars.upsertDaily([
       providerDay(id, '2024-07-05', '105', 1_000_000),
       providerDay(id, '2024-07-08', '105', 1_000_000),
     ]);
     // 07-05: quotes over the whole session (incremental rollup); 07-08: bar prints over the whole
     // session (range rollup).
-    await deps.repos.market.insertTicks([
+    await deps.repos.ticks.insert([
       quote(id, '2024-07-05T13:30:40Z', '101', 7000),
       ...quotesEvery5(id, '2024-07-05T13:35:00Z', '2024-07-05T19:55:00Z', '101.5', 100),
       quote(id, '2024-07-05T19:59:00Z', '102', 3000),
@@ -325,7 +326,7 @@ describe('rolled-up days and provider daily bars', () => {
     const bars: IntradayRow[] = [bar('2024-07-08T13:30:00Z', 100, 101, 99, 100.5, 2000)];
     for (let t = Date.parse('2024-07-08T13:35:00Z'); t < Date.parse('2024-07-08T20:00:00Z'); t += 300_000)
       bars.push(bar(new Date(t).toISOString(), 100.5, 102, 100, 101.5, 3000));
-    await deps.repos.market.commitBatch({
+    await deps.repos.ingest.commitBatch({
       ticks: { rows: intradayTicks(id, bars), countSeq: BAR_SEQ.close, barMinutes: 5 },
     });
     await rollup5m(deps, {}, directContext());
@@ -338,7 +339,7 @@ describe('rolled-up days and provider daily bars', () => {
       source: 'rollup',
     });
     // And the provider cannot take a complete day back.
-    const res = await deps.repos.market.upsertDailyBars([providerDay(id, '2024-07-08', '105', 1_000_000)]);
+    const res = await deps.repos.providerBars.upsertDaily([providerDay(id, '2024-07-08', '105', 1_000_000)]);
     expect(res).toMatchObject({ updated: 0, keptRollup: 1 });
   });
 });

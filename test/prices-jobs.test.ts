@@ -405,7 +405,7 @@ describe('prices.backfill', () => {
   });
 });
 
-describe('market repository: ticks', () => {
+describe('ticks repository', () => {
   const batch = (securityId: number, from: number, n: number) =>
     Array.from({ length: n }, (_, i) => ({
       securityId,
@@ -420,10 +420,10 @@ describe('market repository: ticks', () => {
 
   it('counts duplicates instead of storing them, whichever way the batch goes in', async () => {
     const id = await addSecurity('TKA');
-    const first = await deps.repos.market.insertTicks(batch(id, 0, 500));
+    const first = await deps.repos.ticks.insert(batch(id, 0, 500));
     expect(first).toMatchObject({ ticks: 500, ticksInserted: 500 });
     // Half already stored: the staging path inserts the rest and counts the others.
-    const second = await deps.repos.market.insertTicks(batch(id, 250, 500));
+    const second = await deps.repos.ticks.insert(batch(id, 250, 500));
     expect(second).toMatchObject({ ticks: 500, ticksInserted: 250, corrected: 0, conflicts: 0 });
     expect(await count('select count(*) as n from ticks where security_id = ?', [id])).toBe(750);
     const changes = await deps.db('bar_changes').where('security_id', id).orderBy('id');
@@ -438,10 +438,7 @@ describe('market repository: ticks', () => {
   it('stores a batch once when two writers race with it', async () => {
     const id = await addSecurity('TKB');
     const rows = batch(id, 0, 2000);
-    const [a, b] = await Promise.all([
-      deps.repos.market.insertTicks(rows),
-      deps.repos.market.insertTicks(rows),
-    ]);
+    const [a, b] = await Promise.all([deps.repos.ticks.insert(rows), deps.repos.ticks.insert(rows)]);
     expect(a.ticksInserted + b.ticksInserted).toBe(2000);
     expect(await count('select count(*) as n from ticks where security_id = ?', [id])).toBe(2000);
   });

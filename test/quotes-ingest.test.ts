@@ -10,7 +10,7 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { sessionFor } from '../core/calendar/nyse.ts';
-import type { IngestSecurity } from '../core/db/repositories/market.ts';
+import type { IngestSecurity } from '../core/db/repositories/securities.ts';
 import type { Clock, Deps } from '../core/deps.ts';
 import { ingestQuote, providerNameOf, refreshQuote } from '../core/ingest/quotes.ts';
 import { startProviderServer, type ProviderServer } from './provider-server.ts';
@@ -40,7 +40,7 @@ let securityId: number;
 const meta = { jobName: null, jobId: null };
 
 async function aapl(): Promise<IngestSecurity> {
-  return (await deps.repos.market.securitiesByTicker(['AAPL'])).get('AAPL')!;
+  return (await deps.repos.securities.forIngest(['AAPL'])).get('AAPL')!;
 }
 
 async function ingest() {

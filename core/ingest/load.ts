@@ -21,21 +21,20 @@
  *
  * Daily bars → bars_1d with source = the provider's name and its adjusted close; a bar whose
  * source is 'rollup' is not overwritten unless the rolled-up day is partial (its 5-minute bars do
- * not fill its session); see the market repository. Bar prints (origin 'bar') replace the ticks of
- * other origins inside the minutes their bars cover, in the same transaction: bars from a backfill
- * are the authoritative record of those minutes, and mixing both would double the volume.
+ * not fill its session); see core/db/repositories/provider-bars.ts. Bar prints (origin 'bar')
+ * replace the ticks of other origins inside the minutes their bars cover, in the same transaction:
+ * bars from a backfill are the authoritative record of those minutes, and mixing both would double
+ * the volume (core/db/repositories/ticks.ts).
  *
  * Events → corporate_actions with a deterministic action_id `${provider}:${ticker}:${type}:${exDate}`
  * (so a re-fetch is a conflict, not a new row); a split ratio < 1 is a REVERSE_SPLIT; providers
  * report no payment date for dividends, and the table requires one, so the ex-date stands in for
  * it (the cash amount is right; only the payment date is a placeholder).
  */
-import type {
-  ActionUpsert,
-  DailyBarUpsert,
-  QuarantineInsert,
-  TickInsert,
-} from '../db/repositories/market.ts';
+import type { ActionUpsert } from '../db/repositories/corporate-actions.ts';
+import type { DailyBarUpsert } from '../db/repositories/provider-bars.ts';
+import type { QuarantineInsert } from '../db/repositories/quarantine.ts';
+import type { TickInsert } from '../db/repositories/ticks.ts';
 import type { DailyRow, EventRow, IntradayRow, Rejected } from './validate.ts';
 
 export const QUOTE_SEQ = 0;

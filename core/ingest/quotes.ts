@@ -12,7 +12,8 @@
  * session's last 5-minute bucket, so the daily rollup counts it (core/ingest/validate.ts).
  */
 import { lastCompletedSession, sessionDateOf, sessionFor } from '../calendar/nyse.ts';
-import type { IngestSecurity, QuoteWatermark, TickInsert } from '../db/repositories/market.ts';
+import type { IngestSecurity } from '../db/repositories/securities.ts';
+import type { QuoteWatermark, TickInsert } from '../db/repositories/ticks.ts';
 import type { Deps } from '../deps.ts';
 import {
   PROVIDER_NAMES,
@@ -120,7 +121,7 @@ export async function ingestQuote(
     );
   } catch (err) {
     if (err instanceof ProviderError && err.raw !== undefined)
-      await deps.repos.market.insertQuarantine([
+      await deps.repos.quarantine.insert([
         {
           ...qmeta(err.provider),
           entity: 'response',
@@ -143,10 +144,10 @@ export async function ingestQuote(
   };
   const row = checked.accepted[0];
   if (!row) {
-    await deps.repos.market.insertQuarantine(quarantine);
+    await deps.repos.quarantine.insert(quarantine);
     return result;
   }
-  const stored = await deps.repos.market.storeQuoteTick({
+  const stored = await deps.repos.ticks.storeQuote({
     securityId: security.id,
     ts: row.ts,
     build: (prev) => quoteTick(security.id, row, prev),
@@ -157,7 +158,7 @@ export async function ingestQuote(
     result.quarantined += 1;
     result.reasons.push('conflicting_duplicate: a stored tick of another origin holds this key');
   } else result.duplicates = 1;
-  const tick = await deps.repos.market.tickAt(security.id, row.ts, QUOTE_SEQ);
+  const tick = await deps.repos.ticks.at(security.id, row.ts, QUOTE_SEQ);
   result.tick = { ts: row.ts, price: tick?.price ?? stored.tick.price };
   return result;
 }
@@ -188,10 +189,10 @@ export async function refreshQuote(
   symbol: string,
   opts?: { maxAgeSeconds?: number; beforeCall?: (provider: ProviderName) => Promise<void> },
 ): Promise<{ symbol: string; timestamp: Date; price: string; source: 'stored' | 'fetched' } | undefined> {
-  const security = (await deps.repos.market.securitiesByTicker([symbol])).get(symbol);
+  const security = (await deps.repos.securities.forIngest([symbol])).get(symbol);
   if (!security) return undefined;
   const maxAge = opts?.maxAgeSeconds ?? deps.config.providers.quoteStaleSeconds;
-  const latest = await deps.repos.market.latestTick(security.id);
+  const latest = await deps.repos.ticks.latest(security.id);
   const stored = latest
     ? { symbol, timestamp: latest.ts, price: latest.price, source: 'stored' as const }
     : undefined;

@@ -14,7 +14,7 @@
 import { UnrecoverableError } from 'bullmq';
 import { addDays, isValidDate, sessionDateOf } from '../../core/calendar/nyse.ts';
 import type { Deps } from '../../core/deps.ts';
-import type { FxUpsert } from '../../core/db/repositories/market.ts';
+import type { FxUpsert } from '../../core/db/repositories/fx.ts';
 import { decimalText, quarantineRows } from '../../core/ingest/load.ts';
 import { validateFxRates } from '../../core/ingest/validate.ts';
 import { ProviderError, type ProviderName } from '../../core/providers/types.ts';
@@ -55,7 +55,7 @@ export async function fxRates(
   ] as const)
     if (!isValidDate(d)) throw new UnrecoverableError(`${field}: ${d} is not a calendar date`);
   if (to < from) throw new UnrecoverableError(`to: ${to} is before from ${from}`);
-  const currencies = [...new Set(payload.currencies ?? (await deps.repos.market.currenciesInUse()))]
+  const currencies = [...new Set(payload.currencies ?? (await deps.repos.securities.currenciesInUse()))]
     .filter((c) => c !== base)
     .sort();
   const primary: ProviderName = payload.provider ?? deps.config.market.provider;
@@ -78,7 +78,7 @@ export async function fxRates(
   /** An error or throttle body that came with a provider failure goes to the quarantine too. */
   const quarantineError = async (err: unknown, pair: string): Promise<void> => {
     if (err instanceof ProviderError && err.raw !== undefined)
-      result.quarantined += await deps.repos.market.insertQuarantine([
+      result.quarantined += await deps.repos.quarantine.insert([
         {
           ...meta(err.provider, pair),
           entity: 'response',
@@ -123,7 +123,7 @@ export async function fxRates(
       invert,
       source: fetched.provider,
     }));
-    const res = await deps.repos.market.upsertFxRates(
+    const res = await deps.repos.fx.upsertRates(
       rows,
       quarantineRows(v.rejected, meta(fetched.provider, pair)),
     );
@@ -140,7 +140,7 @@ export async function fxRates(
   }
 
   if (currencies.length > 1) {
-    result.crosses = await deps.repos.market.triangulateFx(base, currencies, from, to, TRIANGULATED);
+    result.crosses = await deps.repos.fx.triangulate(base, currencies, from, to, TRIANGULATED);
     await ctx.log(
       `crosses among ${currencies.join(', ')}: ${result.crosses.inserted} new, ${result.crosses.updated} revised, ${result.crosses.unchanged} unchanged`,
     );

@@ -34,7 +34,8 @@ import {
   sessionsBetween,
   type Session,
 } from '../../core/calendar/nyse.ts';
-import type { BatchResult, IngestBatch, IngestSecurity } from '../../core/db/repositories/market.ts';
+import type { BatchResult, IngestBatch } from '../../core/db/repositories/ingest.ts';
+import type { IngestSecurity } from '../../core/db/repositories/securities.ts';
 import type { Deps } from '../../core/deps.ts';
 import { actionRows, dailyBarRows, intradayTicks, quarantineRows, BAR_SEQ } from '../../core/ingest/load.ts';
 import { ingestQuote, providerNameOf } from '../../core/ingest/quotes.ts';
@@ -103,7 +104,7 @@ export async function pricesFetch(
   let targets: { ticker: string; provider: string | null }[];
   const unknown: string[] = [];
   if (payload.symbols) {
-    const found = await deps.repos.market.securitiesByTicker(payload.symbols);
+    const found = await deps.repos.securities.forIngest(payload.symbols);
     targets = [];
     for (const s of new Set(payload.symbols)) {
       const sec = found.get(s);
@@ -112,7 +113,7 @@ export async function pricesFetch(
     }
     if (unknown.length) await ctx.log(`unknown symbols skipped: ${unknown.join(', ')}`);
   } else {
-    targets = await deps.repos.market.watchlistWithProviders();
+    targets = await deps.repos.watchlist.activeWithProviders();
   }
   let enqueued = 0;
   let collapsed = 0;
@@ -162,7 +163,7 @@ export async function pricesQuote(
   payload: JobPayload<'prices.quote'>,
   ctx: JobContext,
 ): Promise<PricesQuoteResult> {
-  const security = (await deps.repos.market.securitiesByTicker([payload.symbol])).get(payload.symbol);
+  const security = (await deps.repos.securities.forIngest([payload.symbol])).get(payload.symbol);
   if (!security) throw new UnrecoverableError(`symbol: unknown ticker ${payload.symbol}`);
   const res = await ingestQuote(deps, security, payload.provider, {
     jobName: 'prices.quote',
@@ -328,7 +329,7 @@ export async function pricesBackfill(
   if (payload.to < payload.from)
     throw new UnrecoverableError(`to: ${payload.to} is before from ${payload.from}`);
   const symbols = [...new Set(payload.symbols)];
-  const found = await deps.repos.market.securitiesByTicker(symbols);
+  const found = await deps.repos.securities.forIngest(symbols);
   const unknown = symbols.filter((s) => !found.has(s));
   if (unknown.length) throw new UnrecoverableError(`symbols: unknown tickers ${unknown.join(', ')}`);
   const now = deps.clock.now();
@@ -366,7 +367,7 @@ export async function pricesBackfill(
     const only =
       payload.mode === 'missing'
         ? new Set(
-            await deps.repos.market.sessionsMissingBars(security.id, payload.from, payload.to, interval),
+            await deps.repos.providerBars.sessionsMissing(security.id, payload.from, payload.to, interval),
           )
         : undefined;
     const plan = planChunks({
@@ -418,7 +419,7 @@ export async function pricesBackfill(
   };
   const failed = new Map<string, string>();
   for (const s of symbols) result.perSymbol[s] = { ...zero(), providers: [], chunks: 0 };
-  const committed = await deps.repos.market.checkpointStates(BACKFILL, `${runKey}:`);
+  const committed = await deps.repos.checkpoints.statesWithPrefix(BACKFILL, `${runKey}:`);
   const verbose = planned.length <= 500;
   let finished = 0;
 
@@ -485,7 +486,7 @@ export async function pricesBackfill(
       `symbols: every symbol failed: ${result.failed.map((f) => `${f.symbol} (${f.error})`).join('; ')}`,
     );
   // The run is complete: its resume points have served their purpose.
-  await deps.repos.market.deleteCheckpoints(BACKFILL, `${runKey}:`);
+  await deps.repos.checkpoints.deleteWithPrefix(BACKFILL, `${runKey}:`);
   await ctx.log(
     `done: ${result.accepted} accepted, ${result.duplicates} duplicates, ${result.quarantined} quarantined; corporate actions ${result.actionsStored} new, ${result.actionsExisting} known; chunks ${result.chunks.fetched} fetched, ${result.chunks.resumed} resumed${failed.size ? `; ${failed.size} symbols failed: ${[...failed.keys()].join(', ')}` : ''}`,
   );
@@ -623,7 +624,7 @@ async function chunkFailure(
   if (!(err instanceof ProviderError)) return err;
   const symbol = chunk.security.ticker;
   if (err.raw !== undefined)
-    await deps.repos.market.insertQuarantine([
+    await deps.repos.quarantine.insert([
       {
         source: err.provider,
         jobName: BACKFILL,
@@ -644,7 +645,7 @@ async function commitChunk(
   minutes: number,
   prepared: Prepared & { ok: true },
 ): Promise<{ skipped: boolean; provider: string; counts: BackfillCounts }> {
-  const res = await deps.repos.market.commitBatch(prepared.batch);
+  const res = await deps.repos.ingest.commitBatch(prepared.batch);
   if (res.skipped) return { skipped: true, provider: prepared.provider, counts: zero() };
   return {
     skipped: false,

@@ -8,6 +8,8 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { from as copyFrom } from 'pg-copy-streams';
 import { rawTransaction, type Knex } from '../knex.ts';
+import { claimCheckpointOn, writeCheckpointOn } from './checkpoints.ts';
+import { col, ident } from './sql.ts';
 
 export interface IssuerInsert {
   issuerId: string;
@@ -127,13 +129,6 @@ export interface TransactionInsert {
   currency: string;
 }
 
-const IDENT = /^[a-z_][a-z0-9_]*$/;
-
-function ident(name: string): string {
-  if (!IDENT.test(name)) throw new Error(`not a plain table name: ${name}`);
-  return name;
-}
-
 const TICK_COPY_COLUMNS = '(security_id, ts, seq, price, size, bid, ask)';
 
 /**
@@ -180,10 +175,6 @@ const DATASET_TABLES = [
   'portfolios',
   'market_sessions',
 ];
-
-function col<T, K extends keyof T>(rows: readonly T[], key: K): T[K][] {
-  return rows.map((r) => r[key]);
-}
 
 export function createGeneratorRepository(db: Knex) {
   async function affected(sql: string, bindings: readonly unknown[]): Promise<number> {
@@ -477,18 +468,9 @@ export function createGeneratorRepository(db: Knex) {
       const table = ident(opts.table ?? 'ticks');
       return rawTransaction(db, async (conn) => {
         const cp = opts.checkpoint;
-        if (cp) {
-          await conn.query('select pg_advisory_xact_lock(hashtextextended($1, 0))', [
-            `${cp.jobName}:${cp.key}`,
-          ]);
-          const done = await conn.query(
-            'select 1 from job_checkpoints where job_name = $1 and checkpoint_key = $2',
-            [cp.jobName, cp.key],
-          );
-          // Loaded by an earlier run or another worker: nothing to write (the commit only ends
-          // this transaction and its lock).
-          if (done.rowCount) return { skipped: true, rows: 0 };
-        }
+        // Loaded by an earlier run or another worker: nothing to write (the commit only ends
+        // this transaction and its lock).
+        if (cp && (await claimCheckpointOn(conn, cp.jobName, cp.key))) return { skipped: true, rows: 0 };
         const copy = conn.query(
           copyFrom(`copy ${table} (security_id, ts, seq, price, size, bid, ask, origin) from stdin`),
         );
@@ -496,13 +478,7 @@ export function createGeneratorRepository(db: Knex) {
         const rows =
           Symbol.asyncIterator in src ? withOriginAsync(src, 'generated') : withOrigin(src, 'generated');
         await pipeline(Readable.from(rows, { objectMode: false }), copy);
-        if (cp) {
-          await conn.query(
-            `insert into job_checkpoints (job_name, checkpoint_key, state) values ($1, $2, $3)
-             on conflict (job_name, checkpoint_key) do update set state = excluded.state, updated_at = now()`,
-            [cp.jobName, cp.key, JSON.stringify({ ...cp.state, rows: copy.rowCount })],
-          );
-        }
+        if (cp) await writeCheckpointOn(conn, cp.jobName, cp.key, { ...cp.state, rows: copy.rowCount });
         return { skipped: false, rows: copy.rowCount };
       });
     },
@@ -524,7 +500,7 @@ export function createGeneratorRepository(db: Knex) {
 
     /**
      * PostgreSQL's own server-side COPY from a file the server can read; returns rows loaded.
-     * `withOrigin`: the file's rows carry the origin column too (the market repository's COPY text).
+     * `withOrigin`: the file's rows carry the origin column too (ticks.ts tickCopyText).
      */
     async serverCopyTicks(table: string, file: string, opts: { withOrigin?: boolean } = {}): Promise<number> {
       if (!/^\/tmp\/[A-Za-z0-9._-]+$/.test(file)) throw new Error(`unexpected bench file path: ${file}`);
@@ -533,11 +509,6 @@ export function createGeneratorRepository(db: Knex) {
         : TICK_COPY_COLUMNS;
       const res = await db.raw<{ rowCount: number }>(`copy ${ident(table)} ${columns} from '${file}'`);
       return res.rowCount;
-    },
-
-    async countRows(table: string): Promise<number> {
-      const res = await db.raw<{ rows: { n: string }[] }>(`select count(*) as n from ${ident(table)}`);
-      return Number(res.rows[0]?.n ?? 0);
     },
 
     /**

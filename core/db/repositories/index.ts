@@ -8,11 +8,15 @@ import { createAuthRepository } from './auth.ts';
 import { createBarsRepository } from './bars.ts';
 import { createCalendarRepository } from './calendar.ts';
 import { createCheckpointsRepository } from './checkpoints.ts';
+import { createFxRepository } from './fx.ts';
 import { createGeneratorRepository } from './generator.ts';
-import { createMarketRepository } from './market.ts';
+import { createIngestRepository } from './ingest.ts';
+import { createProviderBarsRepository } from './provider-bars.ts';
+import { createQuarantineRepository } from './quarantine.ts';
 import { createRetentionRepository } from './retention.ts';
 import { createRollupsRepository } from './rollups.ts';
 import { createSecuritiesRepository } from './securities.ts';
+import { createTicksRepository } from './ticks.ts';
 import { createWatchlistRepository } from './watchlist.ts';
 
 export function createRepositories(db: Knex) {
@@ -22,11 +26,15 @@ export function createRepositories(db: Knex) {
     bars: createBarsRepository(db),
     calendar: createCalendarRepository(db),
     checkpoints: createCheckpointsRepository(db),
+    fx: createFxRepository(db),
     generator: createGeneratorRepository(db),
-    market: createMarketRepository(db),
+    ingest: createIngestRepository(db),
+    providerBars: createProviderBarsRepository(db),
+    quarantine: createQuarantineRepository(db),
     retention: createRetentionRepository(db),
     rollups: createRollupsRepository(db),
     securities: createSecuritiesRepository(db),
+    ticks: createTicksRepository(db),
     watchlist: createWatchlistRepository(db),
   };
 }

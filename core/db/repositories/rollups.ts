@@ -37,7 +37,7 @@
  * A day is complete when its 5-minute bars fill every bucket of the session (calendar.ts
  * sessionBuckets), partial otherwise (a day quoted from 11:00). A complete day's rollup replaces any
  * bars_1d row (source 'rollup' over a provider's); a partial day's only replaces a 'rollup' row or
- * fills an empty slot, never a provider's full-day bar. The market repository applies the converse
+ * fills an empty slot, never a provider's full-day bar. provider-bars.ts applies the converse
  * rule (a provider bar replaces a partial 'rollup' day), so whichever arrives last, a provider's
  * full day beats a partial rollup and a complete rollup beats a provider.
  */

@@ -3,6 +3,16 @@
  */
 import type { Knex } from '../knex.ts';
 
+/** What ingest needs of a security (its currency and price provider). */
+export interface IngestSecurity {
+  id: number;
+  ticker: string;
+  currency: string;
+  /** securities.price_provider (not checked against the known provider names here). */
+  provider: string | null;
+  status: string;
+}
+
 export interface SecurityRecord {
   /** Surrogate key every fact table references. */
   id: number;
@@ -66,6 +76,27 @@ export function createSecuritiesRepository(db: Knex) {
     async idsForTickers(tickers: string[]): Promise<Map<string, number>> {
       const rows = await db<SecurityRow>('securities').select('id', 'ticker').whereIn('ticker', tickers);
       return new Map(rows.map((r) => [r.ticker, r.id]));
+    },
+
+    /** Securities by ticker with what ingest needs (currency, provider); unknown tickers are absent. */
+    async forIngest(tickers: readonly string[]): Promise<Map<string, IngestSecurity>> {
+      const rows = await db('securities')
+        .select<
+          { id: number; ticker: string; currency: string; price_provider: string | null; status: string }[]
+        >('id', 'ticker', 'currency', 'price_provider', 'status')
+        .whereIn('ticker', tickers as string[]);
+      return new Map(
+        rows.map((r) => [
+          r.ticker,
+          { id: r.id, ticker: r.ticker, currency: r.currency, provider: r.price_provider, status: r.status },
+        ]),
+      );
+    },
+
+    /** Distinct currencies of the security master (what fx.rates loads by default). */
+    async currenciesInUse(): Promise<string[]> {
+      const rows = await db('securities').distinct<{ currency: string }[]>('currency').orderBy('currency');
+      return rows.map((r) => r.currency);
     },
   };
 }

@@ -39,6 +39,17 @@ export function createWatchlistRepository(db: Knex) {
       }));
     },
 
+    /** The watch list as prices.fetch needs it: active securities with their provider, by ticker. */
+    async activeWithProviders(): Promise<{ securityId: number; ticker: string; provider: string | null }[]> {
+      const res = await db.raw<{ rows: { securityId: number; ticker: string; provider: string | null }[] }>(
+        `select s.id as "securityId", s.ticker, s.price_provider as provider
+           from watchlist w join securities s on s.id = w.security_id
+          where s.status = 'ACTIVE'
+          order by s.ticker`,
+      );
+      return res.rows;
+    },
+
     /** Adds a security; true if it was not on the list (an existing entry keeps its added_at/by). */
     async add(securityId: number, addedBy: string | null): Promise<boolean> {
       const rows = await db('watchlist')
