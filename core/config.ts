@@ -3,6 +3,7 @@
  * (Configuration); defaults work on a fresh machine with PostgreSQL and Redis on localhost.
  */
 import { z } from 'zod';
+import { NYSE_TIME_ZONE } from './calendar/nyse.ts';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
@@ -100,8 +101,11 @@ const envSchema = z.object({
    */
   TRUST_PROXY_HOPS: z.coerce.number().int().min(0).max(10).default(0),
 
-  /** Exchange time zone for sessions and schedules. */
-  MARKET_TIMEZONE: z.string().default('America/New_York'),
+  /**
+   * No longer a setting: the exchange calendar (core/calendar/nyse.ts) fixes the zone. Read only to
+   * refuse a value other than the calendar's, which would otherwise be silently ignored.
+   */
+  MARKET_TIMEZONE: z.string().optional(),
   /** Currency that FX rates and attribution convert to. */
   BASE_CURRENCY: z
     .string()
@@ -189,7 +193,7 @@ export interface Config {
     throttle: { perAddress: number; perAccount: number; windowSeconds: number };
     trustProxyHops: number;
   };
-  market: { timezone: string; baseCurrency: string; provider: Env['PRICE_PROVIDER'] };
+  market: { baseCurrency: string; provider: Env['PRICE_PROVIDER'] };
   providers: {
     alphaVantageApiKey: string | undefined;
     fallback: ('yahoo' | 'alphavantage')[];
@@ -242,6 +246,11 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     if (!e.AUTH_KEY_ENCRYPTION_KEY) {
       problems.push('AUTH_KEY_ENCRYPTION_KEY: required in production (openssl rand -base64 32)');
     }
+  }
+  if (e.MARKET_TIMEZONE !== undefined && e.MARKET_TIMEZONE !== NYSE_TIME_ZONE) {
+    problems.push(
+      `MARKET_TIMEZONE: not a setting: the exchange calendar (NYSE) fixes the time zone at ${NYSE_TIME_ZONE}; unset it`,
+    );
   }
   const keys: Record<string, Buffer | undefined> = {};
   for (const name of ['AUTH_KEY_ENCRYPTION_KEY', 'AUTH_KEY_ENCRYPTION_KEY_PREVIOUS'] as const) {
@@ -313,7 +322,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       },
       trustProxyHops: e.TRUST_PROXY_HOPS,
     },
-    market: { timezone: e.MARKET_TIMEZONE, baseCurrency: e.BASE_CURRENCY, provider: e.PRICE_PROVIDER },
+    market: { baseCurrency: e.BASE_CURRENCY, provider: e.PRICE_PROVIDER },
     providers: {
       alphaVantageApiKey: e.ALPHAVANTAGE_API_KEY,
       fallback: e.PRICE_PROVIDER_FALLBACK,
