@@ -35,6 +35,21 @@ const envSchema = z.object({
    */
   JOB_LOCK_MS: z.coerce.number().int().min(500).max(600_000).default(30_000),
   JOB_STALLED_CHECK_MS: z.coerce.number().int().min(200).max(600_000).default(15_000),
+  /**
+   * Which queues a worker process serves: groups (jobs/groups.ts: quotes, ingest, rollups,
+   * analytics, maintenance, or all), job names or queue names, comma-separated. Checked against the
+   * job table when the worker starts (core does not know the jobs); an unknown entry refuses to start.
+   */
+  WORKER_GROUPS: z
+    .string()
+    .default('all')
+    .transform((s) =>
+      s
+        .split(',')
+        .map((g) => g.trim())
+        .filter(Boolean),
+    )
+    .pipe(z.array(z.string()).min(1, 'name at least one group (or all)')),
   /** Set to false to run workers without registering the cron Job Schedulers (e.g. extra hosts). */
   SCHEDULERS_ENABLED: bool.default(true),
 
@@ -162,6 +177,8 @@ export interface Config {
   queue: {
     prefix: string;
     concurrency: number;
+    /** WORKER_GROUPS entries as given; resolved to queues by jobs/groups.ts. */
+    groups: string[];
     schedulersEnabled: boolean;
     /** Lock on an active job (BullMQ lockDuration) and the stalled-job check interval, in ms. */
     lockMs: number;
@@ -288,6 +305,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     queue: {
       prefix: e.QUEUE_PREFIX,
       concurrency: e.WORKER_CONCURRENCY,
+      groups: e.WORKER_GROUPS,
       schedulersEnabled: e.SCHEDULERS_ENABLED,
       lockMs: e.JOB_LOCK_MS,
       stalledCheckMs: e.JOB_STALLED_CHECK_MS,
