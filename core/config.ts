@@ -3,6 +3,7 @@
  * (Configuration); defaults work on a fresh machine with PostgreSQL and Redis on localhost.
  */
 import { z } from 'zod';
+import { NYSE_TIME_ZONE } from './calendar/nyse.ts';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
@@ -34,6 +35,21 @@ const envSchema = z.object({
    */
   JOB_LOCK_MS: z.coerce.number().int().min(500).max(600_000).default(30_000),
   JOB_STALLED_CHECK_MS: z.coerce.number().int().min(200).max(600_000).default(15_000),
+  /**
+   * Which queues a worker process serves: groups (jobs/groups.ts: quotes, ingest, rollups,
+   * analytics, maintenance, or all), job names or queue names, comma-separated. Checked against the
+   * job table when the worker starts (core does not know the jobs); an unknown entry refuses to start.
+   */
+  WORKER_GROUPS: z
+    .string()
+    .default('all')
+    .transform((s) =>
+      s
+        .split(',')
+        .map((g) => g.trim())
+        .filter(Boolean),
+    )
+    .pipe(z.array(z.string()).min(1, 'name at least one group (or all)')),
   /** Set to false to run workers without registering the cron Job Schedulers (e.g. extra hosts). */
   SCHEDULERS_ENABLED: bool.default(true),
 
@@ -100,8 +116,11 @@ const envSchema = z.object({
    */
   TRUST_PROXY_HOPS: z.coerce.number().int().min(0).max(10).default(0),
 
-  /** Exchange time zone for sessions and schedules. */
-  MARKET_TIMEZONE: z.string().default('America/New_York'),
+  /**
+   * No longer a setting: the exchange calendar (core/calendar/nyse.ts) fixes the zone. Read only to
+   * refuse a value other than the calendar's, which would otherwise be silently ignored.
+   */
+  MARKET_TIMEZONE: z.string().optional(),
   /** Currency that FX rates and attribution convert to. */
   BASE_CURRENCY: z
     .string()
@@ -158,6 +177,8 @@ export interface Config {
   queue: {
     prefix: string;
     concurrency: number;
+    /** WORKER_GROUPS entries as given; resolved to queues by jobs/groups.ts. */
+    groups: string[];
     schedulersEnabled: boolean;
     /** Lock on an active job (BullMQ lockDuration) and the stalled-job check interval, in ms. */
     lockMs: number;
@@ -189,7 +210,7 @@ export interface Config {
     throttle: { perAddress: number; perAccount: number; windowSeconds: number };
     trustProxyHops: number;
   };
-  market: { timezone: string; baseCurrency: string; provider: Env['PRICE_PROVIDER'] };
+  market: { baseCurrency: string; provider: Env['PRICE_PROVIDER'] };
   providers: {
     alphaVantageApiKey: string | undefined;
     fallback: ('yahoo' | 'alphavantage')[];
@@ -243,6 +264,11 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       problems.push('AUTH_KEY_ENCRYPTION_KEY: required in production (openssl rand -base64 32)');
     }
   }
+  if (e.MARKET_TIMEZONE !== undefined && e.MARKET_TIMEZONE !== NYSE_TIME_ZONE) {
+    problems.push(
+      `MARKET_TIMEZONE: not a setting: the exchange calendar (NYSE) fixes the time zone at ${NYSE_TIME_ZONE}; unset it`,
+    );
+  }
   const keys: Record<string, Buffer | undefined> = {};
   for (const name of ['AUTH_KEY_ENCRYPTION_KEY', 'AUTH_KEY_ENCRYPTION_KEY_PREVIOUS'] as const) {
     const value = e[name];
@@ -279,6 +305,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     queue: {
       prefix: e.QUEUE_PREFIX,
       concurrency: e.WORKER_CONCURRENCY,
+      groups: e.WORKER_GROUPS,
       schedulersEnabled: e.SCHEDULERS_ENABLED,
       lockMs: e.JOB_LOCK_MS,
       stalledCheckMs: e.JOB_STALLED_CHECK_MS,
@@ -313,7 +340,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       },
       trustProxyHops: e.TRUST_PROXY_HOPS,
     },
-    market: { timezone: e.MARKET_TIMEZONE, baseCurrency: e.BASE_CURRENCY, provider: e.PRICE_PROVIDER },
+    market: { baseCurrency: e.BASE_CURRENCY, provider: e.PRICE_PROVIDER },
     providers: {
       alphaVantageApiKey: e.ALPHAVANTAGE_API_KEY,
       fallback: e.PRICE_PROVIDER_FALLBACK,

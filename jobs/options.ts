@@ -15,6 +15,7 @@
  * waiting-children; retrying that one failed job (Bull Board) carries the flow to its end.
  */
 import type { JobsOptions, MinimalJob } from 'bullmq';
+import { NYSE_TIME_ZONE } from '../core/calendar/nyse.ts';
 import type { JobName } from './catalogue.ts';
 
 export interface JobSchedule {
@@ -57,7 +58,8 @@ export interface JobTableEntry {
   limiter?: { max: number; duration: number };
 }
 
-const NY = 'America/New_York';
+/** Schedules run in the exchange calendar's time zone (the one source: core/calendar/nyse.ts). */
+const NY = NYSE_TIME_ZONE;
 const keep = { removeOnComplete: { age: 7 * 24 * 3600, count: 1000 }, removeOnFail: { age: 30 * 24 * 3600 } };
 /** Longest wait between two attempts of the `capped` backoff. */
 export const RETRY_CAP_MS = 60_000;

@@ -12,6 +12,7 @@ import { describeIssues } from '../core/input.ts';
 import { createRedis, isRedisUnavailable, reportRedisError } from '../core/redis.ts';
 import { ProviderError, ProviderRateLimitError, type ProviderName } from '../core/providers/types.ts';
 import { jobNames, parsePayload, type JobName } from './catalogue.ts';
+import { resolveWorkerGroups } from './groups.ts';
 import { laneLimiter } from './lane-quota.ts';
 import { backoffDelay, jobOptions } from './options.ts';
 import { createQueues, queueNamesOf, type QueueSet } from './queues.ts';
@@ -88,16 +89,27 @@ export async function upsertSchedulers(queues: QueueSet): Promise<number> {
   return n;
 }
 
+/**
+ * Starts a Worker for each queue this process serves: every queue of `opts.names` when given (tests,
+ * the demo), otherwise the queues of the config's WORKER_GROUPS (jobs/groups.ts; default all).
+ * An unknown group or queue name throws before any connection is made.
+ */
 export function startWorkers(deps: Deps, opts: { names?: JobName[]; concurrency?: number } = {}): WorkerHost {
+  const served = new Set(
+    opts.names
+      ? opts.names.flatMap(queueNamesOf)
+      : resolveWorkerGroups(deps.config.queue.groups).queues.map((q) => q.queueName),
+  );
+  const servedQueuesOf = (name: JobName): string[] => queueNamesOf(name).filter((q) => served.has(q));
+  const names = jobNames.filter((name) => servedQueuesOf(name).length > 0);
   const registry = buildRegistry();
-  const names = opts.names ?? jobNames;
   const connection = createRedis(deps.config, { forWorker: true, logger: deps.logger, name: 'workers' });
   // Producer side for follow-on jobs and queue.rateLimit (a non-blocking connection).
   const producer = createRedis(deps.config, { logger: deps.logger, name: 'producer' });
   const queues = createQueues(deps.config, producer, deps.logger);
   const handsOff = new Set<Worker>();
   const workers = names.flatMap((name) =>
-    queueNamesOf(name).map((queueName) => {
+    servedQueuesOf(name).map((queueName) => {
       const processor = registry.get(name)!;
       const lane =
         jobOptions[name].lanes === 'provider' ? (queueName.split('.').pop() as ProviderName) : undefined;

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { apiRoutes, closeApp, createApp } from '../api/app.ts';
 import type { Auth, Scope } from '../api/auth/index.ts';
 import type { Deps } from '../core/deps.ts';
+import { NYSE_TIME_ZONE } from '../core/calendar/nyse.ts';
 import { createRedis } from '../core/redis.ts';
 import { jobNames } from '../jobs/catalogue.ts';
 import { allQueueNames, createQueues, type QueueSet } from '../jobs/queues.ts';
@@ -217,7 +218,7 @@ describe('intraday prices', () => {
     expect(res.body).toMatchObject({
       symbol: fx.ticker,
       interval: '5min',
-      timezone: 'America/New_York',
+      timezone: NYSE_TIME_ZONE,
       count: 5,
     });
     const stamps = (res.body.data as { timestamp: string }[]).map((d) => d.timestamp);

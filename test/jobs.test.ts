@@ -5,6 +5,7 @@
  */
 import { Queue, QueueEvents } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NYSE_TIME_ZONE } from '../core/calendar/nyse.ts';
 import type { Deps } from '../core/deps.ts';
 import { createRedis } from '../core/redis.ts';
 import { jobNames } from '../jobs/catalogue.ts';
@@ -79,6 +80,6 @@ describe('worker host', () => {
     const found = (await Promise.all(queues.all().map((q) => q.getJobSchedulers(0, -1, true)))).flat();
     expect(found.map((s) => s.key).sort()).toEqual(expected);
     const fiveMin = found.find((s) => s.key === 'bars.rollup-5m:every-5-minutes');
-    expect(fiveMin).toMatchObject({ pattern: '*/5 * * * *', tz: 'America/New_York' });
+    expect(fiveMin).toMatchObject({ pattern: '*/5 * * * *', tz: NYSE_TIME_ZONE });
   });
 });

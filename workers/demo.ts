@@ -23,7 +23,7 @@ import { createRedis } from '../core/redis.ts';
 import { closeApp, createApp } from '../api/app.ts';
 import { createAuth } from '../api/auth/index.ts';
 import { ensureDemoCredentials } from '../api/auth/cli.ts';
-import type { JobInput } from '../jobs/catalogue.ts';
+import { jobNames, type JobInput } from '../jobs/catalogue.ts';
 import { addGeneratePipeline } from '../jobs/flows.ts';
 import { createQueues, progressPercent } from '../jobs/queues.ts';
 import { startWorkers, upsertSchedulers } from '../jobs/worker-host.ts';
@@ -62,7 +62,8 @@ console.log(applied.length ? `migrated: ${applied.join(', ')}` : 'schema up to d
 
 const deps = buildDeps({ name: 'demo', config });
 const queues = createQueues(config);
-const host = startWorkers(deps);
+// The demo runs the whole pipeline in this one process, whatever WORKER_GROUPS says.
+const host = startWorkers(deps, { names: [...jobNames] });
 await upsertSchedulers(queues);
 
 const connection = createRedis(config);

@@ -10,6 +10,7 @@
  * the database stays the source of truth. Volumes are bigint but far below 2^53.
  */
 import { z } from 'zod';
+import { NYSE_TIME_ZONE } from '../../core/calendar/nyse.ts';
 import type { SecurityRecord } from '../../core/db/repositories/securities.ts';
 import type { Deps } from '../../core/deps.ts';
 import { calendarDate, decimalInt } from '../../core/input.ts';
@@ -88,7 +89,7 @@ const IntradayPrices = z
   .object({
     symbol: z.string().openapi({ example: 'AAPL' }),
     interval: z.literal('5min'),
-    timezone: z.string().openapi({ example: 'America/New_York' }),
+    timezone: z.string().openapi({ example: NYSE_TIME_ZONE }),
     count: z.number().int(),
     data: z.array(IntradayBar),
   })
@@ -133,7 +134,7 @@ export async function securityOr404(deps: Deps, symbol: string): Promise<Securit
 }
 
 export function pricesRoutes(deps: Deps): RouteDef[] {
-  const { repos, clock, config } = deps;
+  const { repos, clock } = deps;
   const security = (symbol: string) => securityOr404(deps, symbol);
 
   return [
@@ -192,7 +193,7 @@ export function pricesRoutes(deps: Deps): RouteDef[] {
         return {
           symbol: sec.ticker,
           interval: query.interval,
-          timezone: config.market.timezone,
+          timezone: NYSE_TIME_ZONE,
           count: bars.length,
           data: bars.map((b) => ({
             timestamp: b.bucket.toISOString(),
@@ -226,7 +227,7 @@ export function pricesRoutes(deps: Deps): RouteDef[] {
       response: HistoricalPrices,
       errors: [404],
       async handler({ params, query }) {
-        const today = todayIn(config.market.timezone, clock.now());
+        const today = todayIn(NYSE_TIME_ZONE, clock.now());
         const end = query.end_date ?? today;
         const start = query.start_date ?? addYears(end, -1);
         if (start > end)

@@ -15,6 +15,12 @@ export interface Session {
   earlyClose: boolean;
 }
 
+/**
+ * The exchange time zone: the one source for the whole product (sessions, the Job Schedulers'
+ * `tz`, SQL that takes a session date of an instant, the API's `timezone` field, provider
+ * fallbacks). It is a property of the calendar the product follows, not a setting: no other module
+ * names the zone (test/timezone.test.ts).
+ */
 export const NYSE_TIME_ZONE = 'America/New_York';
 const DAY_MS = 86_400_000;
 

@@ -16,7 +16,7 @@
  * that day's session is open (the price is AV's latest) and with the session's close after it.
  */
 import alphavantage from 'alphavantage';
-import { addDays, sessionFor } from '../calendar/nyse.ts';
+import { addDays, NYSE_TIME_ZONE, sessionFor } from '../calendar/nyse.ts';
 import type { Config } from '../config.ts';
 import type { Clock } from '../deps.ts';
 import type { ProviderOptions } from './index.ts';
@@ -269,7 +269,7 @@ export function createAlphaVantageProvider(config: Config, opts: ProviderOptions
         return { provider: 'alphavantage', symbol, currency: null, bars, events: [] };
       const interval = `${intervalMinutes}min`;
       const key = `Time Series (${interval})`;
-      for (const month of monthsTouched(from, to, config.market.timezone)) {
+      for (const month of monthsTouched(from, to, NYSE_TIME_ZONE)) {
         const body = await request({
           function: 'TIME_SERIES_INTRADAY',
           symbol,

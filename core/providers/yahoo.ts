@@ -45,6 +45,7 @@
  */
 import YahooFinance from 'yahoo-finance2';
 import { ExtendedCookieJar } from 'yahoo-finance2/lib/cookieJar';
+import { NYSE_TIME_ZONE } from '../calendar/nyse.ts';
 import type { Config } from '../config.ts';
 import type { Clock } from '../deps.ts';
 import type { ProviderOptions } from './index.ts';
@@ -284,7 +285,7 @@ export function createYahooProvider(config: Config, opts: ProviderOptions): Pric
     unadjust: boolean,
   ): Promise<ProviderHistory<ProviderDailyBar>> {
     if (!c) return { provider: 'yahoo', symbol, currency: null, bars: [], events: [] };
-    const tz = c.meta.exchangeTimezoneName ?? config.market.timezone;
+    const tz = c.meta.exchangeTimezoneName ?? NYSE_TIME_ZONE;
     const q = c.indicators.quote[0] ?? {};
     const adj = c.indicators.adjclose?.[0]?.adjclose;
     const picked: { i: number; t: number; date: string }[] = [];
@@ -367,7 +368,7 @@ export function createYahooProvider(config: Config, opts: ProviderOptions): Pric
       }
       const c = await chart(symbol, from, to, interval);
       if (!c) return { provider: 'yahoo', symbol, currency: null, bars: [], events: [] };
-      const tz = c.meta.exchangeTimezoneName ?? config.market.timezone;
+      const tz = c.meta.exchangeTimezoneName ?? NYSE_TIME_ZONE;
       const q = c.indicators.quote[0] ?? {};
       const picked: { i: number; t: number; date: string }[] = [];
       // Every row Yahoo sent is returned, even one outside [from, to) or the session: the provider

@@ -18,7 +18,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
-import { newYorkTime, sessionFor } from '../../calendar/nyse.ts';
+import { newYorkTime, NYSE_TIME_ZONE, sessionFor } from '../../calendar/nyse.ts';
 import { INDICATOR_NAMES, type IndicatorSet } from '../../analytics/indicators.ts';
 import type { CloseSeries } from '../../analytics/risk.ts';
 import type { Knex } from '../knex.ts';
@@ -296,8 +296,16 @@ function intArrayLiteral(ids: readonly number[]): string {
   return `'{${ids.join(',')}}'::int[]`;
 }
 
-/** Exchange time zone: a 5-minute bar's session date, for its adjustment factor. */
-const EXCHANGE_TZ = 'America/New_York';
+/**
+ * The exchange time zone (the calendar's, the one source) as an SQL string literal: a 5-minute
+ * bar's session date, for its adjustment factor. The statements that use it run under COPY, which
+ * takes no bind parameters, so the calendar's constant is quoted here after checking it is a plain
+ * IANA name.
+ */
+const EXCHANGE_TZ = ((tz: string): string => {
+  if (!/^[A-Za-z][A-Za-z0-9_+/-]*$/.test(tz)) throw new Error(`not an IANA time zone name: ${tz}`);
+  return `'${tz}'`;
+})(NYSE_TIME_ZONE);
 
 /**
  * high, low, close of a bar (alias b) joined to price_adjustments() (alias f) as float8 on the
@@ -448,8 +456,8 @@ export function createAnalyticsRepository(db: Knex) {
                      from bars_5m b
                      left join price_adjustments(${list}) f
                        on f.security_id = b.security_id
-                      and (b.bucket at time zone '${EXCHANGE_TZ}')::date >= f.valid_from
-                      and (b.bucket at time zone '${EXCHANGE_TZ}')::date < f.valid_to
+                      and (b.bucket at time zone ${EXCHANGE_TZ})::date >= f.valid_from
+                      and (b.bucket at time zone ${EXCHANGE_TZ})::date < f.valid_to
                     where b.security_id = any(${list})
                       and b.bucket >= '${from.toISOString()}'::timestamptz
                     order by b.security_id, b.bucket) to stdout (format binary)`,

@@ -41,7 +41,7 @@
  * rule (a provider bar replaces a partial 'rollup' day), so whichever arrives last, a provider's
  * full day beats a partial rollup and a complete rollup beats a provider.
  */
-import { sessionDateOf } from '../../calendar/nyse.ts';
+import { NYSE_TIME_ZONE, sessionDateOf } from '../../calendar/nyse.ts';
 import type { Knex } from '../knex.ts';
 import { insertMissingSessions, NYSE_EXCHANGE, sessionBuckets } from './calendar.ts';
 
@@ -446,9 +446,10 @@ export function createRollupsRepository(db: Knex) {
     /** First and last session dates that have 5-minute bars (planning a full daily rollup). */
     async barSessionSpan(): Promise<{ from: string; to: string } | undefined> {
       const res = await db.raw<{ rows: { from: string | null; to: string | null }[] }>(
-        `select (min(bucket) at time zone 'America/New_York')::date::text as from,
-                (max(bucket) at time zone 'America/New_York')::date::text as to
+        `select (min(bucket) at time zone :tz)::date::text as from,
+                (max(bucket) at time zone :tz)::date::text as to
            from bars_5m`,
+        { tz: NYSE_TIME_ZONE },
       );
       const row = res.rows[0];
       return row?.from && row.to ? { from: row.from, to: row.to } : undefined;
@@ -464,10 +465,10 @@ export function createRollupsRepository(db: Knex) {
         await trx.raw(
           `delete from bar_changes
             where level = '1d'
-              and from_ts >= (:from::date)::timestamp at time zone 'America/New_York'
-              and to_ts <= (:to::date + 1)::timestamp at time zone 'America/New_York'
+              and from_ts >= (:from::date)::timestamp at time zone :tz
+              and to_ts <= (:to::date + 1)::timestamp at time zone :tz
               and (:ids::int[] is null or security_id = any(:ids::int[]))`,
-          { from, to, ids },
+          { from, to, ids, tz: NYSE_TIME_ZONE },
         );
         await trx.raw(
           `
