@@ -26,7 +26,7 @@
  */
 import type { Knex } from 'knex';
 
-/** The stored series, in column order (core/analytics/indicators.ts INDICATOR_NAMES matches). */
+/** The stored series, in column order (core/domain/indicators.ts INDICATOR_NAMES matches). */
 const SERIES = [
   'sma_20',
   'sma_50',

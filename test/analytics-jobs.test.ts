@@ -4,14 +4,14 @@
  * functions on the same split-adjusted bars (bit for bit: they travel as binary doubles) and
  * TA-Lib on the adjusted history to 1e-9, daily and 5-minute; running twice writes nothing, a
  * corrected bar rewrites exactly that security's rows from the bar on, a split learned later
- * rewrites the rows it affects, and the risk rows match core/analytics/risk.ts on split-adjusted
+ * rewrites the rows it affects, and the risk rows match core/domain/risk.ts on split-adjusted
  * closes with beta against the configured benchmark.
  */
 import { QueueEvents, type Job } from 'bullmq';
 import type TalibModule from 'talib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { computeIndicators, INDICATOR_NAMES } from '../core/analytics/indicators.ts';
-import { riskMetrics, type CloseSeries } from '../core/analytics/risk.ts';
+import { computeIndicators, INDICATOR_NAMES } from '../core/domain/indicators.ts';
+import { riskMetrics, type CloseSeries } from '../core/domain/risk.ts';
 import { sessionsBetween } from '../core/calendar/nyse.ts';
 import type { Deps } from '../core/deps.ts';
 import { createRedis } from '../core/redis.ts';

@@ -10,7 +10,7 @@ import {
 import { dailyPath, PRICE_SCALE, priceText } from '../core/generator/paths.ts';
 import { tickBuffers, ticksInSession } from '../core/generator/ticks.ts';
 import { buildUniverse, resolvePlan, typeCounts } from '../core/generator/universe.ts';
-import { beta, simpleReturns } from '../core/analytics/risk.ts';
+import { beta, simpleReturns } from '../core/domain/risk.ts';
 
 function mod97(id: string): number {
   const digits = [...id].map((c) => String(parseInt(c, 36))).join('');

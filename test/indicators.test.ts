@@ -18,7 +18,7 @@ import {
   sma,
   stddev,
   stochastic,
-} from '../core/analytics/indicators.ts';
+} from '../core/domain/indicators.ts';
 import { sessionsBetween } from '../core/calendar/nyse.ts';
 import { fiveMinuteWindow } from '../jobs/processors/analytics.ts';
 

@@ -17,7 +17,7 @@ import {
   simpleReturns,
   volatility,
   type CloseSeries,
-} from '../core/analytics/risk.ts';
+} from '../core/domain/risk.ts';
 
 /** Consecutive weekday dates from 2024-01-01, enough for any test series. */
 function dates(n: number, from = '2024-01-01'): string[] {

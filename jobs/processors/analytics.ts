@@ -23,7 +23,7 @@
  *   history (~1e-11 of the price near 46,000); test/indicators.test.ts bounds it at 1e-10 of the
  *   price level (of 100 for RSI and the stochastic). Rows older than the 20 sessions are kept as
  *   they were computed.
- * - Risk uses the last config.risk.windowDays daily returns up to `asOf` (core/analytics/risk.ts).
+ * - Risk uses the last config.risk.windowDays daily returns up to `asOf` (core/domain/risk.ts).
  */
 import { UnrecoverableError } from 'bullmq';
 import {
@@ -34,8 +34,8 @@ import {
   newYorkTime,
   sessionDateOf,
 } from '../../core/calendar/nyse.ts';
-import { computeIndicators } from '../../core/analytics/indicators.ts';
-import { riskMetrics } from '../../core/analytics/risk.ts';
+import { computeIndicators } from '../../core/domain/indicators.ts';
+import { riskMetrics } from '../../core/domain/risk.ts';
 import type { Deps } from '../../core/deps.ts';
 import type { BarSeries, IndicatorWrite, RiskRow } from '../../core/db/repositories/analytics.ts';
 import type { JobPayload } from '../catalogue.ts';

@@ -19,8 +19,8 @@ import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { newYorkTime, NYSE_TIME_ZONE, sessionFor } from '../../calendar/nyse.ts';
-import { INDICATOR_NAMES, type IndicatorSet } from '../../analytics/indicators.ts';
-import type { CloseSeries } from '../../analytics/risk.ts';
+import { INDICATOR_NAMES, type IndicatorSet } from '../../domain/indicators.ts';
+import type { CloseSeries } from '../../domain/risk.ts';
 import type { Knex } from '../knex.ts';
 
 export type IndicatorInterval = '1d' | '5m';
