@@ -21,6 +21,7 @@ import {
 } from '../core/domain/indicators.ts';
 import { sessionsBetween } from '../core/calendar/nyse.ts';
 import { fiveMinuteWindow } from '../jobs/processors/analytics.ts';
+import { talibIndicators } from './talib-oracle.ts';
 
 type Talib = typeof TalibModule;
 let talib: Talib;
@@ -331,11 +332,8 @@ describe('5-minute indicators from the warm-up window against full-history TA-Li
       bars.low.push(round(p * (1 - 0.002 * r()), 2));
     }
   }
-  const n = bars.close.length;
-  const full = (name: string, inputs: Record<string, unknown>, output: string) =>
-    oracle(name, inputs, output, n);
 
-  it.each(days.slice(-5).map((s) => s.date))('window ending %s', (last) => {
+  it.each(days.slice(-5).map((s) => s.date))('window ending %s', async (last) => {
     const w = fiveMinuteWindow(last);
     const from = ts.findIndex((t) => t >= w.readFrom.getTime());
     const storedFrom = ts.findIndex((t) => t >= w.storedFrom.getTime());
@@ -346,36 +344,7 @@ describe('5-minute indicators from the warm-up window against full-history TA-Li
       low: bars.low.slice(from, end),
       close: bars.close.slice(from, end),
     });
-    const c = { inReal: bars.close };
-    const hlc = { high: bars.high, low: bars.low, close: bars.close };
-    const m = { ...c, optInFastPeriod: 12, optInSlowPeriod: 26, optInSignalPeriod: 9 };
-    const bb = { ...c, optInTimePeriod: 20, optInNbDevUp: 2, optInNbDevDn: 2, optInMAType: 0 };
-    const st = {
-      ...hlc,
-      optInFastK_Period: 14,
-      optInSlowK_Period: 3,
-      optInSlowK_MAType: 0,
-      optInSlowD_Period: 3,
-      optInSlowD_MAType: 0,
-    };
-    const reference: Record<string, Float64Array> = {
-      sma_20: full('SMA', { ...c, optInTimePeriod: 20 }, 'outReal'),
-      sma_50: full('SMA', { ...c, optInTimePeriod: 50 }, 'outReal'),
-      sma_200: full('SMA', { ...c, optInTimePeriod: 200 }, 'outReal'),
-      ema_12: full('EMA', { ...c, optInTimePeriod: 12 }, 'outReal'),
-      ema_26: full('EMA', { ...c, optInTimePeriod: 26 }, 'outReal'),
-      rsi_14: full('RSI', { ...c, optInTimePeriod: 14 }, 'outReal'),
-      macd: full('MACD', m, 'outMACD'),
-      macd_signal: full('MACD', m, 'outMACDSignal'),
-      macd_hist: full('MACD', m, 'outMACDHist'),
-      bb_upper: full('BBANDS', bb, 'outRealUpperBand'),
-      bb_middle: full('BBANDS', bb, 'outRealMiddleBand'),
-      bb_lower: full('BBANDS', bb, 'outRealLowerBand'),
-      atr_14: full('ATR', { ...hlc, optInTimePeriod: 14 }, 'outReal'),
-      stoch_k: full('STOCH', st, 'outSlowK'),
-      stoch_d: full('STOCH', st, 'outSlowD'),
-      stddev_20: full('STDDEV', { ...c, optInTimePeriod: 20, optInNbDev: 1 }, 'outReal'),
-    };
+    const reference = await talibIndicators(bars);
     let worstAbs = 0;
     let worstRel = 0;
     const bad: string[] = [];
