@@ -152,9 +152,12 @@ export const jobOptions: Record<JobName, JobTableEntry> = {
     lanes: 'provider',
   },
   'prices.backfill': {
-    // Resumable from its checkpoint, so retries are cheap; transient provider faults back off.
+    // Resumable from its checkpoint, so retries are cheap; transient provider faults back off. A
+    // long history outlasts a deploy's grace period: at SIGTERM it stops between chunks and goes
+    // back to waiting for another worker.
     job: { ...keep, ...retrying },
     stalls: RESUMABLE_STALLS,
+    handsOff: true,
     concurrency: 1,
     schedules: [],
     limiter: { max: 60, duration: 60_000 },

@@ -6,7 +6,7 @@
  * and a daily backfill undisturbed. In A the same two jobs run in worker processes (node with the
  * worker host for prices.backfill only, a queue prefix of their own): the first process is
  * SIGKILLed once the intraday job has committed a few chunks, a second one takes the daily job and
- * is SIGKILLed the same way, and a third finishes both through BullMQ's stalled-job recovery. A SIGKILLed worker's job lock would expire by itself after the
+ * is sent SIGTERM (it hands the job back at the next chunk and exits), and a third finishes both through BullMQ's stalled-job recovery. A SIGKILLed worker's job lock would expire by itself after the
  * lock duration (JOB_LOCK_MS, 30 s) and the stalled check runs once per 15 s; the test deletes
  * those keys instead of waiting, which is all the passing time would do.
  * Then every ticks, bars_1d and corporate_actions row of A must equal B's, and the jobs' results
@@ -24,7 +24,7 @@ import { parsePayload } from '../jobs/catalogue.ts';
 import { createQueues, type QueueSet } from '../jobs/queues.ts';
 import { startWorkers } from '../jobs/worker-host.ts';
 import { closeDeps, dropPrefix, scratchDatabase, testConfig, testDeps, uniquePrefix } from './support.ts';
-import { kill, killAll, startWorkerProcess, until } from './worker-process.ts';
+import { kill, killAll, startWorkerEntry, startWorkerProcess, until } from './worker-process.ts';
 
 const TICKERS = ['RSA', 'RSB', 'RSC'];
 const intraday: JobInput<'prices.backfill'> = {
@@ -150,11 +150,23 @@ describe('prices.backfill killed halfway and resumed', () => {
     const first = startChild(prefix);
     await until(async () => (await checkpoints(depsA.db, intraday)) >= 2, 120_000);
     await kill(first);
-    const second = startChild(prefix);
+    // The second (the real worker entry point, serving only this queue) is stopped the way a deploy
+    // stops it (SIGTERM): it hands the daily job back at the next chunk boundary (no attempt used)
+    // and exits promptly instead of finishing 20 years.
+    const second = startWorkerEntry({
+      DATABASE_URL: a.url,
+      QUEUE_PREFIX: prefix,
+      WORKER_GROUPS: 'prices.backfill',
+    });
     await until(async () => (await checkpoints(depsA.db, daily)) >= 2, 120_000);
-    await kill(second);
-    for (const [i, job] of jobsA.entries()) {
-      expect(await job.getState()).toBe('active');
+    const secondExit = new Promise<number | null>((r) => second.once('exit', (code) => r(code)));
+    second.kill('SIGTERM');
+    expect(await secondExit).toBe(0);
+    expect(await jobsA[0].getState()).toBe('active');
+    const handedBack = (await queuesA.get('prices.backfill').getJob(jobsA[1].id!))!;
+    expect(await handedBack.getState()).toBe('waiting');
+    expect(handedBack.attemptsMade).toBe(0);
+    for (const [i] of jobsA.entries()) {
       const done = await checkpoints(depsA.db, i === 0 ? intraday : daily);
       expect(done).toBeLessThan((resultsB[i] as { chunks: { total: number } }).chunks.total);
     }

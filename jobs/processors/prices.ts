@@ -435,6 +435,12 @@ export async function pricesBackfill(
     pending = next ? { chunk: next, prepared: prepareChunk(deps, ctx, next, minutes, now) } : undefined;
   };
   for (const [i, chunk] of planned.entries()) {
+    // The worker is shutting down: stop between chunks (each committed one has its checkpoint) and
+    // let the job go back to waiting; whoever takes it next resumes after the last checkpoint.
+    if (ctx.shutdown?.aborted)
+      throw new Error(
+        `stopped after ${finished} of ${planned.length} chunks: ${String(ctx.shutdown.reason)}`,
+      );
     const symbol = chunk.security.ticker;
     const per = result.perSymbol[symbol]!;
     const prior = committed.get(chunk.key) as ChunkState | undefined;
@@ -459,7 +465,7 @@ export async function pricesBackfill(
         await ctx.log(`${symbol} failed permanently (${err.message}); its remaining chunks skipped`);
         prefetch(i + 1);
         finished += 1;
-        await ctx.progress((finished / planned.length) * 100);
+        await ctx.progress((finished / planned.length) * 100, { chunks: planned.length, done: finished });
         continue;
       }
       // Start the commit first (it waits on the database), then prepare the next chunk meanwhile.
@@ -478,7 +484,7 @@ export async function pricesBackfill(
         );
     }
     finished += 1;
-    await ctx.progress((finished / planned.length) * 100);
+    await ctx.progress((finished / planned.length) * 100, { chunks: planned.length, done: finished });
   }
   if (planned.length === 0) await ctx.progress(100);
   if (failed.size > 0 && failed.size === symbols.length)
