@@ -504,7 +504,7 @@ export async function generateDataset(
         const percent = Math.floor(10 + (90 * finished) / chunks.length);
         if (percent !== lastPercent) {
           lastPercent = percent;
-          await ctx.progress(percent);
+          await ctx.progress(percent, { tickChunks: chunks.length, done: finished, ticksLoaded });
         }
       }
     };
