@@ -16,7 +16,7 @@ import type { Principal } from './types.ts';
 
 export interface TokenCacheOptions {
   clock: Clock;
-  /** Most tokens held (default 10,000: a few MB). */
+  /** Most tokens held (default 10,000: about 10 MB at most). */
   max?: number;
   /** Longest an entry is trusted without verifying again (default 5 minutes). */
   maxAgeMs?: number;
