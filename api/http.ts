@@ -106,6 +106,17 @@ export class Reply<T> {
   }
 }
 
+/**
+ * A 200 body already serialized as JSON (by PostgreSQL: repositories' `…Json` reads), written as
+ * it is: no JSON.stringify and no ETag (see ARCHITECTURE.md, Decisions: serving history).
+ */
+export class JsonText {
+  readonly text: string;
+  constructor(text: string) {
+    this.text = text;
+  }
+}
+
 export type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
 /** Who may call a route: anyone, or a bearer token holding the scope (admin implies all). */
 export type Access = Scope | 'public';
@@ -152,7 +163,9 @@ export interface RouteDef<
   otherResponses?: Record<number, { description: string; schema: z.ZodType }>;
   /** Documentation-only request body, when validation depends on a path parameter (jobs). */
   docsBody?: z.ZodType;
-  handler(input: RouteInput<z.output<P>, z.output<Q>, z.output<B>>): Promise<z.input<R> | Reply<z.input<R>>>;
+  handler(
+    input: RouteInput<z.output<P>, z.output<Q>, z.output<B>>,
+  ): Promise<z.input<R> | Reply<z.input<R>> | JsonText>;
 }
 
 /** Declares a route; the generics keep the handler's input and output tied to its schemas. */
@@ -222,7 +235,13 @@ export function mountRoutes(
       // Express 5 leaves req.body undefined when nothing was sent: treat that as an empty object.
       const body = parsePart(route.body, req.body ?? {}, 'body');
       const out = await route.handler({ params, query, body, req });
-      if (out instanceof Reply) res.status(out.status).json(out.body);
+      if (out instanceof JsonText) {
+        const body = Buffer.from(out.text, 'utf8');
+        res.status(route.status ?? 200);
+        res.setHeader('Content-Type', 'application/json; charset=utf-8');
+        res.setHeader('Content-Length', body.length);
+        res.end(body);
+      } else if (out instanceof Reply) res.status(out.status).json(out.body);
       else res.status(route.status ?? 200).json(out);
     });
     const path = expressPath(route.path);

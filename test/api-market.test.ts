@@ -9,13 +9,14 @@ import type express from 'express';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeApp, createApp } from '../api/app.ts';
+import { disableClient, enableClient } from '../api/auth/accounts.ts';
 import { createAuth, type Auth } from '../api/auth/index.ts';
 import type { RouteDef } from '../api/http.ts';
 import { analyticsRoutes } from '../api/routes/analytics.ts';
 import { pricesRoutes } from '../api/routes/prices.ts';
 import { stocksRoutes } from '../api/routes/stocks.ts';
 import { watchlistRoutes } from '../api/routes/watchlist.ts';
-import { sessionsBetween } from '../core/calendar/nyse.ts';
+import { NYSE_TIME_ZONE, sessionsBetween } from '../core/calendar/nyse.ts';
 import type { Deps } from '../core/deps.ts';
 import {
   type ProviderError,
@@ -432,6 +433,157 @@ describe('GET /api/v2/historical/prices/{symbol} with split adjustment', () => {
   it('404 for an unknown symbol', async () => {
     const res = await get('/api/v2/historical/prices/NOSUCHH?adjusted=split').expect(404);
     expect(res.body.error.message).toBe('unknown symbol "NOSUCHH"');
+  });
+});
+
+describe('history serialized by PostgreSQL (issue 8)', () => {
+  // What the routes printed before: pg's strings through Number(), JSON.stringify'd.
+  const num = (v: string | null): number | null => (v === null ? null : Number(v));
+  const asPrinted = <T>(value: T): T => JSON.parse(JSON.stringify(value)) as T;
+  const viaRecords = async (id: number, from: string, to: string, adjust: 'none' | 'split' | 'all') =>
+    asPrinted(
+      (await deps.repos.bars.daily(id, from, to, { adjust, asOf: '2024-03-15' })).map((b) => ({
+        date: b.sessionDate,
+        open: num(b.open),
+        high: num(b.high),
+        low: num(b.low),
+        close: num(b.close),
+        adj_close: num(b.adjClose),
+        volume: num(b.volume),
+        vwap: num(b.vwap),
+        trade_count: b.tradeCount,
+      })),
+    );
+
+  it('prints the same numbers as Number() on the stored strings: 15+ digits, tiny, round, null', async () => {
+    const sec = await insertSecurity(deps, { prefix: 'JS' });
+    await insertDailyBars(deps, sec.id, [
+      // >= 10^7: 16-20 significant digits, through float8 (Number() rounds them).
+      {
+        date: '2024-03-04',
+        open: '123456789012.34567890',
+        high: '123456789012.34567891',
+        low: '9999999.99999999',
+        close: '10000000.00000001',
+        volume: 2_251_799_813_685,
+        vwap: '12345678.12345678',
+        tradeCount: 1,
+      },
+      // < 10^7: the decimal itself, trailing zeros trimmed.
+      {
+        date: '2024-03-05',
+        open: '0.00000001',
+        high: '9999999.99999998',
+        low: '0.00000001',
+        close: '0.10000000',
+        volume: 0,
+        adjClose: '0.12345678',
+      },
+      { date: '2024-03-06', open: '100', high: '187.12345678', low: '99.99', close: '150.5', volume: 7 },
+      {
+        date: '2024-03-07',
+        open: '1.5',
+        high: '2000000.5',
+        low: '1.00000001',
+        close: '1999999.99999999',
+        volume: 1,
+      },
+      // numeric can hold NaN (the checks let it through); JSON.stringify printed null for it.
+      { date: '2024-03-08', open: 'NaN', high: 'NaN', low: 'NaN', close: 'NaN', volume: 1, vwap: 'NaN' },
+    ]);
+    await insertSplit(deps, sec.id, '2024-03-06', '3');
+    for (const adjusted of ['none', 'split', 'all'] as const) {
+      const res = await get(
+        `/api/v2/historical/prices/${sec.ticker}?start_date=2024-03-01&end_date=2024-03-15&adjusted=${adjusted}`,
+      ).expect(200);
+      expect(res.headers['content-type']).toBe('application/json; charset=utf-8');
+      expect(res.body).toEqual({
+        symbol: sec.ticker,
+        start_date: '2024-03-01',
+        end_date: '2024-03-15',
+        adjusted,
+        count: 5,
+        data: await viaRecords(sec.id, '2024-03-01', '2024-03-15', adjusted),
+      });
+      // Same keys in the same order as the objects the route built before.
+      expect(Object.keys(res.body.data[0])).toEqual([
+        'date',
+        'open',
+        'high',
+        'low',
+        'close',
+        'adj_close',
+        'volume',
+        'vwap',
+        'trade_count',
+      ]);
+    }
+    const empty = await get(
+      `/api/v2/historical/prices/${sec.ticker}?start_date=2023-01-01&end_date=2023-12-31`,
+    ).expect(200);
+    expect(empty.body).toEqual({
+      symbol: sec.ticker,
+      start_date: '2023-01-01',
+      end_date: '2023-12-31',
+      adjusted: 'none',
+      count: 0,
+      data: [],
+    });
+  });
+
+  it('intraday prints what mapping latest5m printed', async () => {
+    const res = await get(`/api/v2/intraday/prices/${fx.ticker.toLowerCase()}?limit=2`).expect(200);
+    const bars = await deps.repos.bars.latest5m(fx.id, 2);
+    expect(res.body).toEqual({
+      symbol: fx.ticker,
+      interval: '5min',
+      timezone: NYSE_TIME_ZONE,
+      count: 2,
+      data: bars.map((b) => ({
+        timestamp: b.bucket.toISOString(),
+        open: Number(b.open),
+        high: Number(b.high),
+        low: Number(b.low),
+        close: Number(b.close),
+        volume: Number(b.volume),
+        vwap: num(b.vwap),
+        trade_count: b.tradeCount,
+      })),
+    });
+    const none = await insertSecurity(deps, { prefix: 'JS' });
+    expect((await get(`/api/v2/intraday/prices/${none.ticker}`).expect(200)).body).toEqual({
+      symbol: none.ticker,
+      interval: '5min',
+      timezone: NYSE_TIME_ZONE,
+      count: 0,
+      data: [],
+    });
+    const missing = await get('/api/v2/intraday/prices/NOSUCHI').expect(404);
+    expect(missing.body.error.message).toBe('unknown symbol "NOSUCHI"');
+  });
+
+  it('nothing is cached: a new security and new bars are served at once', async () => {
+    const sec = await insertSecurity(deps, { prefix: 'JS' });
+    const url = `/api/v2/historical/prices/${sec.ticker}?start_date=2024-03-01&end_date=2024-03-15`;
+    expect((await get(url).expect(200)).body.count).toBe(0);
+    await insertDailyBars(deps, sec.id, [
+      { date: '2024-03-11', open: '10', high: '11', low: '9', close: '10.5', volume: 100 },
+    ]);
+    expect((await get(url).expect(200)).body.data.map((d: { close: number }) => d.close)).toEqual([10.5]);
+    await deps.db('bars_1d').where({ security_id: sec.id }).update({ close: '10.25' });
+    expect((await get(url).expect(200)).body.data.map((d: { close: number }) => d.close)).toEqual([10.25]);
+  });
+
+  it('a disabled client is refused at the next request although its token was verified (and cached) before', async () => {
+    const own = await clientToken(deps, app, ['results:read']);
+    const url = `/api/v2/intraday/prices/${fx.ticker}`;
+    await get(url, own.header).expect(200);
+    await get(url, own.header).expect(200);
+    await disableClient(deps, own.clientId);
+    const refused = await get(url, own.header).expect(401);
+    expect(refused.headers['www-authenticate']).toContain('error="invalid_token"');
+    await enableClient(deps, own.clientId);
+    await get(url, own.header).expect(200);
   });
 });
 

@@ -24,6 +24,7 @@ import { createProviderRouter } from './provider.ts';
 import { RedisStore } from 'connect-redis';
 import { createCookieSecrets } from './cookies.ts';
 import { nodeRedisFacade, sessionKeyPrefix } from './redis.ts';
+import { cacheVerifiedTokens } from './token-cache.ts';
 import { createTokenIssuer, createTokenVerifier, InvalidTokenError, type TokenVerifier } from './tokens.ts';
 import type { Scope } from './types.ts';
 
@@ -60,18 +61,17 @@ export async function createAuth(deps: Deps): Promise<Auth> {
     algorithms: [SIGNING_ALG],
     clock,
   });
-  // Revocation: a token of ours is refused as soon as its client (or user) is disabled. One
-  // primary-key read per request; no cache, so `disable-client` takes effect at the next request.
+  // Revocation: a token of ours is refused as soon as its client (or user) is disabled. The
+  // signature check is cached per token string (token-cache.ts: what a signature proves cannot
+  // change); the status is read on every request (one prepared statement of primary-key reads),
+  // never cached, so `disable-client` takes effect at the next request.
+  const verifyOwnTokenCached = cacheVerifiedTokens(verifyOwnToken, { clock });
   const verifyOwnActiveToken: TokenVerifier = async (token) => {
-    const principal = await verifyOwnToken(token);
-    if (principal.clientId && !(await deps.repos.auth.isClientActive(principal.clientId))) {
-      throw new InvalidTokenError('client is disabled');
-    }
+    const principal = await verifyOwnTokenCached(token);
     const user = /^user:(\d+)$/.exec(principal.subject)?.[1];
-    if (user !== undefined) {
-      const record = await deps.repos.auth.findUserById(user);
-      if (!record || record.disabled) throw new InvalidTokenError('user is disabled');
-    }
+    const status = await deps.repos.auth.principalStatus(principal.clientId, user);
+    if (!status.clientActive) throw new InvalidTokenError('client is disabled');
+    if (!status.userActive) throw new InvalidTokenError('user is disabled');
     return principal;
   };
   const verifyApiToken = auth.jwksUrl

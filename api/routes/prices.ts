@@ -8,13 +8,18 @@
  * digits an IEEE double carries), and JSON.stringify prints the shortest decimal that round-trips,
  * so '187.12345678' is written back as 187.12345678. Nothing is computed from these numbers;
  * the database stays the source of truth. Volumes are bigint but far below 2^53.
+ *
+ * Intraday and historical bodies are serialized by PostgreSQL, one prepared statement per request
+ * that also resolves the ticker (`…Json` in core/db/repositories/bars.ts prints the numbers exactly
+ * as above), and written as they come (JsonText: no per-row objects, no JSON.stringify, no ETag).
+ * The zod schemas below still document them; tests hold both paths to the same JSON.
  */
 import { z } from 'zod';
 import { NYSE_TIME_ZONE } from '../../core/calendar/nyse.ts';
 import type { SecurityRecord } from '../../core/db/repositories/securities.ts';
 import type { Deps } from '../../core/deps.ts';
 import { calendarDate, decimalInt } from '../../core/input.ts';
-import { BadRequestError, defineRoute, NotFoundError, type RouteDef } from '../http.ts';
+import { BadRequestError, defineRoute, JsonText, NotFoundError, type RouteDef } from '../http.ts';
 
 const TICKER = /^[A-Z0-9._=^-]{1,20}$/;
 const MAX_YEARS = 20;
@@ -33,15 +38,22 @@ export const symbolParams = z.object({
     }),
 });
 
+const dateFormats = new Map<string, Intl.DateTimeFormat>();
+
 /** Today's date in the exchange time zone, 'YYYY-MM-DD'. */
 function todayIn(timeZone: string, now: Date): string {
-  // en-CA formats as YYYY-MM-DD.
-  return new Intl.DateTimeFormat('en-CA', {
-    timeZone,
-    year: 'numeric',
-    month: '2-digit',
-    day: '2-digit',
-  }).format(now);
+  // en-CA formats as YYYY-MM-DD. Building a formatter costs ~100 µs (time zone data); keep one per zone.
+  let format = dateFormats.get(timeZone);
+  if (!format) {
+    format = new Intl.DateTimeFormat('en-CA', {
+      timeZone,
+      year: 'numeric',
+      month: '2-digit',
+      day: '2-digit',
+    });
+    dateFormats.set(timeZone, format);
+  }
+  return format.format(now);
 }
 
 function addYears(date: string, years: number): string {
@@ -126,10 +138,12 @@ const HistoricalPrices = z
 const num = (v: string): number => Number(v);
 const numOrNull = (v: string | null): number | null => (v === null ? null : Number(v));
 
+const unknownSymbol = (symbol: string): NotFoundError => new NotFoundError(`unknown symbol "${symbol}"`);
+
 /** The security with this (validated, upper-cased) ticker, or a 404 naming it. */
 export async function securityOr404(deps: Deps, symbol: string): Promise<SecurityRecord> {
   const found = await deps.repos.securities.findBySymbol(symbol);
-  if (!found) throw new NotFoundError(`unknown symbol "${symbol}"`);
+  if (!found) throw unknownSymbol(symbol);
   return found;
 }
 
@@ -188,24 +202,13 @@ export function pricesRoutes(deps: Deps): RouteDef[] {
       response: IntradayPrices,
       errors: [404],
       async handler({ params, query }) {
-        const sec = await security(params.symbol);
-        const bars = await repos.bars.latest5m(sec.id, query.limit);
-        return {
-          symbol: sec.ticker,
-          interval: query.interval,
-          timezone: NYSE_TIME_ZONE,
-          count: bars.length,
-          data: bars.map((b) => ({
-            timestamp: b.bucket.toISOString(),
-            open: num(b.open),
-            high: num(b.high),
-            low: num(b.low),
-            close: num(b.close),
-            volume: num(b.volume),
-            vwap: numOrNull(b.vwap),
-            trade_count: b.tradeCount,
-          })),
-        };
+        // Serialized by PostgreSQL (JsonSeries): the same JSON as mapping latest5m's records.
+        const series = await repos.bars.latest5mJson(params.symbol, query.limit);
+        if (!series) throw unknownSymbol(params.symbol);
+        return new JsonText(
+          `{"symbol":${JSON.stringify(series.ticker)},"interval":${JSON.stringify(query.interval)},` +
+            `"timezone":${JSON.stringify(NYSE_TIME_ZONE)},"count":${series.count},"data":${series.json}}`,
+        );
       },
     }),
 
@@ -235,26 +238,16 @@ export function pricesRoutes(deps: Deps): RouteDef[] {
         if (start < addYears(end, -MAX_YEARS)) {
           throw BadRequestError.field('query.start_date', `range must not exceed ${MAX_YEARS} years`);
         }
-        const sec = await security(params.symbol);
-        const bars = await repos.bars.daily(sec.id, start, end, { adjust: query.adjusted, asOf: today });
-        return {
-          symbol: sec.ticker,
-          start_date: start,
-          end_date: end,
-          adjusted: query.adjusted,
-          count: bars.length,
-          data: bars.map((b) => ({
-            date: b.sessionDate,
-            open: num(b.open),
-            high: num(b.high),
-            low: num(b.low),
-            close: num(b.close),
-            adj_close: numOrNull(b.adjClose),
-            volume: num(b.volume),
-            vwap: numOrNull(b.vwap),
-            trade_count: b.tradeCount,
-          })),
-        };
+        // Serialized by PostgreSQL (JsonSeries): the same JSON as mapping daily's records.
+        const series = await repos.bars.dailyJson(params.symbol, start, end, {
+          adjust: query.adjusted,
+          asOf: today,
+        });
+        if (!series) throw unknownSymbol(params.symbol);
+        return new JsonText(
+          `{"symbol":${JSON.stringify(series.ticker)},"start_date":"${start}","end_date":"${end}",` +
+            `"adjusted":"${query.adjusted}","count":${series.count},"data":${series.json}}`,
+        );
       },
     }),
   ];

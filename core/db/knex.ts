@@ -50,6 +50,25 @@ export async function rawTransaction<T>(
   }
 }
 
+/**
+ * One statement as a named prepared statement on a pooled connection (the API's hot reads): each
+ * connection parses and plans it once, later calls only bind and execute, and knex's query
+ * builder is skipped. `name` must stand for this one `text` in the whole process.
+ */
+export async function preparedQuery<R extends object>(
+  db: Knex,
+  name: string,
+  text: string,
+  values: unknown[],
+): Promise<R[]> {
+  const conn = (await db.client.acquireConnection()) as pg.Client;
+  try {
+    return (await conn.query<R>({ name, text, values })).rows;
+  } finally {
+    await db.client.releaseConnection(conn);
+  }
+}
+
 /** Creates the database named in the URL if it does not exist (connects to `postgres` to do it). */
 export async function ensureDatabase(url: string): Promise<{ created: boolean; name: string }> {
   const target = new URL(url);

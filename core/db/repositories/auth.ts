@@ -3,7 +3,7 @@
  * the built-in identity provider. Hashing and token logic live in api/auth; this module only
  * stores and fetches what it is given (hashes, never secrets).
  */
-import type { Knex } from '../knex.ts';
+import { preparedQuery, type Knex } from '../knex.ts';
 
 export type OAuthScope = 'results:read' | 'jobs:write' | 'admin';
 export type UserRole = 'operator' | 'admin';
@@ -298,7 +298,34 @@ export function createAuthRepository(db: Knex) {
       return n > 0;
     },
 
-    /** True when the client exists and is enabled: one primary-key read, made per bearer request. */
+    /**
+     * Whether a bearer token's client (when it names one) and user (when its subject is a user)
+     * both exist and are enabled: one prepared statement of primary-key reads, made per bearer
+     * request (the revocation check, never cached).
+     */
+    async principalStatus(
+      clientId: string | undefined,
+      userId: string | undefined,
+    ): Promise<{ clientActive: boolean; userActive: boolean }> {
+      if (userId !== undefined && !/^\d{1,18}$/.test(userId)) {
+        return {
+          clientActive: clientId === undefined || (await this.isClientActive(clientId)),
+          userActive: false,
+        };
+      }
+      const [row] = await preparedQuery<{ client_active: boolean; user_active: boolean }>(
+        db,
+        'auth_principal_status',
+        `select $1::text is null
+                  or exists (select 1 from oauth_clients where client_id = $1::text and not disabled) as client_active,
+                $2::bigint is null
+                  or exists (select 1 from users where id = $2::bigint and not disabled) as user_active`,
+        [clientId ?? null, userId ?? null],
+      );
+      return { clientActive: row!.client_active, userActive: row!.user_active };
+    },
+
+    /** True when the client exists and is enabled: one primary-key read. */
     async isClientActive(clientId: string): Promise<boolean> {
       const row = await db('oauth_clients').where({ client_id: clientId }).first('disabled');
       return row !== undefined && !(row as { disabled: boolean }).disabled;

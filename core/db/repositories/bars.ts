@@ -4,7 +4,7 @@
  * Split and dividend adjustment is done here, in numeric arithmetic, so no price passes through a
  * float.
  */
-import type { Knex } from '../knex.ts';
+import { preparedQuery, type Knex } from '../knex.ts';
 
 export interface Bar5mRecord {
   /** Start of the epoch-aligned bucket [bucket, bucket + 5 minutes). */
@@ -113,6 +113,107 @@ const ADJUSTED_DAILY = `
    where b.security_id = :id and b.session_date between :from and :to
    order by b.session_date`;
 
+/**
+ * A series serialized by PostgreSQL for the API: the security's stored ticker, the number of rows
+ * and the rows as one JSON array text (`[]` when there are none).
+ */
+export interface JsonSeries {
+  ticker: string;
+  count: number;
+  json: string;
+}
+
+/*
+ * The JSON the API would print from the record reads above, built in the statement: pg parses
+ * one text value instead of one object per row, and JSON.stringify has nothing left to do.
+ * - a price is the number JS's Number() makes of pg's string, printed as JS prints it (the
+ *   shortest text that round-trips): below 10^7 a numeric(_, 8) has at most 15 significant
+ *   digits, so that shortest text is the decimal itself without trailing zeros (trim_scale,
+ *   cheap); from 10^7 on it goes numeric -> float8 -> text (correctly rounded like Number(), and
+ *   float8 output is shortest-round-trip with extra_float_digits > 0, PostgreSQL's default since
+ *   12). Spelling may differ (0.00000001 for 1e-8) but never the number;
+ * - volumes are bigint text: exact (JS's Number() equals it below 2^53, which volumes are);
+ * - dates as pg prints them (the record reads return the same text); instants with to_char
+ *   (independent of TimeZone) as Date.toISOString() prints them, 'YYYY-MM-DDTHH:MM:SS.mmmZ';
+ * - null stays null, and so does NaN (numeric columns can hold it; JSON.stringify printed null
+ *   for Number('NaN')); the only strings are those dates, which need no escaping.
+ * Each statement also finds the security by ticker (the unique index), so an unknown ticker is
+ * no row at all and a request costs one round trip. Measured per 1,000 rows on the shared
+ * machine: float8 text for every price took ~2.6 ms, this ~1.3 ms.
+ */
+const jnum = (c: string): string =>
+  `coalesce(case when abs(${c}) < 1e7 then trim_scale(${c})::text when abs(${c}) < 'Infinity' then ${c}::float8::text end, 'null')`;
+const jint = (c: string): string => `coalesce(${c}::text, 'null')`;
+
+/** string_agg of the JSON objects of daily rows `b` (a subquery with bars_1d's column names). */
+const DAILY_ROWS_JSON = `'[' || string_agg(format(
+      '{"date":"%s","open":%s,"high":%s,"low":%s,"close":%s,"adj_close":%s,"volume":%s,"vwap":%s,"trade_count":%s}',
+      b.session_date, ${jnum('b.open')}, ${jnum('b.high')}, ${jnum('b.low')}, ${jnum('b.close')},
+      ${jnum('b.adj_close')}, ${jint('b.volume')}, ${jnum('b.vwap')}, ${jint('b.trade_count')}
+    ), ',' order by b.session_date) || ']'`;
+
+const seriesOf = (inner: string): string => `
+  select sec.ticker, j.n, coalesce(j.data, '[]') as data
+    from securities sec
+   cross join lateral (${inner}) j
+   where sec.ticker = $1`;
+
+/** $1 ticker, $2 from, $3 to. */
+const DAILY_JSON = seriesOf(`
+    select count(*)::int as n, ${DAILY_ROWS_JSON} as data
+      from bars_1d b
+     where b.security_id = sec.id and b.session_date between $2::date and $3::date`);
+
+/**
+ * As ADJUSTED_DAILY, as JSON. $1 ticker, $2 from, $3 to, $4 as-of date, $5 dividends too.
+ * `offset 0` keeps the adjusted values computed once per row (a pulled-up subquery would repeat
+ * each expression wherever jnum() names it).
+ */
+const ADJUSTED_DAILY_JSON = seriesOf(`
+    select count(*)::int as n, ${DAILY_ROWS_JSON} as data
+      from (
+        select a.session_date,
+               round(a.open * k.m / k.s, 8) as open,
+               round(a.high * k.m / k.s, 8) as high,
+               round(a.low * k.m / k.s, 8) as low,
+               round(a.close * k.m / k.s, 8) as close,
+               a.adj_close,
+               round(a.volume * k.s)::bigint as volume,
+               round(a.vwap * k.m / k.s, 8) as vwap,
+               a.trade_count
+          from bars_1d a
+          left join price_adjustments(array[sec.id], $4::date) f
+            on a.session_date >= f.valid_from and a.session_date < f.valid_to
+         cross join lateral (
+           select coalesce(f.split_factor, 1) as s,
+                  case when $5::boolean then coalesce(f.dividend_factor, 1) else 1 end as m
+         ) k
+         where a.security_id = sec.id and a.session_date between $2::date and $3::date
+        offset 0
+      ) b`);
+
+/** As latest5m, as JSON. $1 ticker, $2 limit. */
+const LATEST_5M_JSON = seriesOf(`
+    select count(*)::int as n,
+           '[' || string_agg(format(
+             '{"timestamp":"%s","open":%s,"high":%s,"low":%s,"close":%s,"volume":%s,"vwap":%s,"trade_count":%s}',
+             to_char(x.bucket at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+             ${jnum('x.open')}, ${jnum('x.high')}, ${jnum('x.low')}, ${jnum('x.close')},
+             ${jint('x.volume')}, ${jnum('x.vwap')}, ${jint('x.trade_count')}
+           ), ',' order by x.bucket) || ']' as data
+      from (select bucket, open, high, low, close, volume, vwap, trade_count
+              from bars_5m where security_id = sec.id
+             order by bucket desc limit $2) x`);
+
+interface JsonSeriesRow {
+  ticker: string;
+  n: number;
+  data: string;
+}
+
+const toSeries = (rows: JsonSeriesRow[]): JsonSeries | undefined =>
+  rows[0] ? { ticker: rows[0].ticker, count: rows[0].n, json: rows[0].data } : undefined;
+
 export function createBarsRepository(db: Knex) {
   return {
     /**
@@ -190,6 +291,43 @@ export function createBarsRepository(db: Knex) {
         .whereBetween('session_date', [from, to])
         .orderBy('session_date', 'asc')) as DailyBarRow[];
       return rows.map(toDaily);
+    },
+
+    /**
+     * `latest5m` of the security with this ticker, serialized as the API's JSON array (see
+     * JsonSeries), or undefined when no security has the ticker. One prepared statement.
+     */
+    async latest5mJson(ticker: string, limit: number): Promise<JsonSeries | undefined> {
+      return toSeries(
+        await preparedQuery<JsonSeriesRow>(db, 'api_latest_5m_json', LATEST_5M_JSON, [ticker, limit]),
+      );
+    },
+
+    /**
+     * `daily` of the security with this ticker, serialized as the API's JSON array (see
+     * JsonSeries; `adj_close` as stored), or undefined when no security has the ticker. One
+     * prepared statement.
+     */
+    async dailyJson(
+      ticker: string,
+      from: string,
+      to: string,
+      opts: { adjust?: DailyAdjustment; asOf?: string } = {},
+    ): Promise<JsonSeries | undefined> {
+      if (opts.adjust === 'split' || opts.adjust === 'all') {
+        return toSeries(
+          await preparedQuery<JsonSeriesRow>(db, 'api_daily_adjusted_json', ADJUSTED_DAILY_JSON, [
+            ticker,
+            from,
+            to,
+            opts.asOf ?? '9999-12-31',
+            opts.adjust === 'all',
+          ]),
+        );
+      }
+      return toSeries(
+        await preparedQuery<JsonSeriesRow>(db, 'api_daily_json', DAILY_JSON, [ticker, from, to]),
+      );
     },
 
     /**
