@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { NYSE_TIME_ZONE } from './calendar/nyse.ts';
+import { decimalInt } from './input.ts';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
@@ -18,7 +19,7 @@ const envSchema = z.object({
   /** PostgreSQL connection string; the database is created by `npm run migrate` if missing. */
   DATABASE_URL: z.string().url().default('postgres://postgres@127.0.0.1:5432/market_data'),
   /** Upper bound of each process's pg pool. */
-  DATABASE_POOL_MAX: z.coerce.number().int().min(2).max(200).default(10),
+  DATABASE_POOL_MAX: decimalInt({ min: 2, max: 200, default: 10 }),
 
   REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
   /** BullMQ key prefix. Braces make it a Redis Cluster hash tag so one queue's keys share a slot. */
@@ -27,14 +28,14 @@ const envSchema = z.object({
     .regex(/^\{[A-Za-z0-9_.-]+\}$/, 'must be a hash tag such as {mdw}')
     .default('{mdw}'),
   /** Jobs one worker process runs at once per queue. */
-  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
+  WORKER_CONCURRENCY: decimalInt({ min: 1, max: 64, default: 2 }),
   /**
    * How long a worker's lock on an active job lasts without renewal (renewed every half of it), and
    * how often workers look for jobs whose lock expired (their worker died): a job orphaned by a lost
    * worker goes back to waiting within about the sum. Tests shorten both.
    */
-  JOB_LOCK_MS: z.coerce.number().int().min(500).max(600_000).default(30_000),
-  JOB_STALLED_CHECK_MS: z.coerce.number().int().min(200).max(600_000).default(15_000),
+  JOB_LOCK_MS: decimalInt({ min: 500, max: 600_000, default: 30_000 }),
+  JOB_STALLED_CHECK_MS: decimalInt({ min: 200, max: 600_000, default: 15_000 }),
   /**
    * Which queues a worker process serves: groups (jobs/groups.ts: quotes, ingest, rollups,
    * analytics, maintenance, or all), job names or queue names, comma-separated. Checked against the
@@ -54,7 +55,7 @@ const envSchema = z.object({
   SCHEDULERS_ENABLED: bool.default(true),
 
   API_HOST: z.string().default('127.0.0.1'),
-  API_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  API_PORT: decimalInt({ min: 0, max: 65535, default: 8080 }),
   /** Where users reach the API; used for OAuth2 redirect URLs and as the default token issuer. */
   PUBLIC_URL: z.string().url().optional(),
 
@@ -71,7 +72,7 @@ const envSchema = z.object({
   /** JWKS the API verifies bearer tokens with. Default: the built-in provider's keys. */
   AUTH_JWKS_URL: z.string().url().optional(),
   /** Lifetime of access tokens issued by the built-in provider. */
-  AUTH_TOKEN_TTL_SECONDS: z.coerce.number().int().min(30).max(86_400).default(900),
+  AUTH_TOKEN_TTL_SECONDS: decimalInt({ min: 30, max: 86_400, default: 900 }),
   /** Signature algorithms accepted on bearer tokens from an external issuer (asymmetric only). */
   AUTH_JWT_ALGORITHMS: z
     .string()
@@ -97,7 +98,7 @@ const envSchema = z.object({
   /** Signs the operator session cookie. Must be set (32+ chars) in production. */
   SESSION_SECRET: z.string().min(16).optional(),
   /** Lifetime of an operator's Bull Board session. */
-  SESSION_TTL_SECONDS: z.coerce.number().int().min(300).max(604_800).default(28_800),
+  SESSION_TTL_SECONDS: decimalInt({ min: 300, max: 604_800, default: 28_800 }),
 
   /**
    * Encrypts the built-in provider's private signing keys at rest (AES-256-GCM): 32 random bytes,
@@ -106,15 +107,15 @@ const envSchema = z.object({
   AUTH_KEY_ENCRYPTION_KEY: z.string().optional(),
   AUTH_KEY_ENCRYPTION_KEY_PREVIOUS: z.string().optional(),
   /** Failed authentications (wrong client secret or password) allowed per window, per address... */
-  AUTH_MAX_FAILURES_PER_ADDRESS: z.coerce.number().int().min(1).max(100_000).default(10),
+  AUTH_MAX_FAILURES_PER_ADDRESS: decimalInt({ min: 1, max: 100_000, default: 10 }),
   /** ...and per client id or username, from all addresses together. */
-  AUTH_MAX_FAILURES_PER_ACCOUNT: z.coerce.number().int().min(1).max(100_000).default(30),
-  AUTH_FAILURE_WINDOW_SECONDS: z.coerce.number().int().min(1).max(86_400).default(900),
+  AUTH_MAX_FAILURES_PER_ACCOUNT: decimalInt({ min: 1, max: 100_000, default: 30 }),
+  AUTH_FAILURE_WINDOW_SECONDS: decimalInt({ min: 1, max: 86_400, default: 900 }),
   /**
    * Proxies in front of the API whose X-Forwarded-For is trusted (Express "trust proxy" hop
    * count). 0: the peer address is the client's, which is what throttling keys on.
    */
-  TRUST_PROXY_HOPS: z.coerce.number().int().min(0).max(10).default(0),
+  TRUST_PROXY_HOPS: decimalInt({ min: 0, max: 10, default: 0 }),
 
   /**
    * No longer a setting: the exchange calendar (core/calendar/nyse.ts) fixes the zone. Read only to
@@ -144,25 +145,25 @@ const envSchema = z.object({
     )
     .pipe(z.array(z.enum(['yahoo', 'alphavantage']))),
   /** Requests per minute each provider's queue may make (BullMQ limiter, across all workers). */
-  YAHOO_REQUESTS_PER_MINUTE: z.coerce.number().int().min(1).max(10_000).default(60),
-  ALPHAVANTAGE_REQUESTS_PER_MINUTE: z.coerce.number().int().min(1).max(10_000).default(5),
-  SYNTHETIC_REQUESTS_PER_MINUTE: z.coerce.number().int().min(1).max(1_000_000).default(6000),
+  YAHOO_REQUESTS_PER_MINUTE: decimalInt({ min: 1, max: 10_000, default: 60 }),
+  ALPHAVANTAGE_REQUESTS_PER_MINUTE: decimalInt({ min: 1, max: 10_000, default: 5 }),
+  SYNTHETIC_REQUESTS_PER_MINUTE: decimalInt({ min: 1, max: 1_000_000, default: 6000 }),
   /** Per-request timeout for provider HTTP calls. */
-  PROVIDER_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(15_000),
+  PROVIDER_TIMEOUT_MS: decimalInt({ min: 100, max: 120_000, default: 15_000 }),
   /** `GET /stocks/{symbol}` fetches a new quote when the stored one is older than this. */
-  QUOTE_STALE_SECONDS: z.coerce.number().int().min(1).max(86_400).default(60),
+  QUOTE_STALE_SECONDS: decimalInt({ min: 1, max: 86_400, default: 60 }),
   /** Benchmark ticker for beta; beta is null when it has no daily bars. */
   RISK_BENCHMARK: z
     .string()
     .regex(/^[A-Z0-9._=^-]{1,20}$/)
     .default('SPY'),
   /** Trading days of returns behind volatility, VaR and expected shortfall. */
-  RISK_WINDOW_DAYS: z.coerce.number().int().min(20).max(2520).default(250),
+  RISK_WINDOW_DAYS: decimalInt({ min: 20, max: 2520, default: 250 }),
   /** Retention per partitioned table, in days (partitions wholly older are dropped). */
-  RETENTION_TICKS_DAYS: z.coerce.number().int().min(5).max(36_500).default(730),
-  RETENTION_BARS_5M_DAYS: z.coerce.number().int().min(5).max(36_500).default(730),
+  RETENTION_TICKS_DAYS: decimalInt({ min: 5, max: 36_500, default: 730 }),
+  RETENTION_BARS_5M_DAYS: decimalInt({ min: 5, max: 36_500, default: 730 }),
   /** Monthly partitions kept created ahead of now. */
-  PARTITIONS_AHEAD_MONTHS: z.coerce.number().int().min(1).max(24).default(3),
+  PARTITIONS_AHEAD_MONTHS: decimalInt({ min: 1, max: 24, default: 3 }),
 });
 
 export type Env = z.infer<typeof envSchema>;

@@ -12,6 +12,7 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeApp, createApp } from '../api/app.ts';
 import { createAuth, type Auth } from '../api/auth/index.ts';
+import { loadConfig } from '../core/config.ts';
 import type { Deps } from '../core/deps.ts';
 import { createRedis } from '../core/redis.ts';
 import { parsePayload } from '../jobs/catalogue.ts';
@@ -194,6 +195,21 @@ describe('unknown query parameters are named, also where a route takes none', ()
 });
 
 describe('the other doors', () => {
+  it.each([
+    ['API_PORT', '0x10'],
+    ['JOB_LOCK_MS', '1e3'],
+    ['WORKER_CONCURRENCY', ' 5'],
+    ['DATABASE_POOL_MAX', '5.5'],
+  ])('the environment: %s=%j is refused naming the variable, not read as a number', (name, value) => {
+    expect(() => loadConfig({ [name]: value })).toThrow(
+      new RegExp(`${name}: must be an integer in decimal digits`),
+    );
+  });
+
+  it('the environment: a decimal integer in range is read', () => {
+    expect(loadConfig({ API_PORT: '8081', JOB_LOCK_MS: '1000' })).toMatchObject({ api: { port: 8081 } });
+  });
+
   it('every Job Scheduler payload passes the catalogue', () => {
     for (const [name, entry] of Object.entries(jobOptions))
       for (const s of entry.schedules) expect(() => parsePayload(name as never, s.payload)).not.toThrow();
