@@ -283,4 +283,27 @@ describe('prices.backfill against faults of the real Yahoo client', () => {
     }
     expect(await count('select count(*) n from ticks')).toBe(good.length * 4);
   });
+
+  it("a provider's corrected bars, fetched again, replace the stored prints and are counted", async () => {
+    const day = '2024-03-19';
+    const rows = minuteRows(day, day).slice(0, 6);
+    const backfill = { symbols: ['AAPL'], from: day, to: day, interval: '1m' as const };
+    const original = server.always(
+      barsRequest('1m'),
+      respond.json(yahooChartBody({ symbol: 'AAPL', interval: '1m', rows })),
+    );
+    const first = await run('prices.backfill', backfill);
+    original();
+    expect(first.job.returnvalue).toMatchObject({ accepted: rows.length, ticksCorrected: 0 });
+    // The provider revises one bar's close (and so its high): two of its four prints change.
+    const revised = rows.map((r, i) => (i === 2 ? { ...r, close: r.high! + 0.5, high: r.high! + 0.5 } : r));
+    server.always(
+      barsRequest('1m'),
+      respond.json(yahooChartBody({ symbol: 'AAPL', interval: '1m', rows: revised })),
+    );
+    const second = await run('prices.backfill', backfill);
+    expect(second.state).toBe('completed');
+    expect(second.job.returnvalue).toMatchObject({ accepted: 0, ticksCorrected: 2, ticksConflicting: 0 });
+    expect(await count('select count(*) n from tick_corrections')).toBe(2);
+  });
 });

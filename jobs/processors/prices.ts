@@ -267,8 +267,13 @@ export function backfillRunKey(payload: JobPayload<'prices.backfill'>): string {
 
 export interface BackfillCounts {
   accepted: number;
+  /** Rows not newly stored: exact repeats, and rows whose prints corrected stored ones. */
   duplicates: number;
   quarantined: number;
+  /** Intraday: stored prints a provider's corrected bar replaced (kept in tick_corrections). */
+  ticksCorrected: number;
+  /** Intraday: prints whose key is stored from another origin with other values (quarantined). */
+  ticksConflicting: number;
   actionsStored: number;
   actionsExisting: number;
 }
@@ -300,6 +305,8 @@ const zero = (): BackfillCounts => ({
   accepted: 0,
   duplicates: 0,
   quarantined: 0,
+  ticksCorrected: 0,
+  ticksConflicting: 0,
   actionsStored: 0,
   actionsExisting: 0,
 });
@@ -308,6 +315,8 @@ function add(into: BackfillCounts, c: Partial<BackfillCounts>): void {
   into.accepted += c.accepted ?? 0;
   into.duplicates += c.duplicates ?? 0;
   into.quarantined += c.quarantined ?? 0;
+  into.ticksCorrected += c.ticksCorrected ?? 0;
+  into.ticksConflicting += c.ticksConflicting ?? 0;
   into.actionsStored += c.actionsStored ?? 0;
   into.actionsExisting += c.actionsExisting ?? 0;
 }
@@ -494,7 +503,7 @@ export async function pricesBackfill(
   // The run is complete: its resume points have served their purpose.
   await deps.repos.checkpoints.deleteWithPrefix(BACKFILL, `${runKey}:`);
   await ctx.log(
-    `done: ${result.accepted} accepted, ${result.duplicates} duplicates, ${result.quarantined} quarantined; corporate actions ${result.actionsStored} new, ${result.actionsExisting} known; chunks ${result.chunks.fetched} fetched, ${result.chunks.resumed} resumed${failed.size ? `; ${failed.size} symbols failed: ${[...failed.keys()].join(', ')}` : ''}`,
+    `done: ${result.accepted} accepted, ${result.duplicates} duplicates, ${result.quarantined} quarantined, ${result.ticksCorrected} prints corrected, ${result.ticksConflicting} conflicting; corporate actions ${result.actionsStored} new, ${result.actionsExisting} known; chunks ${result.chunks.fetched} fetched, ${result.chunks.resumed} resumed${failed.size ? `; ${failed.size} symbols failed: ${[...failed.keys()].join(', ')}` : ''}`,
   );
   // Intraday rows reach analytics through bar_changes and the rollups' chain; daily rows skip the
   // rollups, so the backfill chains analytics itself. Resumed chunks count: their attempt never
@@ -681,6 +690,9 @@ function chunkCounts(state: ChunkState, minutes: number): BackfillCounts {
       (minutes === 0 ? r.daily.unchanged + r.daily.keptRollup : r.ticks.rows - r.ticks.rowsInserted) +
       state.responseDuplicates,
     quarantined: r.quarantined,
+    // Checkpoints written before these counts existed read as 0.
+    ticksCorrected: minutes === 0 ? 0 : (r.ticks.corrected ?? 0),
+    ticksConflicting: minutes === 0 ? 0 : (r.ticks.conflicts ?? 0),
     actionsStored: r.actions.inserted,
     actionsExisting: r.actions.existing,
   };

@@ -338,9 +338,11 @@ export async function insertTicksOn(
     }
   }
   await conn.query(
+    // Prices staged as the ticks columns store them (numeric(20,8)), so a re-sent value with more
+    // digits than the column keeps (a float's expansion) compares equal to what was stored.
     `create temp table if not exists ingest_ticks
-       (security_id integer, ts timestamptz, seq integer, price numeric, size bigint, bid numeric, ask numeric,
-        origin tick_origin)
+       (security_id integer, ts timestamptz, seq integer, price numeric(20,8), size bigint,
+        bid numeric(20,8), ask numeric(20,8), origin tick_origin)
        on commit delete rows`,
   );
   const copy = conn.query(copyFrom('copy ingest_ticks from stdin'));
