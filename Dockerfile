@@ -10,5 +10,7 @@ COPY api api
 COPY workers workers
 COPY migrations migrations
 COPY reports reports
+# var/ is where a process run on a terminal writes its JSON log (the demo: var/demo.log).
+RUN mkdir -p var && chown node:node var
 USER node
 CMD ["node", "workers/worker.ts"]
