@@ -57,7 +57,9 @@ beforeAll(async () => {
   server.setHandler((req, res) => {
     // Express rewrites req.url while routing into Bull Board's sub-app: keep the original.
     const path = req.url ?? '';
-    res.on('finish', () => {
+    // 'close', not 'finish': a browser that drops the connection once it has the headers (the
+    // cross-site fetch below, blocked by Cross-Origin-Resource-Policy) can leave 'finish' unfired.
+    res.on('close', () => {
       if (!path.startsWith('/admin/queues/api/')) return;
       seen.push({
         method: req.method ?? '',
@@ -162,11 +164,15 @@ it('refuses a state-changing Bull Board call from another origin even though the
   await page.goto(evil.url);
   await page.waitForFunction('document.title === "sent"');
 
-  // The server records a request on 'finish', which can come after the browser already has the
-  // response: wait for the record rather than read it once.
+  // The server records a request when its connection is done with it, which can come after the
+  // browser already has the response: wait for the record rather than read it once.
   await expect
-    .poll(() =>
-      seen.find((r) => r.method === 'POST' && r.path === '/admin/queues/api/queues/bars:bars.rollup-1d/add'),
+    .poll(
+      () =>
+        seen.find(
+          (r) => r.method === 'POST' && r.path === '/admin/queues/api/queues/bars:bars.rollup-1d/add',
+        ),
+      { timeout: 15_000 },
     )
     .toEqual({
       method: 'POST',
