@@ -12,8 +12,17 @@ import { closeApp, createApp, seriesCacheOf } from '../api/app.ts';
 import { createAuth, type Auth } from '../api/auth/index.ts';
 import type { SeriesCache } from '../api/series-cache.ts';
 import type { Deps } from '../core/deps.ts';
+import { rollup1d, rollup5m } from '../jobs/processors/bars-rollup.ts';
 import { createQueues, type QueueSet } from '../jobs/queues.ts';
-import { clientToken, insertDailyBars, insertSecurity, insertSplit, type DailyRow } from './api-fixtures.ts';
+import { directContext } from '../jobs/types.ts';
+import {
+  clientToken,
+  insertDailyBars,
+  insertSecurity,
+  insertSplit,
+  insertTicks,
+  type DailyRow,
+} from './api-fixtures.ts';
 import { closeDeps, dropPrefix, frozenClock, testConfig, testDeps } from './support.ts';
 
 const NOW = '2024-03-15T15:00:00Z';
@@ -110,6 +119,39 @@ describe('series cache invalidation', () => {
       (r) => r.body.data[5].close === 109,
     );
     expect(updated.body.data[5].close).toBe(109);
+  });
+
+  it('serves bars the rollups write (5-minute and daily) as soon as they commit', async () => {
+    const sec = await newSecurityWithBars();
+    const daily = `/api/v2/historical/prices/${sec.ticker}?start_date=2024-03-01&end_date=2024-03-15`;
+    const intraday = `/api/v2/intraday/prices/${sec.ticker}?limit=10`;
+    expect((await cached(daily)).body.count).toBe(5);
+    expect((await cached(intraday)).body.count).toBe(0);
+    // Monday 2024-03-11, 10:30-10:40 in New York (EDT).
+    await insertTicks(deps, sec.id, [
+      { ts: '2024-03-11T14:30:05Z', price: '111.00000000', size: 10 },
+      { ts: '2024-03-11T14:36:00Z', price: '112.00000000', size: 20 },
+    ]);
+    const ctx = directContext();
+    await rollup5m(
+      deps,
+      { symbols: [sec.ticker], from: '2024-03-11T00:00:00Z', to: '2024-03-12T00:00:00Z' },
+      ctx,
+    );
+    expect(
+      (
+        await until(
+          () => get(intraday),
+          (r) => r.body.count === 2,
+        )
+      ).body.count,
+    ).toBe(2);
+    await rollup1d(deps, { symbols: [sec.ticker], from: '2024-03-11', to: '2024-03-11' }, ctx);
+    const rolled = await until(
+      () => get(daily),
+      (r) => r.body.count === 6,
+    );
+    expect(rolled.body.data[5]).toMatchObject({ date: '2024-03-11', open: 111, close: 112, volume: 30 });
   });
 
   it('does not see an uncommitted change, and sees it at commit', async () => {
