@@ -161,6 +161,7 @@ export function createSeriesCache(opts: {
       retry = undefined;
       void connect();
     }, delay);
+    retry.unref();
     delay = Math.min(delay * 2, 5000);
   };
 
