@@ -27,17 +27,28 @@ import { jobsRoutes } from './routes/jobs.ts';
 import { pricesRoutes } from './routes/prices.ts';
 import { stocksRoutes } from './routes/stocks.ts';
 import { watchlistRoutes } from './routes/watchlist.ts';
+import { createSeriesCache, type SeriesCache } from './series-cache.ts';
 
 /** Probes and scrapes arrive every few seconds: log them at debug so they do not drown the rest. */
 const QUIET_PATHS = new Set(['/health', '/ready', '/metrics']);
 
 const closers = new WeakMap<express.Express, () => Promise<void>>();
+const seriesCaches = new WeakMap<express.Express, SeriesCache>();
+
+/** The app's series cache (api/series-cache.ts), undefined when API_SERIES_CACHE_MB is 0. */
+export function seriesCacheOf(app: express.Express): SeriesCache | undefined {
+  return seriesCaches.get(app);
+}
 
 /** Every declared route, in mount order. Exported for tools that need the table (docs, tests). */
-export function apiRoutes(deps: Deps, queues: QueueSet): RouteDef[] {
+export function apiRoutes(
+  deps: Deps,
+  queues: QueueSet,
+  opts: { seriesCache?: SeriesCache } = {},
+): RouteDef[] {
   return [
     ...healthRoutes(deps),
-    ...pricesRoutes(deps),
+    ...pricesRoutes(deps, opts),
     ...analyticsRoutes(deps),
     ...stocksRoutes(deps, queues),
     ...watchlistRoutes(deps),
@@ -91,7 +102,7 @@ function securityHeaders(publicUrl: string): { strict: RequestHandler; docs: Req
 
 export async function createApp(
   deps: Deps,
-  opts: { queues: QueueSet; auth: Auth },
+  opts: { queues: QueueSet; auth: Auth; seriesCache?: { retryMs?: number; heartbeatMs?: number } },
 ): Promise<express.Express> {
   const app = express();
   app.disable('x-powered-by');
@@ -102,9 +113,21 @@ export async function createApp(
     connect: () => createRedis(deps.config, { forWorker: true, logger: deps.logger, name: 'metrics' }),
     logger: deps.logger,
   });
-  closers.set(app, () => metrics.close());
+  const seriesCache =
+    deps.config.api.seriesCacheBytes > 0
+      ? createSeriesCache({
+          databaseUrl: deps.config.db.url,
+          maxBytes: deps.config.api.seriesCacheBytes,
+          logger: deps.logger,
+          ...opts.seriesCache,
+        })
+      : undefined;
+  if (seriesCache) seriesCaches.set(app, seriesCache);
+  closers.set(app, async () => {
+    await Promise.allSettled([metrics.close(), seriesCache?.close()]);
+  });
   try {
-    mountAll(app, deps, opts, metrics);
+    mountAll(app, deps, opts, metrics, seriesCache);
   } catch (err) {
     await closeApp(app);
     throw err;
@@ -117,6 +140,7 @@ function mountAll(
   deps: Deps,
   opts: { queues: QueueSet; auth: Auth },
   metrics: Metrics,
+  seriesCache: SeriesCache | undefined,
 ): void {
   const { config, logger } = deps;
   const { auth, queues } = opts;
@@ -125,7 +149,7 @@ function mountAll(
   app.use(metrics.middleware);
   app.use((req, res, next) => (req.path.startsWith('/docs') ? headers.docs : headers.strict)(req, res, next));
 
-  const routes = apiRoutes(deps, queues);
+  const routes = apiRoutes(deps, queues, seriesCache ? { seriesCache } : {});
   const guard = (access: Access): RequestHandler[] =>
     access === 'public' ? [] : [auth.requireScope(access)];
 

@@ -108,11 +108,12 @@ export class Reply<T> {
 
 /**
  * A 200 body already serialized as JSON (by PostgreSQL: repositories' `…Json` reads), written as
- * it is: no JSON.stringify and no ETag (see ARCHITECTURE.md, Decisions: serving history).
+ * it is: no JSON.stringify and no ETag (see ARCHITECTURE.md, Decisions: serving history). A Buffer
+ * is UTF-8 JSON already encoded (the series cache keeps its bodies so).
  */
 export class JsonText {
-  readonly text: string;
-  constructor(text: string) {
+  readonly text: string | Buffer;
+  constructor(text: string | Buffer) {
     this.text = text;
   }
 }
@@ -236,7 +237,7 @@ export function mountRoutes(
       const body = parsePart(route.body, req.body ?? {}, 'body');
       const out = await route.handler({ params, query, body, req });
       if (out instanceof JsonText) {
-        const body = Buffer.from(out.text, 'utf8');
+        const body = typeof out.text === 'string' ? Buffer.from(out.text, 'utf8') : out.text;
         res.status(route.status ?? 200);
         res.setHeader('Content-Type', 'application/json; charset=utf-8');
         res.setHeader('Content-Length', body.length);

@@ -6,7 +6,10 @@
  *
  * Figures: closed-loop throughput with BENCH_API_CONNECTIONS (default 20) connections for
  * BENCH_API_SECONDS (default 5) each, as ratios to /health; then p50/p99 at a fixed offered rate
- * of BENCH_API_RATE (default 500) requests per second (open loop).
+ * of BENCH_API_RATE (default 500) requests per second (open loop). Each series endpoint is measured
+ * twice: through the app as configured (series cache on unless API_SERIES_CACHE_MB=0; its hit ratio
+ * during each load is reported, so a reader knows what was measured) and through a second app on
+ * the same pool with the cache off (every request reads PostgreSQL).
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -15,7 +18,7 @@ import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { closeApp, createApp } from '../api/app.ts';
+import { closeApp, createApp, seriesCacheOf } from '../api/app.ts';
 import { createClient } from '../api/auth/accounts.ts';
 import { createAuth } from '../api/auth/index.ts';
 import { loadConfig } from '../core/config.ts';
@@ -33,13 +36,22 @@ async function load(opts: LoadOptions): Promise<LoadResult> {
   return JSON.parse(stdout) as LoadResult;
 }
 
+/** A load's result with the series cache's hit ratio during it (null: no cache). */
+export type SeriesLoadResult = LoadResult & { hitRatio: number | null };
+
 export interface ApiBenchResult {
   health: LoadResult;
-  historical: LoadResult;
-  intraday: LoadResult;
-  historicalAtRate: LoadResult;
-  intradayAtRate: LoadResult;
+  historical: SeriesLoadResult;
+  intraday: SeriesLoadResult;
+  historicalAtRate: SeriesLoadResult;
+  intradayAtRate: SeriesLoadResult;
+  historicalUncached: SeriesLoadResult;
+  intradayUncached: SeriesLoadResult;
+  historicalUncachedAtRate: SeriesLoadResult;
+  intradayUncachedAtRate: SeriesLoadResult;
   rate: number;
+  /** Whether the configured app has a series cache (API_SERIES_CACHE_MB > 0). */
+  cached: boolean;
 }
 
 export async function benchApi(opts: {
@@ -61,10 +73,19 @@ export async function benchApi(opts: {
   const queues = createQueues(config);
   const auth = await createAuth(deps);
   const app = await createApp(deps, { queues, auth });
+  const cache = seriesCacheOf(app);
+  // The same process, pool and auth with the cache off: what every request costs PostgreSQL.
+  const plainApp = await createApp(
+    { ...deps, config: { ...config, api: { ...config.api, seriesCacheBytes: 0 } } },
+    { queues, auth },
+  );
   const server = app.listen(0, '127.0.0.1');
-  await once(server, 'listening');
+  const plainServer = plainApp.listen(0, '127.0.0.1');
+  await Promise.all([once(server, 'listening'), once(plainServer, 'listening')]);
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const plainBase = `http://127.0.0.1:${(plainServer.address() as AddressInfo).port}`;
   try {
+    await cache?.listening();
     const ticker = `BENCH${randomBytes(2).toString('hex').toUpperCase()}`;
     const [sec] = await deps
       .db('securities')
@@ -121,21 +142,58 @@ export async function benchApi(opts: {
       const body = (await res.json()) as { count?: number };
       if (name !== 'health') opts.log(`${name}: ${body.count} rows per response`);
     }
-    const closed = (url: string): Promise<LoadResult> =>
-      load({ url, headers, connections: opts.connections, seconds: opts.seconds });
+    const plain = (url: string): string => plainBase + url.slice(base.length);
+    /** One load, with the hit ratio of this app's cache during it. */
+    const measure = async (url: string, rate?: number): Promise<SeriesLoadResult> => {
+      const own = url.startsWith(base) ? cache : undefined;
+      const before = own?.stats();
+      const res = await load({
+        url,
+        headers,
+        connections: opts.connections,
+        seconds: opts.seconds,
+        ...(rate ? { rate } : {}),
+      });
+      const after = own?.stats();
+      const looked = before && after ? after.hits + after.misses - before.hits - before.misses : 0;
+      return { ...res, hitRatio: before && after && looked > 0 ? (after.hits - before.hits) / looked : null };
+    };
     // Warm-up (JIT, pool connections, key cache), not reported.
     await load({ url: urls.historical, headers, connections: opts.connections, seconds: 1 });
-    const health = await closed(urls.health);
-    const historical = await closed(urls.historical);
-    const intraday = await closed(urls.intraday);
-    const atRate = (url: string): Promise<LoadResult> =>
-      load({ url, headers, connections: opts.connections, seconds: opts.seconds, rate: opts.rate });
-    const historicalAtRate = await atRate(urls.historical);
-    const intradayAtRate = await atRate(urls.intraday);
-    return { health, historical, intraday, historicalAtRate, intradayAtRate, rate: opts.rate };
+    await load({ url: plain(urls.historical), headers, connections: opts.connections, seconds: 1 });
+    const health = await load({
+      url: urls.health,
+      headers,
+      connections: opts.connections,
+      seconds: opts.seconds,
+    });
+    const historical = await measure(urls.historical);
+    const intraday = await measure(urls.intraday);
+    const historicalUncached = await measure(plain(urls.historical));
+    const intradayUncached = await measure(plain(urls.intraday));
+    const historicalAtRate = await measure(urls.historical, opts.rate);
+    const intradayAtRate = await measure(urls.intraday, opts.rate);
+    const historicalUncachedAtRate = await measure(plain(urls.historical), opts.rate);
+    const intradayUncachedAtRate = await measure(plain(urls.intraday), opts.rate);
+    return {
+      health,
+      historical,
+      intraday,
+      historicalAtRate,
+      intradayAtRate,
+      historicalUncached,
+      intradayUncached,
+      historicalUncachedAtRate,
+      intradayUncachedAtRate,
+      rate: opts.rate,
+      cached: cache !== undefined,
+    };
   } finally {
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    for (const s of [server, plainServer]) {
+      s.closeAllConnections();
+      await new Promise<void>((resolve) => s.close(() => resolve()));
+    }
+    await closeApp(plainApp);
     await closeApp(app);
     await Promise.allSettled([queues.close(), auth.close()]);
     await closeDeps(deps);

@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { NYSE_TIME_ZONE } from './calendar/nyse.ts';
-import { decimalInt } from './input.ts';
+import { decimalInt, decimalNumber } from './input.ts';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
@@ -56,6 +56,8 @@ const envSchema = z.object({
 
   API_HOST: z.string().default('127.0.0.1'),
   API_PORT: decimalInt({ min: 0, max: 65535, default: 8080 }),
+  /** Memory for the API's cache of serialized price series (api/series-cache.ts), MB; 0 disables it. */
+  API_SERIES_CACHE_MB: decimalNumber({ min: 0, max: 65_536, default: 64 }),
   /** Where users reach the API; used for OAuth2 redirect URLs and as the default token issuer. */
   PUBLIC_URL: z.string().url().optional(),
 
@@ -185,7 +187,7 @@ export interface Config {
     lockMs: number;
     stalledCheckMs: number;
   };
-  api: { host: string; port: number; publicUrl: string };
+  api: { host: string; port: number; publicUrl: string; seriesCacheBytes: number };
   auth: {
     issuer: string;
     /** Base URL of the built-in provider for server-to-server calls (default: publicUrl). */
@@ -311,7 +313,12 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       lockMs: e.JOB_LOCK_MS,
       stalledCheckMs: e.JOB_STALLED_CHECK_MS,
     },
-    api: { host: e.API_HOST, port: e.API_PORT, publicUrl },
+    api: {
+      host: e.API_HOST,
+      port: e.API_PORT,
+      publicUrl,
+      seriesCacheBytes: Math.floor(e.API_SERIES_CACHE_MB * 1024 * 1024),
+    },
     auth: {
       issuer: (e.AUTH_ISSUER ?? publicUrl).replace(/\/$/, ''),
       internalUrl: (e.AUTH_INTERNAL_URL ?? publicUrl).replace(/\/$/, ''),

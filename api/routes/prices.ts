@@ -12,7 +12,9 @@
  * Intraday and historical bodies are serialized by PostgreSQL, one prepared statement per request
  * that also resolves the ticker (`…Json` in core/db/repositories/bars.ts prints the numbers exactly
  * as above), and written as they come (JsonText: no per-row objects, no JSON.stringify, no ETag).
- * The zod schemas below still document them; tests hold both paths to the same JSON.
+ * The zod schemas below still document them; tests hold both paths to the same JSON. Those bodies
+ * are kept in the series cache (api/series-cache.ts) under every input they depend on: route,
+ * ticker, the resolved dates and limit, the adjustment and its as-of date (today).
  */
 import { z } from 'zod';
 import { NYSE_TIME_ZONE } from '../../core/calendar/nyse.ts';
@@ -20,6 +22,7 @@ import type { SecurityRecord } from '../../core/db/repositories/securities.ts';
 import type { Deps } from '../../core/deps.ts';
 import { calendarDate, decimalInt } from '../../core/input.ts';
 import { BadRequestError, defineRoute, JsonText, NotFoundError, type RouteDef } from '../http.ts';
+import type { SeriesCache } from '../series-cache.ts';
 
 const TICKER = /^[A-Z0-9._=^-]{1,20}$/;
 const MAX_YEARS = 20;
@@ -147,8 +150,29 @@ export async function securityOr404(deps: Deps, symbol: string): Promise<Securit
   return found;
 }
 
-export function pricesRoutes(deps: Deps): RouteDef[] {
+/**
+ * The body of a series route: from the cache, or read (`read` resolves the ticker; undefined is a
+ * 404, never cached) and stored unless its security changed during the read.
+ */
+async function cachedSeries(
+  cache: SeriesCache | undefined,
+  key: string,
+  read: () => Promise<{ securityId: number; body: string } | undefined>,
+  symbol: string,
+): Promise<JsonText> {
+  const hit = cache?.get(key);
+  if (hit) return new JsonText(hit);
+  const ticket = cache?.begin();
+  const out = await read();
+  if (!out) throw unknownSymbol(symbol);
+  const body = Buffer.from(out.body, 'utf8');
+  if (cache && ticket) cache.store(ticket, key, out.securityId, body);
+  return new JsonText(body);
+}
+
+export function pricesRoutes(deps: Deps, opts: { seriesCache?: SeriesCache } = {}): RouteDef[] {
   const { repos, clock } = deps;
+  const { seriesCache } = opts;
   const security = (symbol: string) => securityOr404(deps, symbol);
 
   return [
@@ -203,11 +227,22 @@ export function pricesRoutes(deps: Deps): RouteDef[] {
       errors: [404],
       async handler({ params, query }) {
         // Serialized by PostgreSQL (JsonSeries): the same JSON as mapping latest5m's records.
-        const series = await repos.bars.latest5mJson(params.symbol, query.limit);
-        if (!series) throw unknownSymbol(params.symbol);
-        return new JsonText(
-          `{"symbol":${JSON.stringify(series.ticker)},"interval":${JSON.stringify(query.interval)},` +
-            `"timezone":${JSON.stringify(NYSE_TIME_ZONE)},"count":${series.count},"data":${series.json}}`,
+        const key = `intraday|${params.symbol}|${query.interval}|${query.limit}`;
+        return cachedSeries(
+          seriesCache,
+          key,
+          async () => {
+            const series = await repos.bars.latest5mJson(params.symbol, query.limit);
+            return (
+              series && {
+                securityId: series.securityId,
+                body:
+                  `{"symbol":${JSON.stringify(series.ticker)},"interval":${JSON.stringify(query.interval)},` +
+                  `"timezone":${JSON.stringify(NYSE_TIME_ZONE)},"count":${series.count},"data":${series.json}}`,
+              }
+            );
+          },
+          params.symbol,
         );
       },
     }),
@@ -239,14 +274,25 @@ export function pricesRoutes(deps: Deps): RouteDef[] {
           throw BadRequestError.field('query.start_date', `range must not exceed ${MAX_YEARS} years`);
         }
         // Serialized by PostgreSQL (JsonSeries): the same JSON as mapping daily's records.
-        const series = await repos.bars.dailyJson(params.symbol, start, end, {
-          adjust: query.adjusted,
-          asOf: today,
-        });
-        if (!series) throw unknownSymbol(params.symbol);
-        return new JsonText(
-          `{"symbol":${JSON.stringify(series.ticker)},"start_date":"${start}","end_date":"${end}",` +
-            `"adjusted":"${query.adjusted}","count":${series.count},"data":${series.json}}`,
+        const key = `historical|${params.symbol}|${start}|${end}|${query.adjusted}|${today}`;
+        return cachedSeries(
+          seriesCache,
+          key,
+          async () => {
+            const series = await repos.bars.dailyJson(params.symbol, start, end, {
+              adjust: query.adjusted,
+              asOf: today,
+            });
+            return (
+              series && {
+                securityId: series.securityId,
+                body:
+                  `{"symbol":${JSON.stringify(series.ticker)},"start_date":"${start}","end_date":"${end}",` +
+                  `"adjusted":"${query.adjusted}","count":${series.count},"data":${series.json}}`,
+              }
+            );
+          },
+          params.symbol,
         );
       },
     }),

@@ -118,6 +118,8 @@ const ADJUSTED_DAILY = `
  * and the rows as one JSON array text (`[]` when there are none).
  */
 export interface JsonSeries {
+  /** The security's surrogate id (what the series cache invalidates by). */
+  securityId: number;
   ticker: string;
   count: number;
   json: string;
@@ -153,7 +155,7 @@ const DAILY_ROWS_JSON = `'[' || string_agg(format(
     ), ',' order by b.session_date) || ']'`;
 
 const seriesOf = (inner: string): string => `
-  select sec.ticker, j.n, coalesce(j.data, '[]') as data
+  select sec.id, sec.ticker, j.n, coalesce(j.data, '[]') as data
     from securities sec
    cross join lateral (${inner}) j
    where sec.ticker = $1`;
@@ -206,13 +208,16 @@ const LATEST_5M_JSON = seriesOf(`
              order by bucket desc limit $2) x`);
 
 interface JsonSeriesRow {
+  id: number;
   ticker: string;
   n: number;
   data: string;
 }
 
 const toSeries = (rows: JsonSeriesRow[]): JsonSeries | undefined =>
-  rows[0] ? { ticker: rows[0].ticker, count: rows[0].n, json: rows[0].data } : undefined;
+  rows[0]
+    ? { securityId: Number(rows[0].id), ticker: rows[0].ticker, count: rows[0].n, json: rows[0].data }
+    : undefined;
 
 export function createBarsRepository(db: Knex) {
   return {

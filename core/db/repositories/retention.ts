@@ -106,7 +106,8 @@ export function createRetentionRepository(db: Knex) {
     /**
      * Drops the given partitions of a table in one transaction (a short lock_timeout, so a long
      * query on the table makes the job retry later instead of queueing everyone behind the DROP),
-     * then prunes the bar_changes rows that now lie wholly before the table's oldest partition.
+     * notifies the API's series cache when bars went, then prunes the bar_changes rows that now
+     * lie wholly before the table's oldest partition.
      * Names are checked against the catalog: only actual partitions of `table` are dropped.
      */
     async dropPartitions(
@@ -119,6 +120,10 @@ export function createRetentionRepository(db: Knex) {
         const parts = await listPartitions(trx, table);
         const dropped = parts.filter((p) => names.includes(p.name));
         for (const p of dropped) await trx.raw('drop table ??', [p.name]);
+        // Dropping a partition fires no trigger: tell the API's series cache (delivered at commit;
+        // migrations/20261204000500_series_notify.ts) that any 5-minute series may have changed.
+        if (table === 'bars_5m' && dropped.length > 0)
+          await trx.raw(`select pg_notify('series_changed', '*')`);
         const oldest = parts.find((p) => p.from !== null && !names.includes(p.name))?.from;
         let changesPruned = 0;
         if (oldest) {
