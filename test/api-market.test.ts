@@ -62,7 +62,13 @@ const TICKS = [
 ];
 
 beforeAll(async () => {
-  deps = testDeps({ config: testConfig({ RISK_WINDOW_DAYS: '20' }), clock: frozenClock(NOW) });
+  // These tests hold the routes' own reads (SQL, serialization) to the rows they just wrote, so
+  // they run without the series cache, whose invalidation (a notification just after commit) has
+  // its own tests with waits: test/series-cache.test.ts.
+  deps = testDeps({
+    config: testConfig({ RISK_WINDOW_DAYS: '20', API_SERIES_CACHE_MB: '0' }),
+    clock: frozenClock(NOW),
+  });
   queues = createQueues(deps.config);
   auth = await createAuth(deps);
   app = await createApp(deps, { queues, auth });
@@ -562,7 +568,7 @@ describe('history serialized by PostgreSQL (issue 8)', () => {
     expect(missing.body.error.message).toBe('unknown symbol "NOSUCHI"');
   });
 
-  it('nothing is cached: a new security and new bars are served at once', async () => {
+  it('without the series cache, a new security and new bars are served at once', async () => {
     const sec = await insertSecurity(deps, { prefix: 'JS' });
     const url = `/api/v2/historical/prices/${sec.ticker}?start_date=2024-03-01&end_date=2024-03-15`;
     expect((await get(url).expect(200)).body.count).toBe(0);
