@@ -6,9 +6,38 @@
 import { randomBytes } from 'node:crypto';
 import type express from 'express';
 import request from 'supertest';
+import { closeApp, createApp } from '../api/app.ts';
 import { createClient } from '../api/auth/accounts.ts';
-import type { Scope } from '../api/auth/index.ts';
+import { createAuth, type Auth, type Scope } from '../api/auth/index.ts';
 import type { Deps } from '../core/deps.ts';
+import { createQueues, type QueueSet } from '../jobs/queues.ts';
+import { closeDeps, dropPrefix } from './support.ts';
+
+export interface TestApp {
+  app: express.Express;
+  queues: QueueSet;
+  auth: Auth;
+}
+
+/** The real API app for `deps`, with its queues and auth, as workers/api.ts builds it. */
+export async function startTestApp(
+  deps: Deps,
+  opts: { seriesCache?: { retryMs?: number; heartbeatMs?: number } } = {},
+): Promise<TestApp> {
+  const queues = createQueues(deps.config);
+  const auth = await createAuth(deps);
+  const app = await createApp(deps, { queues, auth, ...opts });
+  return { app, queues, auth };
+}
+
+/** Closes what startTestApp opened, then removes the test's queue prefix and closes `deps`. */
+export async function stopTestApp(t: TestApp, deps: Deps): Promise<void> {
+  await closeApp(t.app);
+  await t.queues.close();
+  await t.auth.close();
+  await dropPrefix(deps);
+  await closeDeps(deps);
+}
 
 /** A new security: `ticker`, or a random `<prefix><6 hex>`; USD unless `currency`. */
 export async function insertSecurity(

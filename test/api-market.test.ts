@@ -10,7 +10,7 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeApp, createApp } from '../api/app.ts';
 import { disableClient, enableClient } from '../api/auth/accounts.ts';
-import { createAuth, type Auth } from '../api/auth/index.ts';
+import { type Auth } from '../api/auth/index.ts';
 import type { RouteDef } from '../api/http.ts';
 import { analyticsRoutes } from '../api/routes/analytics.ts';
 import { pricesRoutes } from '../api/routes/prices.ts';
@@ -26,7 +26,7 @@ import {
   type ProviderSet,
 } from '../core/providers/types.ts';
 import { analyticsIndicators, analyticsRisk } from '../jobs/processors/analytics.ts';
-import { createQueues, type QueueSet } from '../jobs/queues.ts';
+import { type QueueSet } from '../jobs/queues.ts';
 import { directContext } from '../jobs/types.ts';
 import {
   clientToken,
@@ -36,8 +36,10 @@ import {
   insertSplit,
   insertTicks,
   type PriceFixture,
+  startTestApp,
+  stopTestApp,
 } from './api-fixtures.ts';
-import { closeDeps, dropPrefix, frozenClock, testConfig, testDeps } from './support.ts';
+import { frozenClock, testConfig, testDeps } from './support.ts';
 
 // Friday 2024-03-15, 11:00 in New York: the market is open.
 const NOW = '2024-03-15T15:00:00Z';
@@ -69,9 +71,7 @@ beforeAll(async () => {
     config: testConfig({ RISK_WINDOW_DAYS: '20', API_SERIES_CACHE_MB: '0' }),
     clock: frozenClock(NOW),
   });
-  queues = createQueues(deps.config);
-  auth = await createAuth(deps);
-  app = await createApp(deps, { queues, auth });
+  ({ app, queues, auth } = await startTestApp(deps));
   reader = (await clientToken(deps, app, ['results:read'])).header;
   writer = await clientToken(deps, app, ['jobs:write']);
   fx = await insertPriceFixture(deps, { bars5m: 3, lastBucket: '2024-03-15T14:55:00Z', dates: [] });
@@ -80,11 +80,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await closeApp(app);
-  await queues.close();
-  await auth.close();
-  await dropPrefix(deps);
-  await closeDeps(deps);
+  await stopTestApp({ app, queues, auth }, deps);
 });
 
 const get = (path: string, token: string = reader) => request(app).get(path).set('Authorization', token);

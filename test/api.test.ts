@@ -5,13 +5,13 @@
 import type express from 'express';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { apiRoutes, closeApp, createApp } from '../api/app.ts';
+import { apiRoutes } from '../api/app.ts';
 import { createClient } from '../api/auth/accounts.ts';
-import { createAuth, type Auth, type Scope } from '../api/auth/index.ts';
+import type { Auth, Scope } from '../api/auth/index.ts';
 import type { Deps } from '../core/deps.ts';
-import { createQueues, type QueueSet } from '../jobs/queues.ts';
-import { insertPriceFixture, type PriceFixture } from './api-fixtures.ts';
-import { closeDeps, dropPrefix, testDeps } from './support.ts';
+import { type QueueSet } from '../jobs/queues.ts';
+import { insertPriceFixture, type PriceFixture, startTestApp, stopTestApp } from './api-fixtures.ts';
+import { testDeps } from './support.ts';
 
 let deps: Deps;
 let queues: QueueSet;
@@ -36,9 +36,7 @@ async function tokenFor(scopes: Scope[]): Promise<string> {
 
 beforeAll(async () => {
   deps = testDeps();
-  queues = createQueues(deps.config);
-  auth = await createAuth(deps);
-  app = await createApp(deps, { queues, auth });
+  ({ app, queues, auth } = await startTestApp(deps));
   fx = await insertPriceFixture(deps, {
     bars5m: 12,
     lastBucket: '2024-06-03T19:55:00Z',
@@ -49,11 +47,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await closeApp(app);
-  await queues.close();
-  await auth.close();
-  await dropPrefix(deps);
-  await closeDeps(deps);
+  await stopTestApp({ app, queues, auth }, deps);
 });
 
 describe('public endpoints', () => {

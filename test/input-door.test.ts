@@ -10,17 +10,17 @@ import { Queue, QueueEvents } from 'bullmq';
 import type express from 'express';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { closeApp, createApp } from '../api/app.ts';
-import { createAuth, type Auth } from '../api/auth/index.ts';
+
+import { type Auth } from '../api/auth/index.ts';
 import { loadConfig } from '../core/config.ts';
 import type { Deps } from '../core/deps.ts';
 import { createRedis } from '../core/redis.ts';
 import { parsePayload } from '../jobs/catalogue.ts';
 import { jobOptions } from '../jobs/options.ts';
-import { createQueues, type QueueSet } from '../jobs/queues.ts';
+import { type QueueSet } from '../jobs/queues.ts';
 import { startWorkers } from '../jobs/worker-host.ts';
-import { clientToken, insertSecurity } from './api-fixtures.ts';
-import { closeDeps, dropPrefix, frozenClock, testDeps } from './support.ts';
+import { clientToken, insertSecurity, startTestApp, stopTestApp } from './api-fixtures.ts';
+import { frozenClock, testDeps } from './support.ts';
 
 let deps: Deps;
 let queues: QueueSet;
@@ -32,20 +32,14 @@ let sym: string;
 
 beforeAll(async () => {
   deps = testDeps({ clock: frozenClock('2024-03-15T15:00:00Z') });
-  queues = createQueues(deps.config);
-  auth = await createAuth(deps);
-  app = await createApp(deps, { queues, auth });
+  ({ app, queues, auth } = await startTestApp(deps));
   reader = (await clientToken(deps, app, ['results:read'])).header;
   writer = (await clientToken(deps, app, ['jobs:write'])).header;
   sym = (await insertSecurity(deps, { prefix: 'DOOR' })).ticker;
 });
 
 afterAll(async () => {
-  await closeApp(app);
-  await queues.close();
-  await auth.close();
-  await dropPrefix(deps);
-  await closeDeps(deps);
+  await stopTestApp({ app, queues, auth }, deps);
 });
 
 const fieldsOf = (body: { error: { fields?: { path: string }[] } }) =>

@@ -10,13 +10,13 @@ import { join } from 'node:path';
 import type express from 'express';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { closeApp, createApp } from '../api/app.ts';
-import { createAuth, type Auth } from '../api/auth/index.ts';
+
+import { type Auth } from '../api/auth/index.ts';
 import { lintOpenApiFile } from '../api/openapi-cli.ts';
 import type { Deps } from '../core/deps.ts';
-import { createQueues, type QueueSet } from '../jobs/queues.ts';
-import { clientToken } from './api-fixtures.ts';
-import { closeDeps, dropPrefix, testDeps } from './support.ts';
+import { type QueueSet } from '../jobs/queues.ts';
+import { clientToken, startTestApp, stopTestApp } from './api-fixtures.ts';
+import { testDeps } from './support.ts';
 
 let deps: Deps;
 let queues: QueueSet;
@@ -25,17 +25,11 @@ let app: express.Express;
 
 beforeAll(async () => {
   deps = testDeps();
-  queues = createQueues(deps.config);
-  auth = await createAuth(deps);
-  app = await createApp(deps, { queues, auth });
+  ({ app, queues, auth } = await startTestApp(deps));
 });
 
 afterAll(async () => {
-  await closeApp(app);
-  await queues.close();
-  await auth.close();
-  await dropPrefix(deps);
-  await closeDeps(deps);
+  await stopTestApp({ app, queues, auth }, deps);
 });
 
 type Doc = { paths: Record<string, Record<string, { operationId?: string }>> };

@@ -9,11 +9,11 @@ import type express from 'express';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeApp, createApp, seriesCacheOf } from '../api/app.ts';
-import { createAuth, type Auth } from '../api/auth/index.ts';
+import { type Auth } from '../api/auth/index.ts';
 import type { SeriesCache } from '../api/series-cache.ts';
 import type { Deps } from '../core/deps.ts';
 import { rollup1d, rollup5m } from '../jobs/processors/bars-rollup.ts';
-import { createQueues, type QueueSet } from '../jobs/queues.ts';
+import { type QueueSet } from '../jobs/queues.ts';
 import { directContext } from '../jobs/types.ts';
 import {
   clientToken,
@@ -22,8 +22,10 @@ import {
   insertSplit,
   insertTicks,
   type DailyRow,
+  startTestApp,
+  stopTestApp,
 } from './api-fixtures.ts';
-import { closeDeps, dropPrefix, frozenClock, testConfig, testDeps } from './support.ts';
+import { closeDeps, frozenClock, testConfig, testDeps } from './support.ts';
 
 const NOW = '2024-03-15T15:00:00Z';
 
@@ -79,21 +81,15 @@ async function newSecurityWithBars(): Promise<{ id: number; ticker: string }> {
 
 beforeAll(async () => {
   deps = testDeps({ clock: frozenClock(NOW) });
-  queues = createQueues(deps.config);
-  auth = await createAuth(deps);
   // Slow reconnects, so a test can act while the listener is down.
-  app = await createApp(deps, { queues, auth, seriesCache: { retryMs: 1500 } });
+  ({ app, queues, auth } = await startTestApp(deps, { seriesCache: { retryMs: 1500 } }));
   cache = seriesCacheOf(app)!;
   reader = (await clientToken(deps, app, ['results:read'])).header;
   await cache.listening();
 });
 
 afterAll(async () => {
-  await closeApp(app);
-  await queues.close();
-  await auth.close();
-  await dropPrefix(deps);
-  await closeDeps(deps);
+  await stopTestApp({ app, queues, auth }, deps);
 });
 
 describe('series cache invalidation', () => {

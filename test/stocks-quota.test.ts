@@ -9,14 +9,14 @@ import { QueueEvents } from 'bullmq';
 import type express from 'express';
 import request from 'supertest';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { closeApp, createApp } from '../api/app.ts';
-import { createAuth, type Auth } from '../api/auth/index.ts';
+
+import { type Auth } from '../api/auth/index.ts';
 import type { Deps } from '../core/deps.ts';
 import { createRedis } from '../core/redis.ts';
-import { createQueues, type QueueSet } from '../jobs/queues.ts';
+import { type QueueSet } from '../jobs/queues.ts';
 import { startWorkers } from '../jobs/worker-host.ts';
-import { clientToken, insertSecurity, insertTicks } from './api-fixtures.ts';
-import { closeDeps, dropPrefix, frozenClock, testConfig, testDeps } from './support.ts';
+import { clientToken, insertSecurity, insertTicks, startTestApp, stopTestApp } from './api-fixtures.ts';
+import { frozenClock, testConfig, testDeps } from './support.ts';
 
 // Friday 2024-03-15, 11:00 in New York: the market is open, so a stored quote from yesterday is stale.
 const NOW = '2024-03-15T15:00:00Z';
@@ -33,18 +33,12 @@ beforeAll(async () => {
     config: testConfig({ SYNTHETIC_REQUESTS_PER_MINUTE: String(PER_MINUTE) }),
     clock: frozenClock(NOW),
   });
-  queues = createQueues(deps.config);
-  auth = await createAuth(deps);
-  app = await createApp(deps, { queues, auth });
+  ({ app, queues, auth } = await startTestApp(deps));
   reader = (await clientToken(deps, app, ['results:read'])).header;
 });
 
 afterAll(async () => {
-  await closeApp(app);
-  await queues.close();
-  await auth.close();
-  await dropPrefix(deps);
-  await closeDeps(deps);
+  await stopTestApp({ app, queues, auth }, deps);
 });
 
 const lane = () => queues.get('prices.quote', 'synthetic');
