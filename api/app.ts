@@ -24,6 +24,7 @@ import { buildOpenApiDocument } from './openapi.ts';
 import { analyticsRoutes } from './routes/analytics.ts';
 import { healthRoutes } from './routes/health.ts';
 import { jobsRoutes } from './routes/jobs.ts';
+import { marginRoutes } from './routes/margin.ts';
 import { pricesRoutes } from './routes/prices.ts';
 import { stocksRoutes } from './routes/stocks.ts';
 import { watchlistRoutes } from './routes/watchlist.ts';
@@ -52,6 +53,7 @@ export function apiRoutes(
     ...analyticsRoutes(deps),
     ...stocksRoutes(deps, queues),
     ...watchlistRoutes(deps),
+    ...marginRoutes(deps),
     ...jobsRoutes(queues),
   ];
 }

@@ -17,6 +17,7 @@ const errorDescriptions: Record<number, string> = {
   409: 'Conflict.',
   413: 'Body larger than the limit.',
   415: 'Body is not application/json.',
+  422: 'Understood but cannot be answered from the stored data; `error.fields` names what is missing.',
   502: 'The upstream price provider failed.',
   503: 'Unavailable for now (a rate-limiting price provider, or Redis unreachable); see Retry-After.',
 };

@@ -8,6 +8,7 @@ import { createAuthRepository } from './auth.ts';
 import { createBarsRepository } from './bars.ts';
 import { createCalendarRepository } from './calendar.ts';
 import { createCheckpointsRepository } from './checkpoints.ts';
+import { createClientsRepository } from './clients.ts';
 import { createFxRepository } from './fx.ts';
 import { createGeneratorRepository } from './generator.ts';
 import { createIngestRepository } from './ingest.ts';
@@ -26,6 +27,7 @@ export function createRepositories(db: Knex) {
     bars: createBarsRepository(db),
     calendar: createCalendarRepository(db),
     checkpoints: createCheckpointsRepository(db),
+    clients: createClientsRepository(db),
     fx: createFxRepository(db),
     generator: createGeneratorRepository(db),
     ingest: createIngestRepository(db),
