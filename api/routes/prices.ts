@@ -17,7 +17,7 @@
  * ticker, the resolved dates and limit, the adjustment and its as-of date (today).
  */
 import { z } from 'zod';
-import { NYSE_TIME_ZONE } from '../../core/calendar/nyse.ts';
+import { NYSE_TIME_ZONE, sessionDateOf } from '../../core/calendar/nyse.ts';
 import type { SecurityRecord } from '../../core/db/repositories/securities.ts';
 import type { Deps } from '../../core/deps.ts';
 import { calendarDate, decimalInt } from '../../core/input.ts';
@@ -40,24 +40,6 @@ export const symbolParams = z.object({
       param: { description: 'Ticker, any case.' },
     }),
 });
-
-const dateFormats = new Map<string, Intl.DateTimeFormat>();
-
-/** Today's date in the exchange time zone, 'YYYY-MM-DD'. */
-function todayIn(timeZone: string, now: Date): string {
-  // en-CA formats as YYYY-MM-DD. Building a formatter costs ~100 µs (time zone data); keep one per zone.
-  let format = dateFormats.get(timeZone);
-  if (!format) {
-    format = new Intl.DateTimeFormat('en-CA', {
-      timeZone,
-      year: 'numeric',
-      month: '2-digit',
-      day: '2-digit',
-    });
-    dateFormats.set(timeZone, format);
-  }
-  return format.format(now);
-}
 
 function addYears(date: string, years: number): string {
   const [y, m, d] = date.split('-').map(Number) as [number, number, number];
@@ -265,7 +247,7 @@ export function pricesRoutes(deps: Deps, opts: { seriesCache?: SeriesCache } = {
       response: HistoricalPrices,
       errors: [404],
       async handler({ params, query }) {
-        const today = todayIn(NYSE_TIME_ZONE, clock.now());
+        const today = sessionDateOf(clock.now());
         const end = query.end_date ?? today;
         const start = query.start_date ?? addYears(end, -1);
         if (start > end)

@@ -93,7 +93,7 @@ const toDaily = (r: DailyBarRow): DailyBarRecord => ({
  * numeric arithmetic, prices rounded to the column's 8 decimals (half away from zero), volumes to
  * whole shares.
  */
-const ADJUSTED_DAILY = `
+const adjustedDaily = (p: { id: string; from: string; to: string; asOf: string; all: string }): string => `
   select b.session_date,
          round(b.open * k.m / k.s, 8) as open,
          round(b.high * k.m / k.s, 8) as high,
@@ -104,13 +104,15 @@ const ADJUSTED_DAILY = `
          round(b.vwap * k.m / k.s, 8) as vwap,
          b.trade_count
     from bars_1d b
-    left join price_adjustments(array[:id]::int[], :asOf::date) f
+    left join price_adjustments(array[${p.id}]::int[], ${p.asOf}::date) f
       on b.session_date >= f.valid_from and b.session_date < f.valid_to
     cross join lateral (
       select coalesce(f.split_factor, 1) as s,
-             case when :all::boolean then coalesce(f.dividend_factor, 1) else 1 end as m
+             case when ${p.all}::boolean then coalesce(f.dividend_factor, 1) else 1 end as m
     ) k
-   where b.security_id = :id and b.session_date between :from and :to
+   where b.security_id = ${p.id} and b.session_date between ${p.from}::date and ${p.to}::date`;
+
+const ADJUSTED_DAILY = `${adjustedDaily({ id: ':id', from: ':from', to: ':to', asOf: ':asOf', all: ':all' })}
    order by b.session_date`;
 
 /**
@@ -173,26 +175,8 @@ const DAILY_JSON = seriesOf(`
  */
 const ADJUSTED_DAILY_JSON = seriesOf(`
     select count(*)::int as n, ${DAILY_ROWS_JSON} as data
-      from (
-        select a.session_date,
-               round(a.open * k.m / k.s, 8) as open,
-               round(a.high * k.m / k.s, 8) as high,
-               round(a.low * k.m / k.s, 8) as low,
-               round(a.close * k.m / k.s, 8) as close,
-               a.adj_close,
-               round(a.volume * k.s)::bigint as volume,
-               round(a.vwap * k.m / k.s, 8) as vwap,
-               a.trade_count
-          from bars_1d a
-          left join price_adjustments(array[sec.id], $4::date) f
-            on a.session_date >= f.valid_from and a.session_date < f.valid_to
-         cross join lateral (
-           select coalesce(f.split_factor, 1) as s,
-                  case when $5::boolean then coalesce(f.dividend_factor, 1) else 1 end as m
-         ) k
-         where a.security_id = sec.id and a.session_date between $2::date and $3::date
-        offset 0
-      ) b`);
+      from (${adjustedDaily({ id: 'sec.id', from: '$2', to: '$3', asOf: '$4', all: '$5' })}
+            offset 0) b`);
 
 /** As latest5m, as JSON. $1 ticker, $2 limit. */
 const LATEST_5M_JSON = seriesOf(`
