@@ -17,6 +17,47 @@ const instants = dateRange({ kind: 'instant', maxYears: MAX_RANGE_YEARS });
 const currency = z.string().regex(/^[A-Z]{3}$/, 'must be an ISO 4217 code like EUR');
 const ticker = z.string().regex(/^[A-Z0-9._=^-]{1,20}$/, 'must be an upper-case ticker');
 const provider = z.enum(['synthetic', 'yahoo', 'alphavantage']);
+const portfolioIds = z
+  .array(z.string().regex(/^PORT-[0-9]{3,}$/, 'must be a portfolio id like PORT-001'))
+  .min(1)
+  .max(1000);
+/** An accounting period: a quarter, a month, or an inclusive from/to; none = the job's default. */
+const period = {
+  quarter: z
+    .string()
+    .regex(/^[0-9]{4}Q[1-4]$/, 'must be a quarter like 2025Q1')
+    .optional(),
+  month: z
+    .string()
+    .regex(/^[0-9]{4}-(0[1-9]|1[0-2])$/, 'must be a month like 2025-03')
+    .optional(),
+  from: isoDate.optional(),
+  to: isoDate.optional(),
+  portfolioIds: portfolioIds.optional(),
+};
+/** At most one of quarter, month and from/to; from and to come together. */
+function onePeriod(value: Record<string, unknown>, ctx: z.RefinementCtx): void {
+  const given = ['quarter', 'month', 'from', 'to'].filter((k) => value[k] !== undefined);
+  if (given.includes('quarter') && given.length > 1)
+    ctx.addIssue({
+      code: 'custom',
+      path: ['quarter'],
+      message: `give one of quarter, month or from/to, not ${given.join(' and ')}`,
+    });
+  else if (given.includes('month') && given.length > 1)
+    ctx.addIssue({
+      code: 'custom',
+      path: ['month'],
+      message: `give one of quarter, month or from/to, not ${given.join(' and ')}`,
+    });
+  else if (given.length === 1 && (given[0] === 'from' || given[0] === 'to'))
+    ctx.addIssue({
+      code: 'custom',
+      path: [given[0] === 'from' ? 'to' : 'from'],
+      message: 'from and to come together',
+    });
+  else dates(value, ctx);
+}
 const symbols = z
   .array(z.string().regex(/^[A-Z0-9._=^-]{1,20}$/, 'must be an upper-case ticker'))
   .min(1)
@@ -107,6 +148,60 @@ export const jobCatalogue = {
       symbols: symbols.optional(),
       asOf: isoDate.optional(),
     }),
+  },
+  'corporate-actions.apply': {
+    description:
+      'Applies every corporate action whose date has come (splits, dividends, coupons, maturities) to portfolios and client accounts, exactly once per action revision (ledger), reversing corrected or cancelled ones.',
+    schema: strictObject({
+      asOf: isoDate.optional(),
+      actionIds: z.array(z.string().min(1).max(200)).min(1).max(5000).optional(),
+    }),
+  },
+  'holdings.snapshot': {
+    description:
+      'Derives each portfolio’s daily holdings from its trades and applied corporate actions, valued at the day’s close and FX in the base currency.',
+    schema: strictObject({
+      date: isoDate.optional(),
+      from: isoDate.optional(),
+      to: isoDate.optional(),
+      portfolioIds: portfolioIds.optional(),
+    }).superRefine((value, ctx) => {
+      if (value.date !== undefined && (value.from !== undefined || value.to !== undefined))
+        ctx.addIssue({ code: 'custom', path: ['date'], message: 'give date or from/to, not both' });
+      else if ((value.from === undefined) !== (value.to === undefined))
+        ctx.addIssue({
+          code: 'custom',
+          path: [value.from === undefined ? 'from' : 'to'],
+          message: 'from and to come together',
+        });
+      else dates(value, ctx);
+    }),
+  },
+  'variance.quarterly': {
+    description:
+      'Attributes each holding’s change in market value over a period to corporate-action, quantity, price and FX effects (SPEC §8, decimal, to the cent).',
+    schema: strictObject(period).superRefine(onePeriod),
+  },
+  'margin.nightly': {
+    description:
+      'After the close: margin per client (FINRA 4210 + house rules) as a flow over client batches; writes snapshots and issues, updates or closes margin calls.',
+    schema: strictObject({
+      runDate: isoDate.optional(),
+      clientIds: z.array(z.number().int().min(1).max(2_147_483_647)).min(1).max(100_000).optional(),
+    }),
+  },
+  'margin.batch': {
+    description:
+      'One batch of margin.nightly: the snapshots of a range of clients for one run date (set-based SQL).',
+    schema: strictObject({
+      runDate: isoDate,
+      clientIds: z.array(z.number().int().min(1).max(2_147_483_647)).min(1).max(100_000),
+    }),
+  },
+  'reports.variance-excel': {
+    description:
+      'Renders the variance attribution of a period as an Excel workbook (streamed), stores it and catalogues it in report_runs.',
+    schema: strictObject(period).superRefine(onePeriod),
   },
   'maintenance.retention': {
     description:

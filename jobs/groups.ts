@@ -9,7 +9,16 @@
 import { jobNames, type JobName } from './catalogue.ts';
 import { allQueueNames, queueNamesOf } from './queues.ts';
 
-export const WORKER_GROUPS = ['quotes', 'ingest', 'rollups', 'analytics', 'maintenance'] as const;
+export const WORKER_GROUPS = [
+  'quotes',
+  'ingest',
+  'rollups',
+  'analytics',
+  'books',
+  'margin',
+  'reports',
+  'maintenance',
+] as const;
 export type WorkerGroup = (typeof WORKER_GROUPS)[number];
 
 export const groupOf: Record<JobName, WorkerGroup> = {
@@ -27,6 +36,15 @@ export const groupOf: Record<JobName, WorkerGroup> = {
   // CPU-heavy in the worker (indicators, risk).
   'analytics.indicators': 'analytics',
   'analytics.risk': 'analytics',
+  // Portfolio accounting: set-based SQL in decimal, daily and quarterly.
+  'corporate-actions.apply': 'books',
+  'holdings.snapshot': 'books',
+  'variance.quarterly': 'books',
+  // The nightly margin run fans out over client batches; hosts of this group share it.
+  'margin.nightly': 'margin',
+  'margin.batch': 'margin',
+  // Memory- and time-bounded rendering, kept apart from the rest.
+  'reports.variance-excel': 'reports',
   'maintenance.retention': 'maintenance',
 };
 

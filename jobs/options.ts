@@ -192,6 +192,56 @@ export const jobOptions: Record<JobName, JobTableEntry> = {
     concurrency: 1,
     schedules: [{ id: 'analytics.risk:after-close', pattern: '45 16 * * 1-5', tz: NY, payload: {} }],
   },
+  'corporate-actions.apply': {
+    // Idempotent by its ledger: a retry, a second worker or a takeover skips what is applied.
+    job: { ...keep, ...retrying },
+    stalls: STALLS,
+    concurrency: 1,
+    // Before the open: actions going ex today change what the books hold from the first trade.
+    // Cron cannot name trading days; on a holiday the run finds nothing new to apply.
+    schedules: [{ id: 'corporate-actions.apply:pre-open', pattern: '0 8 * * 1-5', tz: NY, payload: {} }],
+  },
+  'holdings.snapshot': {
+    job: { ...keep, ...retrying },
+    stalls: STALLS,
+    concurrency: 1,
+    // After the close and the day's FX rates (17:30).
+    schedules: [{ id: 'holdings.snapshot:after-close', pattern: '45 17 * * 1-5', tz: NY, payload: {} }],
+  },
+  'variance.quarterly': {
+    job: { ...keep, ...retrying },
+    stalls: STALLS,
+    concurrency: 1,
+    // "The first trading day after each quarter end, 06:00": cron fires on the first weekdays of
+    // the quarter's first month and the job runs only on the first trading day (NYSE calendar).
+    schedules: [
+      {
+        id: 'variance.quarterly:after-quarter-end',
+        pattern: '0 6 1-7 1,4,7,10 1-5',
+        tz: NY,
+        payload: {},
+      },
+    ],
+  },
+  'margin.nightly': {
+    job: { ...keep, ...retrying },
+    stalls: STALLS,
+    concurrency: 1,
+    schedules: [{ id: 'margin.nightly:after-close', pattern: '15 17 * * 1-5', tz: NY, payload: {} }],
+  },
+  'margin.batch': {
+    job: { ...keep, ...retrying },
+    stalls: STALLS,
+    schedules: [],
+  },
+  'reports.variance-excel': {
+    job: { ...keep, ...retrying },
+    stalls: STALLS,
+    // One render per process: each holds a streaming workbook and a database cursor.
+    concurrency: 1,
+    // Monthly, the first trading day at 07:00 for the month just ended (the job checks the day).
+    schedules: [{ id: 'reports.variance-excel:monthly', pattern: '0 7 1-7 * 1-5', tz: NY, payload: {} }],
+  },
   'maintenance.retention': {
     job: { ...keep, ...retrying },
     stalls: STALLS,

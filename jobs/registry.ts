@@ -9,8 +9,12 @@ import { analyticsIndicators, analyticsRisk } from './processors/analytics.ts';
 import { rollup1d, rollup5m } from './processors/bars-rollup.ts';
 import { dataGenerate } from './processors/data-generate.ts';
 import { fxRates } from './processors/fx-rates.ts';
+import { corporateActionsApply } from './processors/books.ts';
+import { holdingsSnapshot, varianceQuarterly } from './processors/holdings.ts';
 import { maintenanceRetention } from './processors/maintenance.ts';
+import { marginBatch, marginNightly } from './processors/margin.ts';
 import { pricesBackfill, pricesFetch, pricesQuote } from './processors/prices.ts';
+import { reportsVarianceExcel } from './processors/reports.ts';
 import type { JobContext } from './types.ts';
 
 type AnyProcessor = (deps: Deps, payload: never, ctx: JobContext) => Promise<unknown>;
@@ -33,6 +37,12 @@ export const registrations: Registration[] = [
   register('fx.rates', fxRates),
   register('analytics.indicators', analyticsIndicators),
   register('analytics.risk', analyticsRisk),
+  register('corporate-actions.apply', corporateActionsApply),
+  register('holdings.snapshot', holdingsSnapshot),
+  register('variance.quarterly', varianceQuarterly),
+  register('margin.nightly', marginNightly),
+  register('margin.batch', marginBatch),
+  register('reports.variance-excel', reportsVarianceExcel),
   register('maintenance.retention', maintenanceRetention),
 ];
 

@@ -20,6 +20,12 @@ export const stageOf: Record<JobName, Stage> = {
   'bars.rollup-1d': 'bars',
   'analytics.indicators': 'analytics',
   'analytics.risk': 'analytics',
+  'corporate-actions.apply': 'books',
+  'holdings.snapshot': 'books',
+  'variance.quarterly': 'books',
+  'margin.nightly': 'margin',
+  'margin.batch': 'margin',
+  'reports.variance-excel': 'reports',
   'maintenance.retention': 'maintenance',
 };
 
