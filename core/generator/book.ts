@@ -1,26 +1,25 @@
 /**
- * Portfolios with quarter-end holdings and the trades between them, and the client book
- * (margin accounts, long and short positions). Quantities follow the corporate actions: a
- * split multiplies the quantity held across its ex-date and leaves total cost unchanged, a
- * matured bond leaves the portfolio.
+ * Portfolios' trades and the client book (margin accounts, long and short positions). Holdings
+ * are not written here: the holdings.snapshot job derives them from these transactions and the
+ * corporate actions the corporate-actions.apply job applies, so every trade is coherent with
+ * those actions: a quantity after a split is in post-split shares, a 1:n reverse split leaves
+ * floor(Q / n) (the fraction is paid in lieu), a sale never exceeds what is held, a full exit
+ * sells exactly that, and nothing trades at or after a bond's maturity (which closes it) or on a
+ * split's ex-date. Prices are the security's close on the trade date.
+ *
+ * The focus quarter (the last complete one, periods.ts) is scripted so the demo's attribution
+ * shows every case: see planRoles.
  */
 import { addDays } from '../calendar/nyse.ts';
-import { dailyPath, PRICE_SCALE, priceText, type DailyPath } from './paths.ts';
+import { corporateActions, dailyPath, PRICE_SCALE, priceText, type DailyPath } from './paths.ts';
+import { focusQuarter, quarterEnds } from './periods.ts';
 import { createRng, Stream, streamKey, type Rng } from './prng.ts';
-import type { Plan, SecuritySpec, SecurityType } from './universe.ts';
-import type {
-  ClientInsert,
-  HoldingInsert,
-  PortfolioInsert,
-  TransactionInsert,
-} from '../db/repositories/generator.ts';
+import { BENCHMARK_TICKER, type Plan, type SecuritySpec, type SecurityType } from './universe.ts';
+import type { ClientInsert, PortfolioInsert, TransactionInsert } from '../db/repositories/generator.ts';
 
 export interface PortfolioRow extends PortfolioInsert {
   type: 'EQUITY' | 'FIXED_INCOME' | 'MIXED' | 'HEDGE';
 }
-
-/** market_value and weight are computed in SQL from these exact decimals. */
-export type HoldingRow = HoldingInsert;
 
 export interface TransactionRow extends TransactionInsert {
   txnType: 'BUY' | 'SELL' | 'SHORT' | 'COVER';
@@ -133,50 +132,180 @@ function shuffle<T>(rng: Rng, items: T[]): T[] {
   return items;
 }
 
-/** Session indices of the last session on or before each quarter-end inside the range. */
-export function quarterEndSessions(plan: Plan): number[] {
-  const out: number[] = [];
-  for (let y = Number(plan.from.slice(0, 4)); y <= Number(plan.to.slice(0, 4)); y++) {
-    for (const md of ['03-31', '06-30', '09-30', '12-31']) {
-      const q = `${y}-${md}`;
-      if (q > plan.to) continue;
-      let idx = -1;
-      for (let s = 0; s < plan.sessions.length && (plan.sessions[s]?.date ?? '') <= q; s++) idx = s;
-      if (idx >= 0 && !out.includes(idx)) out.push(idx);
-    }
-  }
-  return out;
-}
-
 function money(x: number): string {
   return (Math.round(x * 100) / 100).toFixed(2);
 }
 
-function accrued(spec: SecuritySpec, date: string): number {
-  if (spec.couponRate === null || spec.couponFrequency === null || spec.maturityDate === null) return 0;
-  const step = 12 / spec.couponFrequency;
-  let last = spec.maturityDate;
-  for (let k = 1; last > date; k++) {
-    const y = Number(spec.maturityDate.slice(0, 4));
-    const m = Number(spec.maturityDate.slice(5, 7)) - 1 - k * step;
-    last = new Date(Date.UTC(y, m, Math.min(28, Number(spec.maturityDate.slice(8, 10)))))
-      .toISOString()
-      .slice(0, 10);
-  }
-  const days = (Date.parse(date) - Date.parse(last)) / 86_400_000;
-  return ((spec.faceValue ?? 100) * spec.couponRate * days) / 365;
+/** What a portfolio's book is built to show in the focus quarter (see planRoles). */
+export type RoleKind =
+  | 'split'
+  | 'reverse-split'
+  | 'dividend'
+  | 'coupon'
+  | 'maturity'
+  | 'fx-EUR'
+  | 'fx-GBP'
+  | 'fx-JPY'
+  | 'new-position'
+  | 'full-exit';
+
+export interface Role {
+  kind: RoleKind;
+  portfolioId: string;
+  securityId: string;
+  /** The session of the role's scripted trade in the focus quarter, if it has one. */
+  session: number | null;
 }
 
 export interface PortfolioBook {
   portfolios: PortfolioRow[];
-  holdings: HoldingRow[];
   transactions: TransactionRow[];
+  /** The securities forced into the books so the focus quarter holds every case (empty without one). */
+  roles: Role[];
+}
+
+/** An open position as the corporate-actions.apply job will carry it: splits applied up to `at`. */
+interface Position {
+  qty: number;
+  /** Session index through which the security's splits have been applied. */
+  at: number;
+}
+
+/**
+ * The quantity after the splits of sessions (pos.at, session]: a forward split of integer ratio r
+ * multiplies it, a 1:n reverse split leaves floor(Q / n) shares (the fraction is paid as cash in
+ * lieu), exactly as the apply job does. Integer arithmetic only.
+ */
+function carry(spec: SecuritySpec, pos: Position, session: number): void {
+  for (const split of spec.splits) {
+    if (split.session <= pos.at || split.session > session) continue;
+    if (split.ratio >= 1) {
+      pos.qty *= Math.round(split.ratio);
+    } else {
+      const n = Math.round(1 / split.ratio);
+      pos.qty = Math.sign(pos.qty) * Math.floor(Math.abs(pos.qty) / n);
+    }
+  }
+  pos.at = Math.max(pos.at, session);
+}
+
+function isExDate(spec: SecuritySpec, session: number): boolean {
+  return spec.splits.some((x) => x.session === session);
+}
+
+function splitIn(spec: SecuritySpec, from: number, to: number): boolean {
+  return spec.splits.some((x) => x.session > from && x.session <= to);
+}
+
+type PortfolioDef = (typeof PORTFOLIOS)[number];
+
+function eligibleFor(def: PortfolioDef, spec: SecuritySpec): boolean {
+  return def.holds.includes(spec.type) && (def.portfolioId !== 'PORT-001' || spec.currency === 'USD' || spec.type !== 'EQUITY');
+}
+
+/**
+ * Forces every case the attribution must show into the focus quarter (the last complete one):
+ * a 2:1 split and a 1:10 reverse split held across their ex-dates (the reverse split on an odd
+ * quantity, so a fraction is paid in lieu), a dividend, a coupon and a maturity on held
+ * securities, EUR, GBP and JPY holdings across both quarter ends, a position opened inside the
+ * quarter and one sold in full. Chosen from the universe's own securities and actions, in a
+ * fixed order, so the same plan always gives the same roles; a universe too small for a case
+ * simply lacks it.
+ */
+export function planRoles(plan: Plan, specs: readonly SecuritySpec[], market: Market): Role[] {
+  const focus = focusQuarter(plan);
+  if (!focus) return [];
+  const { startSession: start, endSession: end } = focus;
+  const startDate = plan.sessions[start]?.date ?? plan.from;
+  const endDate = plan.sessions[end]?.date ?? plan.to;
+  const rng = createRng(streamKey(plan.seed, Stream.roles, 1));
+  const roles: Role[] = [];
+  const used = new Set<string>();
+  const def = (id: string): PortfolioDef | undefined => PORTFOLIOS.find((d) => d.portfolioId === id);
+  const assign = (
+    kind: RoleKind,
+    candidates: readonly SecuritySpec[],
+    portfolios: readonly string[],
+    session: number | null = null,
+  ): void => {
+    for (const spec of candidates) {
+      const key = spec.securityId;
+      const portfolio = portfolios.find((p) => {
+        const d = def(p);
+        return d !== undefined && eligibleFor(d, spec) && !used.has(`${p}|${key}`);
+      });
+      if (portfolio === undefined) continue;
+      used.add(`${portfolio}|${key}`);
+      roles.push({ kind, portfolioId: portfolio, securityId: key, session });
+      return;
+    }
+  };
+  const actionsOf = (spec: SecuritySpec) => corporateActions(plan, spec, market.path(spec.index));
+  const alive = (spec: SecuritySpec): boolean => spec.lastSession >= end;
+  const equities = ['PORT-002', 'PORT-003', 'PORT-006', 'PORT-007', 'PORT-001'];
+  const splitWithin = (spec: SecuritySpec, forward: boolean): boolean =>
+    spec.splits.some((x) => x.session > start + 1 && x.session <= end && x.ratio > 1 === forward);
+
+  assign('split', specs.filter((s) => splitWithin(s, true)), equities);
+  const reverse = specs.find((s) => splitWithin(s, false));
+  if (reverse) {
+    const x = reverse.splits.find((sp) => sp.ratio < 1 && sp.session > start)?.session ?? end;
+    // A sale of post-split shares after the ex-date: it must not exceed floor(Q / 10).
+    assign('reverse-split', [reverse], equities, x + 2 <= end ? rng.int(x + 2, end) : null);
+  }
+  const dividend = (s: SecuritySpec): boolean =>
+    actionsOf(s).some((a) => a.actionType === 'DIVIDEND' && a.exDate > startDate && a.exDate <= endDate);
+  const spy = specs.filter((s) => s.ticker === BENCHMARK_TICKER);
+  assign('dividend', [...spy, ...specs.filter((s) => s.type === 'EQUITY')].filter(dividend), [
+    'PORT-001',
+    ...equities,
+  ]);
+  const credit = ['PORT-004', 'PORT-005', 'PORT-006'];
+  assign(
+    'coupon',
+    specs.filter(
+      (s) =>
+        alive(s) &&
+        actionsOf(s).some((a) => a.actionType === 'COUPON' && a.exDate > startDate && a.exDate <= endDate),
+    ),
+    credit,
+  );
+  assign(
+    'maturity',
+    specs.filter((s) => s.maturityDate !== null && s.maturityDate > startDate && s.maturityDate <= endDate)
+      .filter((s) => actionsOf(s).some((a) => a.actionType === 'MATURITY')),
+    credit,
+  );
+  for (const ccy of ['EUR', 'GBP', 'JPY'] as const) {
+    const inCcy = specs.filter((s) => s.currency === ccy && alive(s));
+    assign(
+      `fx-${ccy}`,
+      [...inCcy.filter((s) => !splitIn(s, start, end)), ...inCcy.filter((s) => splitIn(s, start, end))],
+      ['PORT-002', 'PORT-006', 'PORT-003', 'PORT-007', 'PORT-005', 'PORT-004'],
+    );
+  }
+  const len = end - start;
+  const plain = specs.filter(
+    (s) => s.type === 'EQUITY' && s.currency === 'USD' && alive(s) && !splitIn(s, start - 1, end),
+  );
+  const taken = new Set(roles.map((r) => r.securityId));
+  const fresh = plain.filter((s) => !taken.has(s.securityId));
+  assign('new-position', fresh, ['PORT-003', 'PORT-001', 'PORT-002'], start + 2 + Math.floor(len * 0.1) + rng.int(0, Math.floor(len * 0.2)));
+  const chosen = new Set(roles.map((r) => r.securityId));
+  assign(
+    'full-exit',
+    fresh.filter((s) => !chosen.has(s.securityId)),
+    ['PORT-003', 'PORT-001', 'PORT-002'],
+    start + Math.floor(len * 0.55) + rng.int(0, Math.floor(len * 0.3)),
+  );
+  return roles;
 }
 
 export function buildPortfolios(plan: Plan, specs: readonly SecuritySpec[], market: Market): PortfolioBook {
-  const snapshots = quarterEndSessions(plan);
+  const ends = quarterEnds(plan).map((q) => q.session);
+  const focus = focusQuarter(plan);
+  const roles = planRoles(plan, specs, market);
   const portfolios: PortfolioRow[] = [];
-  const holdings: HoldingRow[] = [];
   const transactions: TransactionRow[] = [];
   const perPortfolio = Math.max(6, Math.round(6 + plan.securities * 0.02));
   PORTFOLIOS.forEach((def, p) => {
@@ -189,11 +318,21 @@ export function buildPortfolios(plan: Plan, specs: readonly SecuritySpec[], mark
       inceptionDate: addDays(plan.from, -rng.int(200, 3000)),
       baseCurrency: 'USD',
     });
-    const eligible = specs.filter(
-      (s) => def.holds.includes(s.type) && (p !== 0 || s.currency === 'USD' || s.type !== 'EQUITY'),
-    );
+    const mine = roles.filter((r) => r.portfolioId === def.portfolioId);
+    const roleOf = new Map<number, Role>();
+    for (const r of mine) {
+      const spec = specs.find((s) => s.securityId === r.securityId);
+      if (spec) roleOf.set(spec.index, r);
+    }
+    // The new position is bought in the focus quarter only; every other role is held from the start.
+    const late = new Set(mine.filter((r) => r.kind === 'new-position').map((r) => r.securityId));
+    const eligible = specs.filter((s) => eligibleFor(def, s) && !late.has(s.securityId));
     const members = shuffle(rng, eligible.slice()).slice(0, perPortfolio);
-    const state = new Map<number, { qty: number; cost: number }>();
+    for (const [index] of roleOf) {
+      const spec = specs[index];
+      if (spec && !late.has(spec.securityId) && !members.includes(spec)) members.push(spec);
+    }
+    const state = new Map<number, Position>();
     let txnNo = 0;
     const trade = (spec: SecuritySpec, session: number, qty: number): void => {
       const date = plan.sessions[session]?.date ?? plan.from;
@@ -214,65 +353,82 @@ export function buildPortfolios(plan: Plan, specs: readonly SecuritySpec[], mark
         currency: spec.currency,
       });
     };
-    snapshots.forEach((s, j) => {
-      const date = plan.sessions[s]?.date ?? plan.to;
-      const prev = j > 0 ? (snapshots[j - 1] ?? -1) : -1;
+    const open = (spec: SecuritySpec, when: number, odd: boolean): void => {
+      const lot = lotOf(spec.type);
+      const fx = market.fxRate(spec.currency, plan.sessions[when]?.date ?? plan.from);
+      const unit = (market.close(spec.index, when) / PRICE_SCALE) * fx;
+      const targetUsd = 1e6 + rng.next() * 9e6;
+      const sign = spec.type === 'FUTURE' && def.type === 'HEDGE' ? -1 : 1;
+      // An odd lot (…05 shares) for the reverse split's holder, so Q × 1/10 is not whole.
+      const qty = sign * (Math.max(lot, Math.round(targetUsd / unit / lot) * lot) + (odd ? 5 : 0));
+      trade(spec, when, qty);
+      state.set(spec.index, { qty, at: when });
+    };
+    ends.forEach((s, j) => {
+      const prev = j > 0 ? (ends[j - 1] ?? -1) : -1;
+      const inFocus = focus !== undefined && s === focus.endSession;
       for (const spec of members) {
+        const role = roleOf.get(spec.index);
+        // Matured: the maturity closes the position; nothing trades in its final quarter or after.
         if (s > spec.lastSession) {
           state.delete(spec.index);
           continue;
         }
-        const lot = lotOf(spec.type);
-        let held = state.get(spec.index);
+        const held = state.get(spec.index);
         if (!held) {
-          if (j > 0 && !rng.chance(0.15)) continue;
-          const when = Math.max(0, s - rng.int(1, 40));
-          const fx = market.fxRate(spec.currency, plan.sessions[when]?.date ?? plan.from);
-          const unit = (market.close(spec.index, when) / PRICE_SCALE) * fx;
-          const targetUsd = 1e6 + rng.next() * 9e6;
-          const sign = spec.type === 'FUTURE' && def.type === 'HEDGE' ? -1 : 1;
-          const qty = sign * Math.max(lot, Math.round(targetUsd / unit / lot) * lot);
-          trade(spec, when, qty);
-          held = { qty, cost: qty * unit };
-          state.set(spec.index, held);
-        } else {
-          let lastSplit = prev;
-          for (const split of spec.splits) {
-            if (split.session > prev && split.session <= s) {
-              held.qty *= split.ratio;
-              lastSplit = Math.max(lastSplit, split.session);
-            }
-          }
-          if (rng.chance(0.35) && s > lastSplit + 1) {
-            const delta = Math.round((held.qty * (rng.next() * 0.7 - 0.3)) / lot) * lot;
-            if (delta !== 0 && Math.sign(held.qty + delta) === Math.sign(held.qty)) {
-              const when = rng.int(lastSplit + 1, s);
-              const fx = market.fxRate(spec.currency, plan.sessions[when]?.date ?? plan.from);
-              const unit = (market.close(spec.index, when) / PRICE_SCALE) * fx;
-              trade(spec, when, delta);
-              held.cost =
-                Math.sign(delta) === Math.sign(held.qty)
-                  ? held.cost + delta * unit
-                  : (held.cost * (held.qty + delta)) / held.qty;
-              held.qty += delta;
-            }
+          if (j > 0 && (role !== undefined || !rng.chance(0.15))) continue;
+          let when = Math.max(prev + 1, s - rng.int(1, 40));
+          if (isExDate(spec, when)) when = when > prev + 1 ? when - 1 : when + 1;
+          if (when > s || isExDate(spec, when)) continue;
+          open(spec, when, role?.kind === 'reverse-split');
+          continue;
+        }
+        // A role's quarter is scripted below; its earlier quarters trade like any other holding.
+        if (role !== undefined && inFocus) continue;
+        const exitNow = role === undefined && j > 0 && rng.chance(0.05);
+        const adjust = rng.chance(0.35);
+        if (!exitNow && !adjust) continue;
+        const when = rng.int(prev + 1, s);
+        if (isExDate(spec, when)) continue;
+        carry(spec, held, when);
+        if (exitNow) {
+          trade(spec, when, -held.qty);
+          state.delete(spec.index);
+          continue;
+        }
+        const lot = lotOf(spec.type);
+        const delta = Math.round((held.qty * (rng.next() * 0.7 - 0.3)) / lot) * lot;
+        if (delta !== 0 && Math.sign(held.qty + delta) === Math.sign(held.qty)) {
+          trade(spec, when, delta);
+          held.qty += delta;
+        }
+      }
+      if (!inFocus) return;
+      // The focus quarter's scripted trades, each on its role's session.
+      for (const role of mine) {
+        const spec = specs.find((x) => x.securityId === role.securityId);
+        if (!spec || role.session === null) continue;
+        if (role.kind === 'new-position') {
+          open(spec, role.session, false);
+          continue;
+        }
+        const held = state.get(spec.index);
+        if (!held) continue;
+        carry(spec, held, role.session);
+        if (role.kind === 'full-exit') {
+          trade(spec, role.session, -held.qty);
+          state.delete(spec.index);
+        } else if (role.kind === 'reverse-split') {
+          const sell = Math.floor((held.qty * 0.3) / 10) * 10;
+          if (sell > 0 && sell < held.qty) {
+            trade(spec, role.session, -sell);
+            held.qty -= sell;
           }
         }
-        const fx = market.fxRate(spec.currency, date);
-        holdings.push({
-          portfolioId: def.portfolioId,
-          securityId: spec.securityId,
-          asOfDate: date,
-          quantity: String(held.qty),
-          localPrice: priceText(market.close(spec.index, s)),
-          fxRate: fx.toFixed(10),
-          costBasis: money(held.cost),
-          accruedInterest: money(held.qty * accrued(spec, date) * fx),
-        });
       }
     });
   });
-  return { portfolios, holdings, transactions };
+  return { portfolios, transactions, roles };
 }
 
 export function buildClients(

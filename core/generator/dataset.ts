@@ -17,6 +17,7 @@ import {
   type ActionRow,
   type DailyPath,
 } from './paths.ts';
+import { focusQuarter } from './periods.ts';
 import { createRng, Stream, streamKey } from './prng.ts';
 import { TICK_SECONDS, tickBuffers, ticksInSession } from './ticks.ts';
 import {
@@ -62,7 +63,6 @@ export interface GenerateResult {
   issuers: number;
   securities: number;
   portfolios: number;
-  holdings: number;
   clients: number;
   positions: number;
   transactions: number;
@@ -423,7 +423,6 @@ export async function generateDataset(
 
   const book = buildPortfolios(plan, specs, market);
   await repo.insertPortfolios(book.portfolios);
-  await repo.insertHoldings(book.holdings);
   const clientCount =
     payload.securities === undefined
       ? SCALES[plan.scale].clients
@@ -434,9 +433,15 @@ export async function generateDataset(
   await repo.insertTransactions(transactions);
   const positions = clientBook.clients.reduce((n, c) => n + c.positions.length, 0);
   await log(
-    `portfolios: ${book.portfolios.length} portfolios, ${book.holdings.length} holdings; clients: ${clientBook.clients.length} ` +
-      `margin accounts, ${positions} positions; ${transactions.length} transactions`,
+    `portfolios: ${book.portfolios.length} portfolios (holdings are derived by holdings.snapshot); clients: ` +
+      `${clientBook.clients.length} margin accounts, ${positions} positions; ${transactions.length} transactions`,
   );
+  if (book.roles.length > 0) {
+    await log(
+      `focus quarter ${focusQuarter(plan)?.label ?? '?'}: ` +
+        book.roles.map((r) => `${r.kind} ${r.securityId} in ${r.portfolioId}`).join(', '),
+    );
+  }
   await ctx.progress(10);
 
   const chunks = tickChunks(plan, specs);
@@ -529,7 +534,6 @@ export async function generateDataset(
     issuers: universe.issuers.length,
     securities: specs.length,
     portfolios: book.portfolios.length,
-    holdings: book.holdings.length,
     clients: clientBook.clients.length,
     positions,
     transactions: transactions.length,

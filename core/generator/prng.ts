@@ -76,4 +76,5 @@ export const Stream = {
   clients: 7,
   ratings: 8,
   market: 9,
+  roles: 10,
 } as const;

@@ -5,6 +5,7 @@
  */
 import { addDays, dayOfWeek, sessionsBetween, type Session } from '../calendar/nyse.ts';
 import { cusipCheckDigit, encode, isinCheckDigit, leiWithCheck, sedolFor } from './identifiers.ts';
+import { focusQuarter } from './periods.ts';
 import { createRng, Stream, streamKey, type Rng } from './prng.ts';
 import type { IssuerInsert } from '../db/repositories/generator.ts';
 
@@ -300,6 +301,20 @@ export function buildUniverse(plan: Plan): Universe {
   const securities: SecuritySpec[] = [];
   const equities: SecuritySpec[] = [];
   let equityNo = 0;
+  let bondNo = 0;
+  // The demo attributes the last complete quarter: the 2:1 split, the 1:10 reverse split and the
+  // bond maturity that the book must show are placed inside it (from a stream of their own, after
+  // the universe's own draws, so every other security stays as it was).
+  const focus = focusQuarter(plan);
+  const roles = createRng(streamKey(plan.seed, Stream.roles, 0));
+  const inFocus = (lo: number, hi: number, last: number): number | null => {
+    if (!focus) return null;
+    const a = focus.startSession + 3;
+    const b = Math.min(focus.endSession - 3, last);
+    if (b - a < 8) return null;
+    const span = b - a;
+    return a + Math.floor(span * lo) + roles.int(0, Math.max(0, Math.floor(span * (hi - lo)) - 1));
+  };
 
   for (let index = 0; index < types.length; index++) {
     const type = types[index] ?? 'EQUITY';
@@ -370,7 +385,12 @@ export function buildUniverse(plan: Plan): Universe {
       const forced = equityNo === 1 ? 2 : equityNo === 2 ? 0.1 : equityNo === 3 ? 3 : null;
       if (hi > lo + 2) {
         if (forced !== null) {
-          spec.splits.push({ session: rng.int(lo, hi), ratio: forced });
+          const drawn = rng.int(lo, hi);
+          // The 2:1 in the first half of the focus quarter, the 1:10 in its middle (sessions after
+          // it are left for a sale of post-split shares); the 3:1 anywhere.
+          const placed =
+            forced === 2 ? inFocus(0.1, 0.35, splitSpan) : forced === 0.1 ? inFocus(0.4, 0.6, splitSpan) : null;
+          spec.splits.push({ session: placed ?? drawn, ratio: forced });
         } else if (rng.chance(0.02 * plan.years)) {
           spec.splits.push({ session: rng.int(lo, hi), ratio: rng.pick([2, 2, 2, 3, 4, 0.1]) });
         }
@@ -390,6 +410,10 @@ export function buildUniverse(plan: Plan): Universe {
       spec.maturityDate = matures
         ? weekdayOnOrAfter(addDays(plan.from, rng.int(60, Math.max(61, Math.round(plan.years * 365) - 30))))
         : weekdayOnOrAfter(addDays(plan.to, rng.int(200, 365 * 25)));
+      // The first bond matures inside the focus quarter, on a session (the book holds it to then).
+      const maturing = bondNo === 0 ? inFocus(0.5, 0.8, sessionCount - 1) : null;
+      if (maturing !== null) spec.maturityDate = plan.sessions[maturing]?.date ?? spec.maturityDate;
+      bondNo++;
       spec.assetClass = 'Fixed Income';
       spec.exchange = 'OTC';
       spec.p0 = round(92 + rng.next() * 14, 4);

@@ -95,17 +95,6 @@ export interface PortfolioInsert {
   baseCurrency: string;
 }
 
-export interface HoldingInsert {
-  portfolioId: string;
-  securityId: string;
-  asOfDate: string;
-  quantity: string;
-  localPrice: string;
-  fxRate: string;
-  costBasis: string;
-  accruedInterest: string;
-}
-
 export interface ClientInsert {
   clientCode: string;
   name: string;
@@ -348,34 +337,6 @@ export function createGeneratorRepository(db: Knex) {
       );
     },
 
-    /**
-     * Market value (Q·P·X to the cent) and weight (share of the portfolio's value that day) are
-     * computed here in numeric from the stored quantity, price and rate, so they agree exactly.
-     */
-    async insertHoldings(rows: readonly HoldingInsert[]): Promise<number> {
-      return affected(
-        `insert into holdings (portfolio_id, security_id, as_of_date, quantity, local_price, fx_rate, market_value, weight,
-           cost_basis, accrued_interest)
-         select h.p, s.id, h.d, h.q, h.lp, h.fx, h.mv,
-                coalesce(round(h.mv / nullif(sum(h.mv) over (partition by h.p, h.d), 0), 8), 0), h.cb, h.ai
-           from (select x.*, round(x.q * x.lp * x.fx, 2) as mv
-                   from unnest(?::text[], ?::text[], ?::date[], ?::numeric[], ?::numeric[], ?::numeric[], ?::numeric[],
-                               ?::numeric[]) as x(p, sec, d, q, lp, fx, cb, ai)) h
-           join securities s on s.security_id = h.sec
-         on conflict do nothing`,
-        [
-          col(rows, 'portfolioId'),
-          col(rows, 'securityId'),
-          col(rows, 'asOfDate'),
-          col(rows, 'quantity'),
-          col(rows, 'localPrice'),
-          col(rows, 'fxRate'),
-          col(rows, 'costBasis'),
-          col(rows, 'accruedInterest'),
-        ],
-      );
-    },
-
     /** Clients, one MARGIN account each (credit and debit balance), and their positions. */
     async insertClients(rows: readonly ClientInsert[]): Promise<{ clients: number; positions: number }> {
       return db.transaction(async (trx) => {
@@ -542,9 +503,6 @@ export function createGeneratorRepository(db: Knex) {
         corporate_actions: `select md5(string_agg(concat_ws('|', c.action_id, s.security_id, c.action_type, c.ex_date,
             c.record_date, c.payment_date, c.ratio, c.amount, c.currency), ',' order by c.action_id))
             from corporate_actions c join securities s on s.id = c.security_id`,
-        holdings: `select md5(string_agg(concat_ws('|', h.portfolio_id, s.security_id, h.as_of_date, h.quantity, h.local_price,
-            h.fx_rate, h.market_value, h.weight, h.cost_basis, h.accrued_interest), ','
-            order by h.portfolio_id, h.as_of_date, s.security_id)) from holdings h join securities s on s.id = h.security_id`,
         clients: `select md5(string_agg(concat_ws('|', c.client_code, c.name, a.account_type, a.currency, a.cash_balance,
             a.loan_balance), ',' order by c.client_code)) from clients c join accounts a on a.client_id = c.id`,
         positions: `select md5(string_agg(concat_ws('|', c.client_code, s.security_id, p.quantity, p.cost_basis), ','
