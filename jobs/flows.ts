@@ -31,7 +31,10 @@ export function generatePipelineSteps(
   ];
   if (books) {
     steps.push(
-      { name: 'corporate-actions.apply', data: parsePayload('corporate-actions.apply', { asOf: books.asOf }) },
+      {
+        name: 'corporate-actions.apply',
+        data: parsePayload('corporate-actions.apply', { asOf: books.asOf }),
+      },
       {
         name: 'holdings.snapshot',
         data: parsePayload('holdings.snapshot', { from: books.from, to: books.to }),

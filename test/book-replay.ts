@@ -102,7 +102,8 @@ export function replayBooks(
           const exact = q.times(r);
           if (r.lessThan(1)) {
             note(d, 'reverse-split', key);
-            if (!exact.isInteger()) note(d, 'reverse-split-fraction', `${key} ${q.toString()}×${r.toString()}`);
+            if (!exact.isInteger())
+              note(d, 'reverse-split-fraction', `${key} ${q.toString()}×${r.toString()}`);
             q = exact.isNegative() ? exact.ceil() : exact.floor();
           } else {
             note(d, 'split', key);
@@ -119,14 +120,17 @@ export function replayBooks(
       for (const t of mine.filter((x) => x.date === d)) {
         const n = new Decimal(t.quantity);
         const before = q;
-        if (matured !== null) violations.push(`${key}: ${t.type} ${t.quantity} on ${d}, after its maturity ${matured}`);
+        if (matured !== null)
+          violations.push(`${key}: ${t.type} ${t.quantity} on ${d}, after its maturity ${matured}`);
         if (t.type === 'BUY') q = q.plus(n);
         else if (t.type === 'SHORT') q = q.minus(n);
         else if (t.type === 'SELL') {
-          if (n.greaterThan(q)) violations.push(`${key}: SELL ${t.quantity} on ${d} with ${q.toString()} held`);
+          if (n.greaterThan(q))
+            violations.push(`${key}: SELL ${t.quantity} on ${d} with ${q.toString()} held`);
           q = q.minus(n);
         } else if (t.type === 'COVER') {
-          if (n.greaterThan(q.negated())) violations.push(`${key}: COVER ${t.quantity} on ${d} with ${q.toString()} held`);
+          if (n.greaterThan(q.negated()))
+            violations.push(`${key}: COVER ${t.quantity} on ${d} with ${q.toString()} held`);
           q = q.plus(n);
         } else violations.push(`${key}: unknown type ${t.type}`);
         if (before.isZero() && !q.isZero()) opened.push(d);

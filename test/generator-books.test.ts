@@ -16,6 +16,7 @@ import { booksPeriod, focusQuarter } from '../core/generator/periods.ts';
 import { buildUniverse, CURRENCIES, resolvePlan } from '../core/generator/universe.ts';
 import { dataGenerate } from '../jobs/processors/data-generate.ts';
 import { directContext } from '../jobs/types.ts';
+import { varianceSummaryLines } from '../workers/demo-summary.ts';
 import { replayBooks, type Case } from './book-replay.ts';
 import { closeDeps, frozenClock, scratchDatabase, testConfig, testDeps } from './support.ts';
 
@@ -72,30 +73,33 @@ describe('generated books (pure, the demo shape)', () => {
     [7, '2025-03-31'],
     [1, '2024-08-15'],
     [99, '2026-02-27'],
-  ])('seed %i ending %s: every case in the last complete quarter, no sale beyond the holding', (seed, end) => {
-    const { plan, book, replay } = pureBook(seed, end);
-    expect(replay.violations).toEqual([]);
-    const focus = focusQuarter(plan);
-    expect(focus?.label).toBe(replay.labels.at(-1));
-    const cases = replay.quarters.get(focus!.label);
-    expect(EVERY_CASE.filter((c) => !cases?.has(c))).toEqual([]);
-    expect(book.roles.map((r) => r.kind).sort()).toEqual(
-      [
-        'coupon',
-        'dividend',
-        'full-exit',
-        'fx-EUR',
-        'fx-GBP',
-        'fx-JPY',
-        'maturity',
-        'new-position',
-        'reverse-split',
-        'split',
-      ].sort(),
-    );
-    // Every portfolio trades.
-    expect(new Set(book.transactions.map((t) => t.portfolioId)).size).toBe(7);
-  });
+  ])(
+    'seed %i ending %s: every case in the last complete quarter, no sale beyond the holding',
+    (seed, end) => {
+      const { plan, book, replay } = pureBook(seed, end);
+      expect(replay.violations).toEqual([]);
+      const focus = focusQuarter(plan);
+      expect(focus?.label).toBe(replay.labels.at(-1));
+      const cases = replay.quarters.get(focus!.label);
+      expect(EVERY_CASE.filter((c) => !cases?.has(c))).toEqual([]);
+      expect(book.roles.map((r) => r.kind).sort()).toEqual(
+        [
+          'coupon',
+          'dividend',
+          'full-exit',
+          'fx-EUR',
+          'fx-GBP',
+          'fx-JPY',
+          'maturity',
+          'new-position',
+          'reverse-split',
+          'split',
+        ].sort(),
+      );
+      // Every portfolio trades.
+      expect(new Set(book.transactions.map((t) => t.portfolioId)).size).toBe(7);
+    },
+  );
 
   it('the demo flow asks for the same quarter the books were built for', () => {
     const { plan } = pureBook(42, '2026-12-04');
@@ -163,7 +167,14 @@ describe('generated books (pure, the demo shape)', () => {
     for (const securities of [3, 4, 8, 12]) {
       const plan = resolvePlan({ seed: 5, scale: 'small', securities, years: 0.6, endDate: '2024-12-27' });
       const { securities: specs } = buildUniverse(plan);
-      const market = new Market(plan, specs, fxRates(plan, CURRENCIES.filter((c) => c !== 'USD')));
+      const market = new Market(
+        plan,
+        specs,
+        fxRates(
+          plan,
+          CURRENCIES.filter((c) => c !== 'USD'),
+        ),
+      );
       const book = buildPortfolios(plan, specs, market);
       const actions = specs.flatMap((s) => corporateActions(plan, s, market.path(s.index)));
       const replay = replayBooks(
@@ -174,7 +185,12 @@ describe('generated books (pure, the demo shape)', () => {
           quantity: t.quantity,
           date: t.txnDate,
         })),
-        actions.map((a) => ({ security: a.securityId, type: a.actionType, exDate: a.exDate, ratio: a.ratio })),
+        actions.map((a) => ({
+          security: a.securityId,
+          type: a.actionType,
+          exDate: a.exDate,
+          ratio: a.ratio,
+        })),
         new Map(specs.map((s) => [s.securityId, s.currency])),
         plan,
       );
@@ -207,7 +223,13 @@ describe('generated books in the database (demo-sized dataset)', () => {
   }
 
   it('stored transactions and actions replay with every case in the last complete quarter', async () => {
-    const trades = await rows<{ portfolio: string; security: string; type: string; quantity: string; date: string }>(
+    const trades = await rows<{
+      portfolio: string;
+      security: string;
+      type: string;
+      quantity: string;
+      date: string;
+    }>(
       `select t.portfolio_id as portfolio, s.security_id as security, t.txn_type as type, t.quantity::text,
               t.txn_date::text as date
          from transactions t join securities s on s.id = t.security_id
@@ -263,7 +285,12 @@ describe('generated books in the database (demo-sized dataset)', () => {
   });
 
   it("clients' positions equal a replay of their transactions, none traded before a later split", async () => {
-    const diff = await rows<{ client_code: string; security_id: string; pos: string | null; replay: string | null }>(
+    const diff = await rows<{
+      client_code: string;
+      security_id: string;
+      pos: string | null;
+      replay: string | null;
+    }>(
       `with r as (
          select t.account_id, t.security_id,
                 sum(case when t.txn_type in ('BUY', 'COVER') then t.quantity else -t.quantity end) as q
@@ -284,5 +311,82 @@ describe('generated books in the database (demo-sized dataset)', () => {
     );
     expect(Number(n?.positions)).toBeGreaterThan(20);
     expect(n?.splitAfter).toBe('0');
+  });
+
+  it("sums the quarter's variance rows per portfolio in numeric for the demo's table; no rows says so", async () => {
+    const ids = (await rows<{ id: number }>('select id from securities order by id limit 2')).map(
+      (r) => r.id,
+    );
+    const row = (p: string, sec: number, v: (string | null)[], flag: string | null = null) =>
+      deps.db('variance_rows').insert({
+        portfolio_id: p,
+        security_id: sec,
+        period_label: '2026Q3',
+        period_from: '2026-07-01',
+        period_to: '2026-09-30',
+        qty_start: 1,
+        qty_end: 1,
+        mv_start: v[0],
+        mv_end: v[1],
+        corp_action_effect: v[2],
+        qty_effect: v[3],
+        price_effect: v[4],
+        fx_effect: v[5],
+        total_pnl: v[6],
+        distributions: v[7] ?? 0,
+        flag,
+      });
+    // 0.10 + 0.20 is 0.30 exactly here, as it is not in binary floating point.
+    await row('PORT-001', ids[0]!, [
+      '1000000.10',
+      '1000100.30',
+      '0.10',
+      '0.00',
+      '100.10',
+      '0.00',
+      '100.20',
+      '0.10',
+    ]);
+    await row('PORT-001', ids[1]!, ['0.20', '0.20', '0.00', '0.00', '0.00', '0.00', '0.00']);
+    await row('PORT-002', ids[0]!, ['-5.00', '-7.50', '0.00', '-1.00', '-1.50', '0.00', '-2.50']);
+    await row('PORT-002', ids[1]!, [null, null, null, null, null, null, null], 'missing price_end');
+    try {
+      const summary = await deps.repos.generator.varianceSummary('2026Q3');
+      expect(summary).toEqual([
+        expect.objectContaining({
+          portfolioId: 'PORT-001',
+          mvStart: '1000000.30',
+          total: '100.20',
+          rows: 2,
+          flagged: 0,
+        }),
+        expect.objectContaining({
+          portfolioId: 'PORT-002',
+          mvEnd: '-7.50',
+          quantity: '-1.00',
+          rows: 2,
+          flagged: 1,
+        }),
+        expect.objectContaining({
+          portfolioId: null,
+          mvStart: '999995.30',
+          total: '97.70',
+          rows: 4,
+          flagged: 1,
+        }),
+      ]);
+      const lines = varianceSummaryLines('2026Q3', summary);
+      expect(lines[0]).toMatch(/^variance 2026Q3/);
+      expect(lines.find((l) => l.startsWith('PORT-001'))).toMatch(/1,000,000\.30 +1,000,100\.50 +0\.10/);
+      expect(lines.find((l) => l.startsWith('all'))).toMatch(/97\.70 +1$/);
+      expect(lines).toContain('corp + qty + price + FX = total on every line, to the cent');
+      expect(await deps.repos.generator.varianceSummary('2026Q2')).toEqual([]);
+      expect(varianceSummaryLines('2026Q2', [])).toEqual([
+        'variance 2026Q2: variance.quarterly wrote no rows for this quarter',
+      ]);
+      expect(varianceSummaryLines(null, [])[0]).toMatch(/no complete quarter/);
+    } finally {
+      await deps.db('variance_rows').delete();
+    }
   });
 });

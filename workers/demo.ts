@@ -1,8 +1,10 @@
 /**
  * `npm run demo`: the whole product once, on a fresh machine. Creates and migrates the database,
  * starts the workers, runs data.generate -> bars.rollup-5m -> bars.rollup-1d ->
- * analytics.indicators -> analytics.risk as one BullMQ flow through the real queues with a
- * progress display, puts a few equities on the watch list (prices.fetch quotes them every minute
+ * analytics.indicators -> analytics.risk -> corporate-actions.apply (as of the range's end) ->
+ * holdings.snapshot (over the range) -> variance.quarterly (its last complete quarter) as one
+ * BullMQ flow through the real queues with a progress display, prints each portfolio's variance
+ * attribution for that quarter (workers/demo-summary.ts), puts a few equities on the watch list (prices.fetch quotes them every minute
  * in market hours, from the offline synthetic provider), then serves the API and Bull Board
  * (workers keep running, schedulers registered) and prints how to log in and get a token.
  *
@@ -24,9 +26,12 @@ import { closeApp, createApp } from '../api/app.ts';
 import { createAuth } from '../api/auth/index.ts';
 import { ensureDemoCredentials } from '../api/auth/cli.ts';
 import { jobNames, type JobInput } from '../jobs/catalogue.ts';
-import { addGeneratePipeline } from '../jobs/flows.ts';
+import { datasetPlan, GeneratePayloadError } from '../core/generator/dataset.ts';
+import { booksPeriod } from '../core/generator/periods.ts';
+import { addGeneratePipeline, generatePipelineSteps } from '../jobs/flows.ts';
 import { createQueues, progressPercent } from '../jobs/queues.ts';
 import { startWorkers, upsertSchedulers } from '../jobs/worker-host.ts';
+import { varianceSummaryLines } from './demo-summary.ts';
 import { generateFlagOptions, generatePayloadFromFlags } from './generate-flags.ts';
 
 const { values: args } = parseArgs({
@@ -45,7 +50,7 @@ if (bad.length > 0 || checked === undefined) {
   console.error(bad.join('\n'));
   process.exit(2);
 }
-const generate: JobInput<'data.generate'> = checked;
+let generate: JobInput<'data.generate'> = checked;
 
 // A person at a terminal reads progress bars and plain lines; the JSON log goes to a file then
 // (LOG_FILE, default var/demo.log). Piped or redirected, the JSON log stays on stdout.
@@ -61,23 +66,33 @@ await migrator.destroy();
 console.log(applied.length ? `migrated: ${applied.join(', ')}` : 'schema up to date');
 
 const deps = buildDeps({ name: 'demo', config });
+// The range data.generate will cover (the dataset already in this database when no end date is
+// given), so the books steps get their period explicitly: actions applied as of its end, daily
+// books over it, the attribution of its last complete quarter.
+let books: ReturnType<typeof booksPeriod>;
+try {
+  const { plan } = await datasetPlan(deps, checked);
+  books = booksPeriod(plan);
+  // The same end date, explicitly, so a session closing between now and the job cannot move it.
+  generate = { ...checked, endDate: plan.to };
+} catch (err) {
+  if (!(err instanceof GeneratePayloadError)) throw err;
+  console.error(err.message);
+  await closeDeps(deps);
+  process.exit(2);
+}
 const queues = createQueues(config);
 // The demo runs the whole pipeline in this one process, whatever WORKER_GROUPS says.
 const host = startWorkers(deps, { names: [...jobNames] });
 await upsertSchedulers(queues);
 
 const connection = createRedis(config);
-const node = await addGeneratePipeline(config, connection, generate);
-// A flow's root runs last: risk ← indicators ← rollup-1d ← rollup-5m ← generate.
+const node = await addGeneratePipeline(config, connection, generate, undefined, books);
+// A flow's root runs last: variance ← holdings ← actions ← risk ← indicators ← rollup-1d ←
+// rollup-5m ← generate.
 const chain: Job[] = [];
 for (let n: typeof node | undefined = node; n; n = n.children?.[0]) chain.unshift(n.job);
-const stepNames = [
-  'data.generate',
-  'bars.rollup-5m',
-  'bars.rollup-1d',
-  'analytics.indicators',
-  'analytics.risk',
-];
+const stepNames = generatePipelineSteps(generate, books).map((s) => s.name);
 if (chain.length !== stepNames.length || chain.some((j, i) => j.name !== stepNames[i]))
   throw new Error('pipeline flow was not created as expected');
 const steps: [string, Job][] = chain.map((job) => [job.name, job]);
@@ -93,7 +108,7 @@ const bars = new cliProgress.MultiBar(
   cliProgress.Presets.shades_classic,
 );
 const bar = new Map(
-  steps.map(([step]) => [step, bars.create(100, 0, { step: step.padEnd(20), state: 'waiting' })]),
+  steps.map(([step]) => [step, bars.create(100, 0, { step: step.padEnd(24), state: 'waiting' })]),
 );
 const started = Date.now();
 let failure: string | undefined;
@@ -132,6 +147,9 @@ const results = await Promise.all(
 );
 console.log(`\npipeline finished in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 for (const [step, result] of results) console.log(`  ${step}: ${JSON.stringify(result)}`);
+console.log('');
+const summaryRows = books.quarter === null ? [] : await deps.repos.generator.varianceSummary(books.quarter);
+for (const line of varianceSummaryLines(books.quarter, summaryRows)) console.log(`  ${line}`);
 
 const watched = await deps.repos.watchlist.list();
 if (watched.length === 0) {

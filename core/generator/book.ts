@@ -200,7 +200,10 @@ function splitIn(spec: SecuritySpec, from: number, to: number): boolean {
 type PortfolioDef = (typeof PORTFOLIOS)[number];
 
 function eligibleFor(def: PortfolioDef, spec: SecuritySpec): boolean {
-  return def.holds.includes(spec.type) && (def.portfolioId !== 'PORT-001' || spec.currency === 'USD' || spec.type !== 'EQUITY');
+  return (
+    def.holds.includes(spec.type) &&
+    (def.portfolioId !== 'PORT-001' || spec.currency === 'USD' || spec.type !== 'EQUITY')
+  );
 }
 
 /**
@@ -246,7 +249,11 @@ export function planRoles(plan: Plan, specs: readonly SecuritySpec[], market: Ma
   const splitWithin = (spec: SecuritySpec, forward: boolean): boolean =>
     spec.splits.some((x) => x.session > start + 1 && x.session <= end && x.ratio > 1 === forward);
 
-  assign('split', specs.filter((s) => splitWithin(s, true)), equities);
+  assign(
+    'split',
+    specs.filter((s) => splitWithin(s, true)),
+    equities,
+  );
   const reverse = specs.find((s) => splitWithin(s, false));
   if (reverse) {
     const x = reverse.splits.find((sp) => sp.ratio < 1 && sp.session > start)?.session ?? end;
@@ -272,7 +279,8 @@ export function planRoles(plan: Plan, specs: readonly SecuritySpec[], market: Ma
   );
   assign(
     'maturity',
-    specs.filter((s) => s.maturityDate !== null && s.maturityDate > startDate && s.maturityDate <= endDate)
+    specs
+      .filter((s) => s.maturityDate !== null && s.maturityDate > startDate && s.maturityDate <= endDate)
       .filter((s) => actionsOf(s).some((a) => a.actionType === 'MATURITY')),
     credit,
   );
@@ -290,7 +298,12 @@ export function planRoles(plan: Plan, specs: readonly SecuritySpec[], market: Ma
   );
   const taken = new Set(roles.map((r) => r.securityId));
   const fresh = plain.filter((s) => !taken.has(s.securityId));
-  assign('new-position', fresh, ['PORT-003', 'PORT-001', 'PORT-002'], start + 2 + Math.floor(len * 0.1) + rng.int(0, Math.floor(len * 0.2)));
+  assign(
+    'new-position',
+    fresh,
+    ['PORT-003', 'PORT-001', 'PORT-002'],
+    start + 2 + Math.floor(len * 0.1) + rng.int(0, Math.floor(len * 0.2)),
+  );
   const chosen = new Set(roles.map((r) => r.securityId));
   assign(
     'full-exit',

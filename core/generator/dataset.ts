@@ -324,6 +324,24 @@ export function datasetMismatchField(held: Manifest, plan: Plan): string | undef
   return 'tickSessions';
 }
 
+/**
+ * The plan data.generate will follow for this payload in this database: without an explicit end
+ * date a rerun continues the dataset already there (its manifest's last date) instead of clashing
+ * with it on another day. The demo reads it before the flow starts, to give the books steps their
+ * period (periods.ts booksPeriod). Throws GeneratePayloadError like planFor.
+ */
+export async function datasetPlan(
+  deps: Pick<Deps, 'repos' | 'clock'>,
+  payload: GenerateSpec,
+): Promise<{ plan: Plan; existing: Manifest | undefined }> {
+  const existing = await deps.repos.checkpoints.get<Manifest>(JOB_NAME, MANIFEST_KEY);
+  const plan = planFor(
+    payload.endDate === undefined && existing !== undefined ? { ...payload, endDate: existing.to } : payload,
+    deps.clock.now(),
+  );
+  return { plan, existing };
+}
+
 export async function generateDataset(
   deps: Deps,
   payload: GenerateSpec,
@@ -331,13 +349,7 @@ export async function generateDataset(
   internal: GeneratorInternals = {},
 ): Promise<GenerateResult> {
   const repo = deps.repos.generator;
-  const existing = await deps.repos.checkpoints.get<Manifest>(JOB_NAME, MANIFEST_KEY);
-  // Without an explicit end date a rerun continues the dataset already there instead of
-  // clashing with it on another day.
-  const plan = planFor(
-    payload.endDate === undefined && existing !== undefined ? { ...payload, endDate: existing.to } : payload,
-    deps.clock.now(),
-  );
+  const { plan, existing } = await datasetPlan(deps, payload);
   const mismatch = existing === undefined ? undefined : datasetMismatchField(existing, plan);
   if (existing !== undefined && mismatch !== undefined) {
     throw new GeneratePayloadError(

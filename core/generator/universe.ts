@@ -389,7 +389,11 @@ export function buildUniverse(plan: Plan): Universe {
           // The 2:1 in the first half of the focus quarter, the 1:10 in its middle (sessions after
           // it are left for a sale of post-split shares); the 3:1 anywhere.
           const placed =
-            forced === 2 ? inFocus(0.1, 0.35, splitSpan) : forced === 0.1 ? inFocus(0.4, 0.6, splitSpan) : null;
+            forced === 2
+              ? inFocus(0.1, 0.35, splitSpan)
+              : forced === 0.1
+                ? inFocus(0.4, 0.6, splitSpan)
+                : null;
           spec.splits.push({ session: placed ?? drawn, ratio: forced });
         } else if (rng.chance(0.02 * plan.years)) {
           spec.splits.push({ session: rng.int(lo, hi), ratio: rng.pick([2, 2, 2, 3, 4, 0.1]) });

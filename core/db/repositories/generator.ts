@@ -118,6 +118,22 @@ export interface TransactionInsert {
   currency: string;
 }
 
+/** One portfolio's variance over a period (portfolioId null: every portfolio), sums in numeric. */
+export interface VarianceSummaryRow {
+  portfolioId: string | null;
+  mvStart: string | null;
+  mvEnd: string | null;
+  corporateAction: string | null;
+  quantity: string | null;
+  price: string | null;
+  fx: string | null;
+  distributions: string | null;
+  total: string | null;
+  rows: number;
+  /** Rows flagged for a missing price or rate (their money columns are null, left out of the sums). */
+  flagged: number;
+}
+
 const TICK_COPY_COLUMNS = '(security_id, ts, seq, price, size, bid, ask)';
 
 /**
@@ -404,6 +420,29 @@ export function createGeneratorRepository(db: Knex) {
           col(rows, 'currency'),
         ],
       );
+    },
+
+    /**
+     * The demo's summary of a period's attribution: variance_rows summed per portfolio and over
+     * all of them (the last row, portfolioId null), in numeric, as text. Empty when the period
+     * has no rows.
+     */
+    async varianceSummary(periodLabel: string): Promise<VarianceSummaryRow[]> {
+      const res = await db.raw<{ rows: VarianceSummaryRow[] }>(
+        `select portfolio_id as "portfolioId",
+                sum(mv_start)::text as "mvStart", sum(mv_end)::text as "mvEnd",
+                sum(corp_action_effect)::text as "corporateAction", sum(qty_effect)::text as quantity,
+                sum(price_effect)::text as price, sum(fx_effect)::text as fx,
+                sum(distributions)::text as distributions, sum(total_pnl)::text as total,
+                count(*)::int as rows, (count(*) filter (where flag is not null))::int as flagged
+           from variance_rows
+          where period_label = ?
+          group by rollup (portfolio_id)
+         having count(*) > 0
+          order by portfolio_id nulls last`,
+        [periodLabel],
+      );
+      return res.rows;
     },
 
     /** Monthly partitions of a time-partitioned table covering [from, to). */
