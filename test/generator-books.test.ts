@@ -37,8 +37,8 @@ const EVERY_CASE: Case[] = [
 /** The demo's shape (workers/demo.ts defaults: small scale, 60 securities, 2 years, 20 tick sessions). */
 const demo = { scale: 'small' as const, securities: 60, years: 2, tickSessions: 20 };
 
-function pureBook(seed: number, endDate: string) {
-  const plan = resolvePlan({ seed, endDate, ...demo });
+function pureBook(seed: number, endDate: string, shape: Partial<Parameters<typeof resolvePlan>[0]> = {}) {
+  const plan = resolvePlan({ seed, endDate, ...demo, ...shape });
   const { securities } = buildUniverse(plan);
   const market = new Market(
     plan,
@@ -100,6 +100,20 @@ describe('generated books (pure, the demo shape)', () => {
       expect(new Set(book.transactions.map((t) => t.portfolioId)).size).toBe(7);
     },
   );
+
+  it.each([
+    [
+      'seed scale (1000 securities, 5 years, ticks throughout)',
+      { scale: 'seed' as const, securities: undefined, years: undefined, tickSessions: undefined },
+    ],
+    ['120 tick sessions (the whole quarter ticked)', { tickSessions: 120 }],
+    ['one year', { years: 1 }],
+  ])('also at %s', (_name, shape) => {
+    const { plan, replay } = pureBook(3, '2025-11-14', shape);
+    expect(replay.violations).toEqual([]);
+    const cases = replay.quarters.get(focusQuarter(plan)!.label);
+    expect(EVERY_CASE.filter((c) => !cases?.has(c))).toEqual([]);
+  });
 
   it('the demo flow asks for the same quarter the books were built for', () => {
     const { plan } = pureBook(42, '2026-12-04');

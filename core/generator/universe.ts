@@ -387,13 +387,11 @@ export function buildUniverse(plan: Plan): Universe {
         if (forced !== null) {
           const drawn = rng.int(lo, hi);
           // The 2:1 in the first half of the focus quarter, the 1:10 in its middle (sessions after
-          // it are left for a sale of post-split shares); the 3:1 anywhere.
-          const placed =
-            forced === 2
-              ? inFocus(0.1, 0.35, splitSpan)
-              : forced === 0.1
-                ? inFocus(0.4, 0.6, splitSpan)
-                : null;
+          // it are left for a sale of post-split shares); the 3:1 anywhere. Before the ticked
+          // sessions when the quarter has room, else anywhere in it (the jump then shows in the
+          // ticks and the bars rolled from them).
+          const [a, b] = forced === 2 ? [0.1, 0.35] : [0.4, 0.6];
+          const placed = forced === 3 ? null : (inFocus(a, b, splitSpan) ?? inFocus(a, b, sessionCount - 1));
           spec.splits.push({ session: placed ?? drawn, ratio: forced });
         } else if (rng.chance(0.02 * plan.years)) {
           spec.splits.push({ session: rng.int(lo, hi), ratio: rng.pick([2, 2, 2, 3, 4, 0.1]) });
