@@ -72,13 +72,17 @@ const quarter = z
   .string()
   .toUpperCase()
   .regex(/^[0-9]{4}Q[1-4]$/, 'must be a quarter like 2025Q1')
-  .refine(inYears, { message: `must be a quarter of a year from ${MIN_DATE.slice(0, 4)} to ${MAX_DATE.slice(0, 4)}` })
+  .refine(inYears, {
+    message: `must be a quarter of a year from ${MIN_DATE.slice(0, 4)} to ${MAX_DATE.slice(0, 4)}`,
+  })
   .openapi({ example: '2025Q1', pattern: '^[0-9]{4}[Qq][1-4]$', description: 'A calendar quarter.' });
 
 const month = z
   .string()
   .regex(/^[0-9]{4}-(0[1-9]|1[0-2])$/, 'must be a month like 2025-03')
-  .refine(inYears, { message: `must be a month of a year from ${MIN_DATE.slice(0, 4)} to ${MAX_DATE.slice(0, 4)}` })
+  .refine(inYears, {
+    message: `must be a month of a year from ${MIN_DATE.slice(0, 4)} to ${MAX_DATE.slice(0, 4)}`,
+  })
   .openapi({ example: '2025-03', pattern: '^[0-9]{4}-(0[1-9]|1[0-2])$', description: 'A calendar month.' });
 
 const periodQuery = {
@@ -146,7 +150,10 @@ interface PeriodInput {
 function periodSpec(q: PeriodInput, today: string): { spec: PeriodSpec; asked: string } {
   const given = (['quarter', 'month', 'from', 'to'] as const).filter((k) => q[k] !== undefined);
   const conflict = (field: string) =>
-    BadRequestError.field(`query.${field}`, `give one of quarter, month or from/to, not ${given.join(' and ')}`);
+    BadRequestError.field(
+      `query.${field}`,
+      `give one of quarter, month or from/to, not ${given.join(' and ')}`,
+    );
   if (q.quarter !== undefined) {
     if (given.length > 1) throw conflict('quarter');
     const d = quarterDays(q.quarter);
@@ -169,7 +176,10 @@ function periodSpec(q: PeriodInput, today: string): { spec: PeriodSpec; asked: s
     };
   }
   const latest = previousQuarter(quarterOf(today));
-  return { spec: { kind: 'latestQuarter', notAfter: latest }, asked: `the latest complete quarter (≤ ${latest})` };
+  return {
+    spec: { kind: 'latestQuarter', notAfter: latest },
+    asked: `the latest complete quarter (≤ ${latest})`,
+  };
 }
 
 /**
@@ -192,7 +202,12 @@ function quarterEndSessions(first: string, last: string): string[] {
 // Output (documentation; the bodies are written by exactJson)
 
 const money = (example: number) =>
-  z.number().openapi({ example, description: 'Base-currency money from numeric, rounded to the cent (two decimals).' });
+  z
+    .number()
+    .openapi({
+      example,
+      description: 'Base-currency money from numeric, rounded to the cent (two decimals).',
+    });
 const moneyOrNull = (example: number) => money(example).nullable();
 const numeric = (example: number, description: string) =>
   z.number().openapi({ example, description: `${description} Exactly as stored.` });
@@ -212,7 +227,10 @@ const Security = z
     issuer_id: z.string().nullable().openapi({ example: 'ISS-001' }),
     issuer_name: z.string().nullable(),
     sector: z.string().nullable().openapi({ description: "The issuer's sector.", example: 'Technology' }),
-    country: z.string().nullable().openapi({ description: "The issuer's country (ISO 3166).", example: 'US' }),
+    country: z
+      .string()
+      .nullable()
+      .openapi({ description: "The issuer's country (ISO 3166).", example: 'US' }),
     issue_date: z.string().nullable(),
     maturity_date: z.string().nullable().openapi({ description: 'Bonds, CLOs and ABS.' }),
     coupon_rate: z.number().nullable().openapi({ description: 'Annual rate as a fraction (0.045 = 4.5%).' }),
@@ -242,9 +260,7 @@ const Portfolio = z
   })
   .openapi('Portfolio');
 
-const Portfolios = z
-  .object({ count: z.number().int(), data: z.array(Portfolio) })
-  .openapi('Portfolios');
+const Portfolios = z.object({ count: z.number().int(), data: z.array(Portfolio) }).openapi('Portfolios');
 
 const Holding = z
   .object({
@@ -261,14 +277,18 @@ const Holding = z
     cost_basis: money(250000.0),
     accrued_interest: money(0),
     flag: z.string().nullable().openapi({
-      description: 'Why the holding could not be valued (a missing price or FX rate); its price, rate, value and weight are then null.',
+      description:
+        'Why the holding could not be valued (a missing price or FX rate); its price, rate, value and weight are then null.',
     }),
   })
   .openapi('Holding');
 
 const Holdings = z
   .object({
-    as_of_date: z.string().nullable().openapi({ description: 'The snapshot date listed (null: no holdings at all).' }),
+    as_of_date: z
+      .string()
+      .nullable()
+      .openapi({ description: 'The snapshot date listed (null: no holdings at all).' }),
     period: z.number().int().nullable().openapi({ description: 'The `period` asked for, if any.' }),
     portfolio_id: z.string().nullable(),
     ...pageFields,
@@ -284,7 +304,8 @@ const effects = {
   fx_effect: moneyOrNull(-300),
   corp_action_effect: moneyOrNull(1500),
   distributions: money(0).openapi({
-    description: 'Cash received in the period (dividends, coupons, principal, cash in lieu), in the corporate-action effect.',
+    description:
+      'Cash received in the period (dividends, coupons, principal, cash in lieu), in the corporate-action effect.',
   }),
   total_pnl: moneyOrNull(6500).openapi({ description: 'price + qty + fx + corp_action effects.' }),
 };
@@ -304,7 +325,8 @@ const VarianceDetail = z
     split_factor: numeric(2, 'f: the cumulative split ratio in the period.'),
     ...effects,
     flag: z.string().nullable().openapi({
-      description: 'Why the row could not be attributed (missing price or FX); its money columns are null and it is left out of the summary.',
+      description:
+        'Why the row could not be attributed (missing price or FX); its money columns are null and it is left out of the summary.',
     }),
   })
   .openapi('VarianceDetail');
@@ -370,8 +392,14 @@ const Application = z
     entries: z.number().int(),
     apply_entries: z.number().int(),
     reverse_entries: z.number().int(),
-    first_applied_at: z.string().nullable().openapi({ description: 'When the first ledger entry was written.' }),
-    last_applied_at: z.string().nullable().openapi({ description: 'When the last ledger entry was written.' }),
+    first_applied_at: z
+      .string()
+      .nullable()
+      .openapi({ description: 'When the first ledger entry was written.' }),
+    last_applied_at: z
+      .string()
+      .nullable()
+      .openapi({ description: 'When the last ledger entry was written.' }),
     cash_entries: z.number().int().openapi({ description: 'Entries that move cash.' }),
     paid_entries: z.number().int().openapi({ description: 'Cash entries paid (paid_at set).' }),
     paid: z.boolean().openapi({ description: 'Every cash entry is paid (false when there is none).' }),
@@ -399,7 +427,9 @@ const CorporateAction = z
   })
   .openapi('CorporateAction');
 
-const CorporateActions = z.object({ ...pageFields, data: z.array(CorporateAction) }).openapi('CorporateActions');
+const CorporateActions = z
+  .object({ ...pageFields, data: z.array(CorporateAction) })
+  .openapi('CorporateActions');
 
 const LedgerEntry = z
   .object({
@@ -563,7 +593,11 @@ export function platformRoutes(deps: Deps): RouteDef[] {
             .toUpperCase()
             .regex(/^[A-Z]{2}$/, 'must be an ISO 3166 country code like US')
             .optional()
-            .openapi({ example: 'US', pattern: '^[A-Za-z]{2}$', description: "The issuer's country. Any case." }),
+            .openapi({
+              example: 'US',
+              pattern: '^[A-Za-z]{2}$',
+              description: "The issuer's country. Any case.",
+            }),
           limit: limitOf(100, MAX_PAGE),
           offset,
         })
@@ -593,10 +627,13 @@ export function platformRoutes(deps: Deps): RouteDef[] {
       method: 'get',
       path: '/api/securities/{security_id}',
       summary: 'One security',
-      description: "A security by its id, with its issuer's name, sector and country. 404 names an unknown id.",
+      description:
+        "A security by its id, with its issuer's name, sector and country. 404 names an unknown id.",
       tags: ['securities platform'],
       access: 'results:read',
-      params: z.object({ security_id: securityId.openapi({ param: { description: 'Security id, any case.' } }) }),
+      params: z.object({
+        security_id: securityId.openapi({ param: { description: 'Security id, any case.' } }),
+      }),
       response: Security,
       errors: [404],
       async handler({ params }) {
@@ -631,7 +668,9 @@ export function platformRoutes(deps: Deps): RouteDef[] {
         .object({
           portfolio_id: portfolioId.optional(),
           as_of: calendarDate.optional().openapi({ example: '2025-03-31', description: 'Snapshot date.' }),
-          period: decimalInt({ min: 1, max: 10_000 }).openapi({ description: 'N-th quarter-end snapshot (1 = the oldest).' }),
+          period: decimalInt({ min: 1, max: 10_000 }).openapi({
+            description: 'N-th quarter-end snapshot (1 = the oldest).',
+          }),
           limit: limitOf(100, MAX_PAGE),
           offset,
         })
@@ -644,10 +683,14 @@ export function platformRoutes(deps: Deps): RouteDef[] {
         await requirePortfolio(query.portfolio_id);
         let asOf = query.as_of;
         if (asOf === undefined) {
-          const range = await platform.holdingsDateRange(query.period === undefined ? query.portfolio_id : undefined);
+          const range = await platform.holdingsDateRange(
+            query.period === undefined ? query.portfolio_id : undefined,
+          );
           if (range && query.period === undefined) asOf = range.last;
           else if (query.period !== undefined) {
-            const present = range ? await platform.holdingsDatesPresent(quarterEndSessions(range.first, range.last)) : [];
+            const present = range
+              ? await platform.holdingsDatesPresent(quarterEndSessions(range.first, range.last))
+              : [];
             asOf = present[query.period - 1];
             if (asOf === undefined)
               throw new NotFoundError(
@@ -657,7 +700,9 @@ export function platformRoutes(deps: Deps): RouteDef[] {
           }
         }
         const page = { limit: query.limit, offset: query.offset };
-        const { total, rows } = asOf ? await platform.holdings(asOf, query.portfolio_id, page) : { total: 0, rows: [] };
+        const { total, rows } = asOf
+          ? await platform.holdings(asOf, query.portfolio_id, page)
+          : { total: 0, rows: [] };
         return exactJson({
           as_of_date: asOf ?? null,
           period: query.period ?? null,
@@ -692,7 +737,9 @@ export function platformRoutes(deps: Deps): RouteDef[] {
       description: `Seed 2's \`{summary, details}\`: one detail per security with its quantities, prices and FX rates at both snapshots, the four effects (SPEC §8: corporate action, quantity, price, FX; distributions received are in the corporate-action effect) and total_pnl; the summary's totals are the sums of the details, taken in SQL numeric. Flagged details (a missing price or FX rate: \`flag\` says which, money columns null) are listed but left out of every total; \`flagged\` counts them. Period: \`quarter\` (2025Q1), \`month\` (2025-03) or \`from\`/\`to\` (calendar days; also matched against the rows' snapshot dates period_from/period_to); default the latest complete quarter (ended before today, exchange time) that has rows. 404 names an unknown portfolio, or a period without rows (run variance.quarterly for it). ${MONEY_NOTE}`,
       tags: ['securities platform'],
       access: 'results:read',
-      params: z.object({ portfolio_id: portfolioId.openapi({ param: { description: 'Portfolio id, any case.' } }) }),
+      params: z.object({
+        portfolio_id: portfolioId.openapi({ param: { description: 'Portfolio id, any case.' } }),
+      }),
       query: z.object(periodQuery).strict(),
       response: PortfolioVariance,
       errors: [404],

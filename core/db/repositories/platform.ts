@@ -151,6 +151,20 @@ export interface VarianceTotals {
   flagged: number;
 }
 
+/** The window sums of portfolioVariance (prefixed: variance_rows has a total_pnl of its own). */
+interface SumColumns {
+  sum_mv_start: string;
+  sum_mv_end: string;
+  sum_price_effect: string;
+  sum_qty_effect: string;
+  sum_fx_effect: string;
+  sum_corp_action_effect: string;
+  sum_distributions: string;
+  sum_pnl: string;
+  sum_securities: number;
+  sum_flagged: number;
+}
+
 export interface TopMoverRecord {
   portfolio_id: string;
   security_id: string;
@@ -318,7 +332,10 @@ export function createPlatformRepository(db: Knex) {
 
   return {
     /** A page of securities (by security_id) matching the filter, and how many match in all. */
-    async securities(filter: SecurityFilter, page: Page): Promise<{ total: number; rows: PlatformSecurity[] }> {
+    async securities(
+      filter: SecurityFilter,
+      page: Page,
+    ): Promise<{ total: number; rows: PlatformSecurity[] }> {
       const where = new Where();
       if (filter.securityType) where.add('s.security_type = ?', filter.securityType);
       if (filter.currency) where.add('s.currency = ?', filter.currency);
@@ -428,22 +445,24 @@ export function createPlatformRepository(db: Knex) {
     async portfolioVariance(
       portfolioId: string,
       spec: PeriodSpec,
-    ): Promise<{ period: ResolvedPeriod; totals: VarianceTotals; details: VarianceDetailRecord[] } | undefined> {
+    ): Promise<
+      { period: ResolvedPeriod; totals: VarianceTotals; details: VarianceDetailRecord[] } | undefined
+    > {
       const pick = pickPeriod(spec, new Where().add('v.portfolio_id = ?', portfolioId));
       const ok = 'v.flag is null';
-      const found = await rows<VarianceDetailRecord & ResolvedPeriod & VarianceTotals>(
+      const found = await rows<VarianceDetailRecord & ResolvedPeriod & SumColumns>(
         `with pick as (${pick.sql})
          select pick.period_label, pick.period_from, pick.period_to, ${DETAIL_COLUMNS},
-                coalesce(sum(v.mv_start) filter (where ${ok}) over (), 0) as total_mv_start,
-                coalesce(sum(v.mv_end) filter (where ${ok}) over (), 0) as total_mv_end,
-                coalesce(sum(v.price_effect) filter (where ${ok}) over (), 0) as total_price_effect,
-                coalesce(sum(v.qty_effect) filter (where ${ok}) over (), 0) as total_qty_effect,
-                coalesce(sum(v.fx_effect) filter (where ${ok}) over (), 0) as total_fx_effect,
-                coalesce(sum(v.corp_action_effect) filter (where ${ok}) over (), 0) as total_corp_action_effect,
-                coalesce(sum(v.distributions) filter (where ${ok}) over (), 0) as total_distributions,
-                coalesce(sum(v.total_pnl) filter (where ${ok}) over (), 0) as total_pnl,
-                (count(*) over ())::int as securities,
-                (count(*) filter (where v.flag is not null) over ())::int as flagged
+                coalesce(sum(v.mv_start) filter (where ${ok}) over (), 0) as sum_mv_start,
+                coalesce(sum(v.mv_end) filter (where ${ok}) over (), 0) as sum_mv_end,
+                coalesce(sum(v.price_effect) filter (where ${ok}) over (), 0) as sum_price_effect,
+                coalesce(sum(v.qty_effect) filter (where ${ok}) over (), 0) as sum_qty_effect,
+                coalesce(sum(v.fx_effect) filter (where ${ok}) over (), 0) as sum_fx_effect,
+                coalesce(sum(v.corp_action_effect) filter (where ${ok}) over (), 0) as sum_corp_action_effect,
+                coalesce(sum(v.distributions) filter (where ${ok}) over (), 0) as sum_distributions,
+                coalesce(sum(v.total_pnl) filter (where ${ok}) over (), 0) as sum_pnl,
+                (count(*) over ())::int as sum_securities,
+                (count(*) filter (where v.flag is not null) over ())::int as sum_flagged
            from pick
            join variance_rows v
              on v.portfolio_id = ? and v.period_from = pick.period_from and v.period_to = pick.period_to
@@ -454,19 +473,23 @@ export function createPlatformRepository(db: Knex) {
       const first = found[0];
       if (!first) return undefined;
       const totals: VarianceTotals = {
-        total_mv_start: first.total_mv_start,
-        total_mv_end: first.total_mv_end,
-        total_price_effect: first.total_price_effect,
-        total_qty_effect: first.total_qty_effect,
-        total_fx_effect: first.total_fx_effect,
-        total_corp_action_effect: first.total_corp_action_effect,
-        total_distributions: first.total_distributions,
-        total_pnl: first.total_pnl,
-        securities: first.securities,
-        flagged: first.flagged,
+        total_mv_start: first.sum_mv_start,
+        total_mv_end: first.sum_mv_end,
+        total_price_effect: first.sum_price_effect,
+        total_qty_effect: first.sum_qty_effect,
+        total_fx_effect: first.sum_fx_effect,
+        total_corp_action_effect: first.sum_corp_action_effect,
+        total_distributions: first.sum_distributions,
+        total_pnl: first.sum_pnl,
+        securities: first.sum_securities,
+        flagged: first.sum_flagged,
       };
       return {
-        period: { period_label: first.period_label, period_from: first.period_from, period_to: first.period_to },
+        period: {
+          period_label: first.period_label,
+          period_from: first.period_from,
+          period_to: first.period_to,
+        },
         totals,
         details: found.map((r) => ({
           security_id: r.security_id,
@@ -505,7 +528,11 @@ export function createPlatformRepository(db: Knex) {
      * The `limit` unflagged rows of a period with the largest |total_pnl| (ties: portfolio, then
      * security), filtered by portfolio, security type and currency.
      */
-    async topMovers(period: ResolvedPeriod, filter: TopMoverFilter, limit: number): Promise<TopMoverRecord[]> {
+    async topMovers(
+      period: ResolvedPeriod,
+      filter: TopMoverFilter,
+      limit: number,
+    ): Promise<TopMoverRecord[]> {
       const where = new Where()
         .add('v.period_from = ?', period.period_from)
         .add('v.period_to = ?', period.period_to)
@@ -527,7 +554,10 @@ export function createPlatformRepository(db: Knex) {
     },
 
     /** A page of corporate actions (newest ex-date first) with their ledger summary, and the total. */
-    async corporateActions(filter: ActionFilter, page: Page): Promise<{ total: number; rows: ActionRecord[] }> {
+    async corporateActions(
+      filter: ActionFilter,
+      page: Page,
+    ): Promise<{ total: number; rows: ActionRecord[] }> {
       const where = new Where();
       if (filter.securityId) where.add('s.security_id = ?', filter.securityId);
       if (filter.actionType) where.add('ca.action_type = ?', filter.actionType);
@@ -540,11 +570,10 @@ export function createPlatformRepository(db: Knex) {
             ${where.sql}`,
           where.values,
         ),
-        rows<ActionRecord>(`${ACTION_SELECT} ${where.sql} order by ca.ex_date desc, ca.action_id limit ? offset ?`, [
-          ...where.values,
-          page.limit,
-          page.offset,
-        ]),
+        rows<ActionRecord>(
+          `${ACTION_SELECT} ${where.sql} order by ca.ex_date desc, ca.action_id limit ? offset ?`,
+          [...where.values, page.limit, page.offset],
+        ),
       ]);
       return { total: count[0]!.total, rows: list };
     },
