@@ -295,19 +295,24 @@ const QUARTER_LABEL = '^[0-9]{4}Q[1-4]$';
 
 /**
  * SQL picking one (period_label, period_from, period_to) of variance_rows `v` matching `spec`
- * within `scope` (extra conditions on `v`): the most preferred label first, then the newest run.
+ * within `scope` (extra conditions on `v`): the most preferred label first, then the newest row.
+ * The latest quarter is found first on its own (a backward scan of variance_rows_period_idx
+ * that stops at the first match), then only its rows are looked at.
  */
 function pickPeriod(spec: PeriodSpec, scope: Where): { sql: string; values: Binding[] } {
   const where = new Where();
   where.parts.push(...scope.parts);
   where.values.push(...scope.values);
+  const columns = 'select v.period_label, v.period_from, v.period_to from variance_rows v';
   if (spec.kind === 'latestQuarter') {
-    where.add(`v.period_label ~ '${QUARTER_LABEL}'`).add('v.period_label <= ?', spec.notAfter);
-    return {
-      sql: `select v.period_label, v.period_from, v.period_to from variance_rows v ${where.sql}
-             group by 1, 2, 3 order by v.period_label desc, max(v.computed_at) desc limit 1`,
-      values: where.values,
-    };
+    const inner = new Where();
+    inner.parts.push(...scope.parts);
+    inner.values.push(...scope.values);
+    inner.add(`v.period_label ~ '${QUARTER_LABEL}'`).add('v.period_label <= ?', spec.notAfter);
+    // The subquery's alias v shadows the outer one: the scope's conditions apply to both.
+    where.add(`v.period_label = (select max(v.period_label) from variance_rows v ${inner.sql})`);
+    where.values.push(...inner.values);
+    return { sql: `${columns} ${where.sql} order by v.computed_at desc limit 1`, values: where.values };
   }
   if (spec.snapshots) {
     where.add(
@@ -318,9 +323,8 @@ function pickPeriod(spec: PeriodSpec, scope: Where): { sql: string; values: Bind
     );
   } else where.add('v.period_label = any(?::text[])', spec.labels);
   return {
-    sql: `select v.period_label, v.period_from, v.period_to from variance_rows v ${where.sql}
-           group by 1, 2, 3
-           order by coalesce(array_position(?::text[], v.period_label), 2147483647), max(v.computed_at) desc
+    sql: `${columns} ${where.sql}
+           order by coalesce(array_position(?::text[], v.period_label), 2147483647), v.computed_at desc
            limit 1`,
     values: [...where.values, spec.labels],
   };
