@@ -11,6 +11,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Auth } from '../api/auth/index.ts';
+import { cents, exact, exactJson, ExactNumber } from '../api/exact-json.ts';
 import { lintOpenApiFile } from '../api/openapi-cli.ts';
 import type { Deps } from '../core/deps.ts';
 import type { QueueSet } from '../jobs/queues.ts';
@@ -1251,5 +1252,33 @@ describe('/docs', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('exact JSON numbers (api/exact-json.ts)', () => {
+  it('writes numeric text digit for digit, money with two decimals rounded half away from zero', () => {
+    const body = exactJson({
+      a: cents('1587.5'),
+      b: cents('-0.005'),
+      c: cents('-0.004'),
+      d: cents('12345678901234567890.125'),
+      e: exact('0.1234567800'),
+      f: exact('-100.00000000'),
+      g: exact('123456789012345678.12345678'),
+      n: cents(null),
+      s: 'a "\\u0000#1.00" look-alike, left alone',
+      list: [exact('0'), cents('0')],
+    });
+    expect(body.text).toBe(
+      '{"a":1587.50,"b":-0.01,"c":0.00,"d":12345678901234567890.13,"e":0.12345678,"f":-100,' +
+        '"g":123456789012345678.12345678,"n":null,"s":"a \\"\\\\u0000#1.00\\" look-alike, left alone","list":[0,0.00]}',
+    );
+    expect(() => JSON.parse(body.text as string)).not.toThrow();
+  });
+
+  it('refuses anything that is not a plain decimal number', () => {
+    for (const bad of ['1e5', 'NaN', '0x10', ' 1', '1.', '.5', '--1', '1,0', ''])
+      expect(() => new ExactNumber(bad), bad).toThrow(TypeError);
+    expect(() => cents('12abc')).toThrow(TypeError);
   });
 });

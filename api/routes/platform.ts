@@ -202,12 +202,10 @@ function quarterEndSessions(first: string, last: string): string[] {
 // Output (documentation; the bodies are written by exactJson)
 
 const money = (example: number) =>
-  z
-    .number()
-    .openapi({
-      example,
-      description: 'Base-currency money from numeric, rounded to the cent (two decimals).',
-    });
+  z.number().openapi({
+    example,
+    description: 'Base-currency money from numeric, rounded to the cent (two decimals).',
+  });
 const moneyOrNull = (example: number) => money(example).nullable();
 const numeric = (example: number, description: string) =>
   z.number().openapi({ example, description: `${description} Exactly as stored.` });
@@ -661,7 +659,7 @@ export function platformRoutes(deps: Deps): RouteDef[] {
       method: 'get',
       path: '/api/holdings',
       summary: 'Holdings on a date',
-      description: `The daily books on one date, largest market value first (flagged holdings, which have no value, last), a page at a time (\`limit\` default 100, at most ${MAX_PAGE}; \`total\` counts all). The date: \`as_of\`, or \`period\` N = the N-th quarter-end snapshot in the books, counting from the oldest: a quarter's snapshot is its last NYSE session (the date variance.quarterly values the quarter's end at), and only quarters whose snapshot exists in holdings count, so with books from 2024-12-31 period 1 = 2024-12-31 and 2 = 2025-03-31 as in seed 2. Default: the latest date in the books (of \`portfolio_id\` when given). A holding without a price or FX rate has \`flag\` set and null price, rate, value and weight. ${MONEY_NOTE}`,
+      description: `The daily books on one date, largest market value first (flagged holdings, which have no value, last), a page at a time (\`limit\` default 100, at most ${MAX_PAGE}; \`total\` counts all). The date: \`as_of\`, or \`period\` N = the N-th quarter-end snapshot in the books, counting from the oldest: a quarter's snapshot is its last NYSE session (the date variance.quarterly values the quarter's end at), and only quarters whose snapshot exists in holdings (of any portfolio: a period is the same date for every portfolio) count, so with books from 2024-12-31 period 1 = 2024-12-31 and 2 = 2025-03-31 as in seed 2. Default: the latest date in the books (of \`portfolio_id\` when given). A holding without a price or FX rate has \`flag\` set and null price, rate, value and weight. ${MONEY_NOTE}`,
       tags: ['securities platform'],
       access: 'results:read',
       query: z
