@@ -1282,3 +1282,69 @@ describe('exact JSON numbers (api/exact-json.ts)', () => {
     expect(() => cents('12abc')).toThrow(TypeError);
   });
 });
+
+describe('a period re-run while it is being read', () => {
+  it('every answer is one run: its totals are the sum of its details, all from the same run', async () => {
+    await deps.db('portfolios').insert({
+      portfolio_id: 'PORT-004',
+      portfolio_name: 'Re-run',
+      portfolio_type: 'EQUITY',
+      inception_date: '2020-01-02',
+      base_currency: 'USD',
+    });
+    const secs = Array.from({ length: 120 }, (_, i) => sid.get(`SEC-${1000 + i}`)!);
+    const run = (version: number) =>
+      secs.map((security_id, i) => {
+        const price = BigInt(version * 1000 + i) * 100n + 33n;
+        const qty = -BigInt(i) * 100n - 67n;
+        return {
+          portfolio_id: 'PORT-004',
+          security_id,
+          period_label: '2025Q1',
+          period_from: '2024-12-31',
+          period_to: '2025-03-31',
+          qty_start: String(version),
+          qty_end: String(version),
+          mv_start: '1000.00',
+          mv_end: text(100000n + price + qty),
+          price_effect: text(price),
+          qty_effect: text(qty),
+          fx_effect: '0.00',
+          corp_action_effect: '0.00',
+          total_pnl: text(price + qty),
+        };
+      });
+    await deps.db('variance_rows').insert(run(0));
+    let writing = true;
+    const writer = (async () => {
+      for (let v = 1; v <= 25; v++) {
+        await deps.db.transaction(async (trx) => {
+          await trx('variance_rows').where({ portfolio_id: 'PORT-004', period_label: '2025Q1' }).delete();
+          await trx('variance_rows').insert(run(v));
+        });
+      }
+      writing = false;
+    })();
+    let answers = 0;
+    const reader = async () => {
+      while (writing) {
+        const res = await get('/api/variance/portfolio/PORT-004?quarter=2025Q1').expect(200);
+        const body = parseExact(res.text) as {
+          summary: Record<string, string>;
+          details: Record<string, string>[];
+        };
+        expect(body.details).toHaveLength(120);
+        expect(new Set(body.details.map((d) => d.qty_start)).size).toBe(1);
+        expect(body.summary.total_pnl).toBe(
+          text(body.details.reduce((a, d) => a + toCents(d.total_pnl!), 0n)),
+        );
+        expect(body.summary.total_price_effect).toBe(
+          text(body.details.reduce((a, d) => a + toCents(d.price_effect!), 0n)),
+        );
+        answers++;
+      }
+    };
+    await Promise.all([writer, reader(), reader(), reader()]);
+    expect(answers).toBeGreaterThan(0);
+  });
+});
