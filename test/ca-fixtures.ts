@@ -51,7 +51,10 @@ export async function insertPortfolio(db: Knex): Promise<string> {
   return id;
 }
 
-export async function insertAccount(db: Knex, opts: { currency?: string; cash?: string; loan?: string } = {}): Promise<number> {
+export async function insertAccount(
+  db: Knex,
+  opts: { currency?: string; cash?: string; loan?: string } = {},
+): Promise<number> {
   const [client] = await db('clients')
     .insert({ client_code: `CA-${tag}-${next()}`, name: 'corporate actions test' })
     .returning('id');
@@ -101,8 +104,21 @@ export async function insertPosition(
   costBasis: string,
   date: string,
 ): Promise<void> {
-  await db('positions').insert({ account_id: accountId, security_id: securityId, quantity, cost_basis: costBasis });
-  await insertTrade(db, { accountId }, securityId, quantity > 0 ? 'BUY' : 'SHORT', String(Math.abs(quantity)), costBasis, date);
+  await db('positions').insert({
+    account_id: accountId,
+    security_id: securityId,
+    quantity,
+    cost_basis: costBasis,
+  });
+  await insertTrade(
+    db,
+    { accountId },
+    securityId,
+    quantity > 0 ? 'BUY' : 'SHORT',
+    String(Math.abs(quantity)),
+    costBasis,
+    date,
+  );
 }
 
 export async function insertAction(
@@ -145,8 +161,20 @@ export async function insertClose(db: Knex, securityId: number, date: string, cl
   });
 }
 
-export async function insertFx(db: Knex, from: string, to: string, date: string, rate: string): Promise<void> {
-  await db('fx_rates').insert({ from_currency: from, to_currency: to, rate_date: date, rate, source: 'test' });
+export async function insertFx(
+  db: Knex,
+  from: string,
+  to: string,
+  date: string,
+  rate: string,
+): Promise<void> {
+  await db('fx_rates').insert({
+    from_currency: from,
+    to_currency: to,
+    rate_date: date,
+    rate,
+    source: 'test',
+  });
 }
 
 export interface LedgerView {
@@ -188,7 +216,9 @@ export async function positionOf(
 }
 
 export async function cashOf(db: Knex, accountId: number): Promise<{ cash: string; loan: string }> {
-  const row = await db('accounts').where({ id: accountId }).first<{ cash_balance: string; loan_balance: string }>();
+  const row = await db('accounts')
+    .where({ id: accountId })
+    .first<{ cash_balance: string; loan_balance: string }>();
   return { cash: row.cash_balance, loan: row.loan_balance };
 }
 

@@ -31,7 +31,10 @@ let deps2: Deps;
 
 beforeAll(async () => {
   scratch = await scratchDatabase();
-  deps = testDeps({ config: testConfig({ DATABASE_URL: scratch.url }), clock: frozenClock('2025-06-30T12:00:00Z') });
+  deps = testDeps({
+    config: testConfig({ DATABASE_URL: scratch.url }),
+    clock: frozenClock('2025-06-30T12:00:00Z'),
+  });
   deps2 = testDeps({ config: testConfig({ DATABASE_URL: scratch.url }) });
 });
 
@@ -53,7 +56,12 @@ describe('splits', () => {
     await insertTrade(db, { portfolioId: port }, sec.id, 'BUY', '50', '56', '2025-01-06');
     await insertTrade(db, { portfolioId: port }, sec.id, 'BUY', '10', '27', '2025-03-03'); // on the ex-date: new basis
     await insertPosition(db, acct, sec.id, 100, '40', '2025-01-02');
-    const id = await insertAction(db, { securityId: sec.id, type: 'STOCK_SPLIT', exDate: '2025-03-03', ratio: '2' });
+    const id = await insertAction(db, {
+      securityId: sec.id,
+      type: 'STOCK_SPLIT',
+      exDate: '2025-03-03',
+      ratio: '2',
+    });
 
     const before = await runApply(deps, { asOf: '2025-02-28' });
     expect(await ledgerOf(db, id)).toEqual([]);
@@ -64,10 +72,19 @@ describe('splits', () => {
     expect(res.logs.some((l) => l.includes(id) && l.includes('applied to 2 target(s)'))).toBe(true);
     const rows = await ledgerOf(db, id);
     const p = rows.find((r) => r.portfolioId === port)!;
-    expect(p).toMatchObject({ entry: 'APPLY', quantityHeld: '150.00000000', quantityDelta: '150.00000000', costDelta: '0.00', cashAmount: '0.00' });
+    expect(p).toMatchObject({
+      entry: 'APPLY',
+      quantityHeld: '150.00000000',
+      quantityDelta: '150.00000000',
+      costDelta: '0.00',
+      cashAmount: '0.00',
+    });
     const a = rows.find((r) => r.accountId === acct)!;
     expect(a).toMatchObject({ quantityHeld: '100.00000000', quantityDelta: '100.00000000' });
-    expect(await positionOf(db, acct, sec.id)).toEqual({ quantity: '200.00000000', costBasis: '20.00000000' });
+    expect(await positionOf(db, acct, sec.id)).toEqual({
+      quantity: '200.00000000',
+      costBasis: '20.00000000',
+    });
   });
 
   it('1:10 reverse split with a fractional remainder: cash in lieu at the ex-date close, paid once', async () => {
@@ -78,7 +95,12 @@ describe('splits', () => {
     await insertTrade(db, { portfolioId: port }, sec.id, 'BUY', '155', '10', '2025-01-02');
     await insertPosition(db, acct, sec.id, 155, '10', '2025-01-02');
     await insertClose(db, sec.id, '2025-03-10', '98');
-    const id = await insertAction(db, { securityId: sec.id, type: 'REVERSE_SPLIT', exDate: '2025-03-10', ratio: '0.1' });
+    const id = await insertAction(db, {
+      securityId: sec.id,
+      type: 'REVERSE_SPLIT',
+      exDate: '2025-03-10',
+      ratio: '0.1',
+    });
 
     await runApply(deps, { asOf: '2025-03-10' });
     const rows = await ledgerOf(db, id);
@@ -93,7 +115,10 @@ describe('splits', () => {
       });
     }
     expect(rows).toHaveLength(2);
-    expect(await positionOf(db, acct, sec.id)).toEqual({ quantity: '15.00000000', costBasis: '100.00000000' });
+    expect(await positionOf(db, acct, sec.id)).toEqual({
+      quantity: '15.00000000',
+      costBasis: '100.00000000',
+    });
     expect((await cashOf(db, acct)).cash).toBe('149.00');
     await runApply(deps, { asOf: '2025-03-10' });
     await runApply(deps, { asOf: '2025-03-12' });
@@ -106,9 +131,16 @@ describe('splits', () => {
     const sec = await insertSecurity(db);
     const port = await insertPortfolio(db);
     await insertTrade(db, { portfolioId: port }, sec.id, 'BUY', '155', '10', '2025-01-02');
-    const id = await insertAction(db, { securityId: sec.id, type: 'REVERSE_SPLIT', exDate: '2025-03-11', ratio: '0.1' });
+    const id = await insertAction(db, {
+      securityId: sec.id,
+      type: 'REVERSE_SPLIT',
+      exDate: '2025-03-11',
+      ratio: '0.1',
+    });
     const res = await runApply(deps, { asOf: '2025-03-11', actionIds: [id] });
-    expect(res.problems).toEqual([expect.objectContaining({ actionId: id, reason: expect.stringMatching(/no daily close/) })]);
+    expect(res.problems).toEqual([
+      expect.objectContaining({ actionId: id, reason: expect.stringMatching(/no daily close/) }),
+    ]);
     expect(res.logs.some((l) => l.startsWith(`problem: ${id}`))).toBe(true);
     expect(await ledgerOf(db, id)).toEqual([]);
     // The first close after the ex-date (up to asOf) prices it, and the log says so.
@@ -116,11 +148,16 @@ describe('splits', () => {
     const later = await runApply(deps, { asOf: '2025-03-12', actionIds: [id] });
     expect(later.problems).toEqual([]);
     expect(later.logs.some((l) => l.includes('priced at the 2025-03-12 close'))).toBe(true);
-    expect((await ledgerOf(db, id))[0]).toMatchObject({ cashInLieu: '48.00', quantityDelta: '-140.00000000' });
+    expect((await ledgerOf(db, id))[0]).toMatchObject({
+      cashInLieu: '48.00',
+      quantityDelta: '-140.00000000',
+    });
   });
 
   it('unknown actionIds and impossible asOf fail permanently naming the field', async () => {
-    await expect(runApply(deps, { actionIds: ['NOPE-1'] })).rejects.toThrow(/actionIds: unknown action\(s\) NOPE-1/);
+    await expect(runApply(deps, { actionIds: ['NOPE-1'] })).rejects.toThrow(
+      /actionIds: unknown action\(s\) NOPE-1/,
+    );
     await expect(runApply(deps, { asOf: '2025-02-30' })).rejects.toThrow(/asOf/);
   });
 });
@@ -143,10 +180,21 @@ describe('dividends', () => {
     });
     await runApply(deps, { asOf: '2025-04-10' });
     let rows = await ledgerOf(db, id);
-    expect(rows.find((r) => r.portfolioId === port)).toMatchObject({ cashAmount: '72.00', quantityHeld: '300.00000000', paid: false });
-    expect(rows.find((r) => r.accountId === acct)).toMatchObject({ cashAmount: '-72.00', quantityHeld: '-300.00000000', paid: false });
+    expect(rows.find((r) => r.portfolioId === port)).toMatchObject({
+      cashAmount: '72.00',
+      quantityHeld: '300.00000000',
+      paid: false,
+    });
+    expect(rows.find((r) => r.accountId === acct)).toMatchObject({
+      cashAmount: '-72.00',
+      quantityHeld: '-300.00000000',
+      paid: false,
+    });
     expect((await cashOf(db, acct)).cash).toBe('1000.00');
-    expect(await positionOf(db, acct, sec.id)).toEqual({ quantity: '-300.00000000', costBasis: '40.00000000' });
+    expect(await positionOf(db, acct, sec.id)).toEqual({
+      quantity: '-300.00000000',
+      costBasis: '40.00000000',
+    });
 
     const paid = await runApply(deps, { asOf: '2025-04-30' });
     expect(paid.paid.DIVIDEND).toBeGreaterThanOrEqual(2);
@@ -195,8 +243,18 @@ describe('bonds', () => {
     const acct = await insertAccount(db, { cash: '0' });
     await insertTrade(db, { portfolioId: port }, bond.id, 'BUY', '50', '980', '2025-01-02');
     await insertPosition(db, acct, bond.id, 10, '990', '2025-01-02');
-    const cpn1 = await insertAction(db, { securityId: bond.id, type: 'COUPON', exDate: '2025-03-17', amount: '0.025' });
-    const cpn2 = await insertAction(db, { securityId: bond.id, type: 'COUPON', exDate: '2025-06-16', amount: '0.025' });
+    const cpn1 = await insertAction(db, {
+      securityId: bond.id,
+      type: 'COUPON',
+      exDate: '2025-03-17',
+      amount: '0.025',
+    });
+    const cpn2 = await insertAction(db, {
+      securityId: bond.id,
+      type: 'COUPON',
+      exDate: '2025-06-16',
+      amount: '0.025',
+    });
     const mat = await insertAction(db, {
       securityId: bond.id,
       type: 'MATURITY',
@@ -205,12 +263,18 @@ describe('bonds', () => {
       amount: '1.0',
     });
     await runApply(deps, { asOf: '2025-03-17' });
-    expect((await ledgerOf(db, cpn1)).find((r) => r.portfolioId === port)).toMatchObject({ cashAmount: '1250.00', paid: true });
+    expect((await ledgerOf(db, cpn1)).find((r) => r.portfolioId === port)).toMatchObject({
+      cashAmount: '1250.00',
+      paid: true,
+    });
     expect((await cashOf(db, acct)).cash).toBe('250.00');
 
     await runApply(deps, { asOf: '2025-06-16' });
     const finalCoupon = await ledgerOf(db, cpn2);
-    expect(finalCoupon.find((r) => r.portfolioId === port)).toMatchObject({ cashAmount: '1250.00', quantityHeld: '50.00000000' });
+    expect(finalCoupon.find((r) => r.portfolioId === port)).toMatchObject({
+      cashAmount: '1250.00',
+      quantityHeld: '50.00000000',
+    });
     const m = await ledgerOf(db, mat);
     expect(m.find((r) => r.portfolioId === port)).toMatchObject({
       quantityHeld: '50.00000000',
@@ -218,7 +282,11 @@ describe('bonds', () => {
       costDelta: '-49000.00',
       cashAmount: '50000.00',
     });
-    expect(m.find((r) => r.accountId === acct)).toMatchObject({ quantityDelta: '-10.00000000', costDelta: '-9900.00', cashAmount: '10000.00' });
+    expect(m.find((r) => r.accountId === acct)).toMatchObject({
+      quantityDelta: '-10.00000000',
+      costDelta: '-9900.00',
+      cashAmount: '10000.00',
+    });
     expect(await positionOf(db, acct, bond.id)).toBeNull();
     expect((await cashOf(db, acct)).cash).toBe('10500.00'); // 250 + 250 + 10,000
     await runApply(deps, { asOf: '2025-06-20' });
@@ -233,8 +301,18 @@ describe('exactly once', () => {
     const acct = await insertAccount(db, { cash: '10.00' });
     await insertPosition(db, acct, sec.id, 33, '12', '2025-01-02');
     await insertClose(db, sec.id, '2025-06-02', '40');
-    const split = await insertAction(db, { securityId: sec.id, type: 'REVERSE_SPLIT', exDate: '2025-06-02', ratio: '0.25' });
-    const div = await insertAction(db, { securityId: sec.id, type: 'DIVIDEND', exDate: '2025-06-03', amount: '1.10' });
+    const split = await insertAction(db, {
+      securityId: sec.id,
+      type: 'REVERSE_SPLIT',
+      exDate: '2025-06-02',
+      ratio: '0.25',
+    });
+    const div = await insertAction(db, {
+      securityId: sec.id,
+      type: 'DIVIDEND',
+      exDate: '2025-06-03',
+      amount: '1.10',
+    });
     const first = await runApply(deps, { asOf: '2025-06-03', actionIds: [div] });
     const snapshot = async (): Promise<unknown> => [
       await ledgerOf(db, split),
@@ -267,8 +345,18 @@ describe('exactly once', () => {
       ports.push(port);
     }
     await insertClose(db, sec.id, '2025-06-04', '30');
-    const split = await insertAction(db, { securityId: sec.id, type: 'STOCK_SPLIT', exDate: '2025-06-04', ratio: '1.5' });
-    const div = await insertAction(db, { securityId: sec.id, type: 'DIVIDEND', exDate: '2025-06-05', amount: '0.10' });
+    const split = await insertAction(db, {
+      securityId: sec.id,
+      type: 'STOCK_SPLIT',
+      exDate: '2025-06-04',
+      ratio: '1.5',
+    });
+    const div = await insertAction(db, {
+      securityId: sec.id,
+      type: 'DIVIDEND',
+      exDate: '2025-06-05',
+      amount: '0.10',
+    });
     const results = await Promise.all([
       runApply(deps, { asOf: '2025-06-05', actionIds: [div] }),
       runApply(deps2, { asOf: '2025-06-05', actionIds: [div] }),
@@ -297,9 +385,17 @@ describe('corrections', () => {
     const acct = await insertAccount(db);
     await insertTrade(db, { portfolioId: port }, sec.id, 'BUY', '100', '30', '2025-01-02');
     await insertPosition(db, acct, sec.id, 60, '30', '2025-01-02');
-    const id = await insertAction(db, { securityId: sec.id, type: 'STOCK_SPLIT', exDate: '2025-06-09', ratio: '2' });
+    const id = await insertAction(db, {
+      securityId: sec.id,
+      type: 'STOCK_SPLIT',
+      exDate: '2025-06-09',
+      ratio: '2',
+    });
     await runApply(deps, { asOf: '2025-06-09' });
-    expect(await positionOf(db, acct, sec.id)).toEqual({ quantity: '120.00000000', costBasis: '15.00000000' });
+    expect(await positionOf(db, acct, sec.id)).toEqual({
+      quantity: '120.00000000',
+      costBasis: '15.00000000',
+    });
 
     expect(await deps.repos.ledger.correctAction(id, { ratio: '3' })).toBe(2);
     expect(await deps.repos.ledger.correctAction(id, { ratio: '3' })).toBeNull(); // same terms: no new revision
@@ -307,13 +403,18 @@ describe('corrections', () => {
     expect(res.reversed.STOCK_SPLIT).toBe(2);
     expect(res.applied.STOCK_SPLIT).toBe(2);
     const rows = await ledgerOf(db, id);
-    const forPort = rows.filter((r) => r.portfolioId === port).map((r) => [r.entry, r.revision, r.quantityDelta]);
+    const forPort = rows
+      .filter((r) => r.portfolioId === port)
+      .map((r) => [r.entry, r.revision, r.quantityDelta]);
     expect(forPort).toEqual([
       ['APPLY', 1, '100.00000000'],
       ['REVERSE', 1, '-100.00000000'],
       ['APPLY', 2, '200.00000000'],
     ]);
-    expect(await positionOf(db, acct, sec.id)).toEqual({ quantity: '180.00000000', costBasis: '10.00000000' });
+    expect(await positionOf(db, acct, sec.id)).toEqual({
+      quantity: '180.00000000',
+      costBasis: '10.00000000',
+    });
     await runApply(deps, { asOf: '2025-06-10' });
     expect(await ledgerOf(db, id)).toHaveLength(6);
   });
@@ -345,7 +446,9 @@ describe('corrections', () => {
       existing: 1,
       corrected: 0,
     });
-    const stored = await db('corporate_actions').where({ security_id: sec.id }).select('action_id', 'amount', 'revision');
+    const stored = await db('corporate_actions')
+      .where({ security_id: sec.id })
+      .select('action_id', 'amount', 'revision');
     expect(stored).toEqual([{ action_id: row.actionId, amount: '0.30000000', revision: 2 }]);
   });
 
@@ -354,8 +457,20 @@ describe('corrections', () => {
     const sec = await insertSecurity(db);
     const acct = await insertAccount(db, { cash: '500.00' });
     await insertPosition(db, acct, sec.id, 200, '25', '2025-01-02');
-    const paidDiv = await insertAction(db, { securityId: sec.id, type: 'DIVIDEND', exDate: '2025-06-11', paymentDate: '2025-06-13', amount: '0.50' });
-    const laterDiv = await insertAction(db, { securityId: sec.id, type: 'DIVIDEND', exDate: '2025-06-12', paymentDate: '2025-06-30', amount: '0.40' });
+    const paidDiv = await insertAction(db, {
+      securityId: sec.id,
+      type: 'DIVIDEND',
+      exDate: '2025-06-11',
+      paymentDate: '2025-06-13',
+      amount: '0.50',
+    });
+    const laterDiv = await insertAction(db, {
+      securityId: sec.id,
+      type: 'DIVIDEND',
+      exDate: '2025-06-12',
+      paymentDate: '2025-06-30',
+      amount: '0.40',
+    });
     await runApply(deps, { asOf: '2025-06-13' });
     expect((await cashOf(db, acct)).cash).toBe('600.00'); // 200 × 0.50 paid; 80.00 booked, not paid
     expect(await deps.repos.ledger.cancelAction(paidDiv)).toBe(true);
@@ -379,120 +494,163 @@ describe('corrections', () => {
 });
 
 describe('property: random books', () => {
-  it('every (action, target) has one net APPLY and positions equal a replay of the trades × split factors', { timeout: 120_000 }, async () => {
-    const { db } = deps;
-    let seed = 987654321;
-    const rnd = (n: number): number => {
-      seed = (seed * 1103515245 + 12345) % 2147483648;
-      return seed % n;
-    };
-    const days = Array.from({ length: 40 }, (_, i) => {
-      const d = new Date(Date.UTC(2026, 0, 5 + i));
-      return d.toISOString().slice(0, 10);
-    });
-    const secs = [await insertSecurity(db), await insertSecurity(db), await insertSecurity(db)];
-    type Book = { target: { portfolioId: string } | { accountId: number }; trades: { sec: number; day: number; q: number }[] };
-    const books: Book[] = [];
-    for (let b = 0; b < 12; b++) {
-      const target = b % 2 === 0 ? { portfolioId: await insertPortfolio(db) } : { accountId: await insertAccount(db, { cash: '100000' }) };
-      books.push({ target, trades: [] });
-    }
-    // Trades: buys and sells (never crossing zero in these books), on random days.
-    for (const book of books) {
-      for (const s of secs) {
-        let q = 0;
-        const n = 1 + rnd(8);
-        const tradeDays = Array.from({ length: n }, () => rnd(days.length)).sort((x, y) => x - y);
-        for (const day of tradeDays) {
-          const sell = q > 0 && rnd(3) === 0;
-          const size = sell ? 1 + rnd(q) : 1 + rnd(500);
-          q += sell ? -size : size;
-          book.trades.push({ sec: s.id, day, q: sell ? -size : size });
-          await insertTrade(db, book.target, s.id, sell ? 'SELL' : 'BUY', String(size), '10', days[day]!);
-        }
+  it(
+    'every (action, target) has one net APPLY and positions equal a replay of the trades × split factors',
+    { timeout: 120_000 },
+    async () => {
+      const { db } = deps;
+      let seed = 987654321;
+      const rnd = (n: number): number => {
+        seed = (seed * 1103515245 + 12345) % 2147483648;
+        return seed % n;
+      };
+      const days = Array.from({ length: 40 }, (_, i) => {
+        const d = new Date(Date.UTC(2026, 0, 5 + i));
+        return d.toISOString().slice(0, 10);
+      });
+      const secs = [await insertSecurity(db), await insertSecurity(db), await insertSecurity(db)];
+      type Book = {
+        target: { portfolioId: string } | { accountId: number };
+        trades: { sec: number; day: number; q: number }[];
+      };
+      const books: Book[] = [];
+      for (let b = 0; b < 12; b++) {
+        const target =
+          b % 2 === 0
+            ? { portfolioId: await insertPortfolio(db) }
+            : { accountId: await insertAccount(db, { cash: '100000' }) };
+        books.push({ target, trades: [] });
       }
-    }
-    // Actions: per security a split (some with fractions), a reverse split and dividends.
-    const actions: { sec: number; day: number; type: 'SPLIT' | 'DIV'; ratio: string; amount: string; id: string }[] = [];
-    for (const s of secs) {
-      for (const [type, ratio] of [
-        ['SPLIT', ['2', '1.5', '3'][rnd(3)]!],
-        ['SPLIT', ['0.1', '0.25', '0.5'][rnd(3)]!],
-        ['DIV', '1'],
-        ['DIV', '1'],
-      ] as const) {
-        let day = 1 + rnd(days.length - 1);
-        while (actions.some((a) => a.sec === s.id && a.day === day)) day = 1 + rnd(days.length - 1);
-        const amount = `0.${String(1 + rnd(98)).padStart(2, '0')}`;
-        const exDate = days[day]!;
-        const id = await insertAction(db, {
-          securityId: s.id,
-          type: type === 'DIV' ? 'DIVIDEND' : Number(ratio) > 1 ? 'STOCK_SPLIT' : 'REVERSE_SPLIT',
-          exDate,
-          ratio: type === 'SPLIT' ? ratio : undefined,
-          amount: type === 'DIV' ? amount : undefined,
-        });
-        if (type === 'SPLIT') await insertClose(db, s.id, exDate, '20');
-        actions.push({ sec: s.id, day, type, ratio, amount, id });
-      }
-    }
-    // Account positions rows: the trades' net quantity, as traded (the job applies the splits).
-    for (const book of books) {
-      if (!('accountId' in book.target)) continue;
-      for (const s of secs) {
-        const q = book.trades.filter((t) => t.sec === s.id).reduce((x, t) => x + t.q, 0);
-        if (q !== 0) await db('positions').insert({ account_id: book.target.accountId, security_id: s.id, quantity: q, cost_basis: '10' });
-      }
-    }
-    // Runs at increasing dates, some twice, one pair racing.
-    for (let day = 0; day < days.length; day += 1 + rnd(6)) {
-      await runApply(deps, { asOf: days[day]! });
-      if (rnd(3) === 0) await Promise.all([runApply(deps, { asOf: days[day]! }), runApply(deps2, { asOf: days[day]! })]);
-    }
-    await runApply(deps, { asOf: days[days.length - 1]! });
-
-    // The oracle: walk the days; actions apply at the start of their ex-date, whole shares toward zero.
-    for (const book of books) {
-      for (const s of secs) {
-        let q = dec(0);
-        const expectedApplies = new Map<string, { held: string; delta: string; cash: string }>();
-        for (let day = 0; day < days.length; day++) {
-          for (const a of actions.filter((x) => x.sec === s.id && x.day === day)) {
-            if (q.isZero()) continue;
-            if (a.type === 'SPLIT') {
-              const kept = q.times(a.ratio).toDecimalPlaces(0, 1);
-              expectedApplies.set(a.id, { held: q.toFixed(8), delta: kept.minus(q).toFixed(8), cash: q.times(a.ratio).minus(kept).times(20).toFixed(2) });
-              q = kept;
-            } else {
-              expectedApplies.set(a.id, { held: q.toFixed(8), delta: '0.00000000', cash: q.times(a.amount).toFixed(2) });
-            }
+      // Trades: buys and sells (never crossing zero in these books), on random days.
+      for (const book of books) {
+        for (const s of secs) {
+          let q = 0;
+          const n = 1 + rnd(8);
+          const tradeDays = Array.from({ length: n }, () => rnd(days.length)).sort((x, y) => x - y);
+          for (const day of tradeDays) {
+            const sell = q > 0 && rnd(3) === 0;
+            const size = sell ? 1 + rnd(q) : 1 + rnd(500);
+            q += sell ? -size : size;
+            book.trades.push({ sec: s.id, day, q: sell ? -size : size });
+            await insertTrade(db, book.target, s.id, sell ? 'SELL' : 'BUY', String(size), '10', days[day]!);
           }
-          for (const t of book.trades.filter((x) => x.sec === s.id && x.day === day)) q = q.plus(t.q);
         }
-        const key = 'portfolioId' in book.target ? { portfolioId: book.target.portfolioId } : { accountId: book.target.accountId };
-        for (const a of actions.filter((x) => x.sec === s.id)) {
-          const mine = (await ledgerOf(db, a.id)).filter((r) =>
-            'portfolioId' in key ? r.portfolioId === key.portfolioId : r.accountId === key.accountId,
-          );
-          const want = expectedApplies.get(a.id);
-          expect(applies(mine), `${a.id} on ${JSON.stringify(key)}`).toBe(want ? 1 : 0);
-          if (want) expect(mine[0]).toMatchObject({ quantityHeld: want.held, quantityDelta: want.delta, cashAmount: want.cash });
+      }
+      // Actions: per security a split (some with fractions), a reverse split and dividends.
+      const actions: {
+        sec: number;
+        day: number;
+        type: 'SPLIT' | 'DIV';
+        ratio: string;
+        amount: string;
+        id: string;
+      }[] = [];
+      for (const s of secs) {
+        for (const [type, ratio] of [
+          ['SPLIT', ['2', '1.5', '3'][rnd(3)]!],
+          ['SPLIT', ['0.1', '0.25', '0.5'][rnd(3)]!],
+          ['DIV', '1'],
+          ['DIV', '1'],
+        ] as const) {
+          let day = 1 + rnd(days.length - 1);
+          while (actions.some((a) => a.sec === s.id && a.day === day)) day = 1 + rnd(days.length - 1);
+          const amount = `0.${String(1 + rnd(98)).padStart(2, '0')}`;
+          const exDate = days[day]!;
+          const id = await insertAction(db, {
+            securityId: s.id,
+            type: type === 'DIV' ? 'DIVIDEND' : Number(ratio) > 1 ? 'STOCK_SPLIT' : 'REVERSE_SPLIT',
+            exDate,
+            ratio: type === 'SPLIT' ? ratio : undefined,
+            amount: type === 'DIV' ? amount : undefined,
+          });
+          if (type === 'SPLIT') await insertClose(db, s.id, exDate, '20');
+          actions.push({ sec: s.id, day, type, ratio, amount, id });
         }
-        // Holdings = trades + ledger deltas = the replay.
-        if ('portfolioId' in key) {
-          const r = await db.raw<{ rows: { q: string }[] }>(
-            `select coalesce((select sum(case when txn_type in ('BUY','COVER') then quantity else -quantity end)
+      }
+      // Account positions rows: the trades' net quantity, as traded (the job applies the splits).
+      for (const book of books) {
+        if (!('accountId' in book.target)) continue;
+        for (const s of secs) {
+          const q = book.trades.filter((t) => t.sec === s.id).reduce((x, t) => x + t.q, 0);
+          if (q !== 0)
+            await db('positions').insert({
+              account_id: book.target.accountId,
+              security_id: s.id,
+              quantity: q,
+              cost_basis: '10',
+            });
+        }
+      }
+      // Runs at increasing dates, some twice, one pair racing.
+      for (let day = 0; day < days.length; day += 1 + rnd(6)) {
+        await runApply(deps, { asOf: days[day]! });
+        if (rnd(3) === 0)
+          await Promise.all([runApply(deps, { asOf: days[day]! }), runApply(deps2, { asOf: days[day]! })]);
+      }
+      await runApply(deps, { asOf: days[days.length - 1]! });
+
+      // The oracle: walk the days; actions apply at the start of their ex-date, whole shares toward zero.
+      for (const book of books) {
+        for (const s of secs) {
+          let q = dec(0);
+          const expectedApplies = new Map<string, { held: string; delta: string; cash: string }>();
+          for (let day = 0; day < days.length; day++) {
+            for (const a of actions.filter((x) => x.sec === s.id && x.day === day)) {
+              if (q.isZero()) continue;
+              if (a.type === 'SPLIT') {
+                const kept = q.times(a.ratio).toDecimalPlaces(0, 1);
+                expectedApplies.set(a.id, {
+                  held: q.toFixed(8),
+                  delta: kept.minus(q).toFixed(8),
+                  cash: q.times(a.ratio).minus(kept).times(20).toFixed(2),
+                });
+                q = kept;
+              } else {
+                expectedApplies.set(a.id, {
+                  held: q.toFixed(8),
+                  delta: '0.00000000',
+                  cash: q.times(a.amount).toFixed(2),
+                });
+              }
+            }
+            for (const t of book.trades.filter((x) => x.sec === s.id && x.day === day)) q = q.plus(t.q);
+          }
+          const key =
+            'portfolioId' in book.target
+              ? { portfolioId: book.target.portfolioId }
+              : { accountId: book.target.accountId };
+          for (const a of actions.filter((x) => x.sec === s.id)) {
+            const mine = (await ledgerOf(db, a.id)).filter((r) =>
+              'portfolioId' in key ? r.portfolioId === key.portfolioId : r.accountId === key.accountId,
+            );
+            const want = expectedApplies.get(a.id);
+            expect(applies(mine), `${a.id} on ${JSON.stringify(key)}`).toBe(want ? 1 : 0);
+            if (want)
+              expect(mine[0]).toMatchObject({
+                quantityHeld: want.held,
+                quantityDelta: want.delta,
+                cashAmount: want.cash,
+              });
+          }
+          // Holdings = trades + ledger deltas = the replay.
+          if ('portfolioId' in key) {
+            const r = await db.raw<{ rows: { q: string }[] }>(
+              `select coalesce((select sum(case when txn_type in ('BUY','COVER') then quantity else -quantity end)
                                 from transactions where portfolio_id = :p and security_id = :s), 0)
                   + coalesce((select sum(l.quantity_delta) from corporate_action_ledger l join corporate_actions a on a.id = l.action_id
                                where l.portfolio_id = :p and a.security_id = :s), 0) as q`,
-            { p: key.portfolioId, s: s.id },
-          );
-          expect(dec(r.rows[0]!.q).equals(q), `${key.portfolioId} ${s}`).toBe(true);
-        } else {
-          const pos = await positionOf(db, key.accountId, s.id);
-          expect(pos === null ? '0' : dec(pos.quantity).toString(), `account ${key.accountId} ${s.id}`).toBe(q.toString());
+              { p: key.portfolioId, s: s.id },
+            );
+            expect(dec(r.rows[0]!.q).equals(q), `${key.portfolioId} ${s}`).toBe(true);
+          } else {
+            const pos = await positionOf(db, key.accountId, s.id);
+            expect(
+              pos === null ? '0' : dec(pos.quantity).toString(),
+              `account ${key.accountId} ${s.id}`,
+            ).toBe(q.toString());
+          }
         }
       }
-    }
-  });
+    },
+  );
 });

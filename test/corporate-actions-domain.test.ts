@@ -81,12 +81,12 @@ describe('cash distributions', () => {
 
   it('actionEffect names what is missing', () => {
     const pos = { quantity: dec(10), cost: dec(100) };
-    expect(() => actionEffect({ actionType: 'COUPON', ratio: null, amount: dec(1), faceValue: null }, pos, null)).toThrow(
-      /face value/,
-    );
-    expect(() => actionEffect({ actionType: 'DIVIDEND', ratio: null, amount: null, faceValue: null }, pos, null)).toThrow(
-      /amount/,
-    );
+    expect(() =>
+      actionEffect({ actionType: 'COUPON', ratio: null, amount: dec(1), faceValue: null }, pos, null),
+    ).toThrow(/face value/);
+    expect(() =>
+      actionEffect({ actionType: 'DIVIDEND', ratio: null, amount: null, faceValue: null }, pos, null),
+    ).toThrow(/amount/);
   });
 
   it('converts cash at a rate to the cent', () => {

@@ -163,7 +163,11 @@ export function actionEffect(terms: ActionTerms, position: Position, price: Dec 
     case 'DIVIDEND':
       return dividendEffect(position.quantity, need(terms.amount, 'an amount'));
     case 'COUPON':
-      return couponEffect(position.quantity, need(terms.faceValue, 'a face value'), need(terms.amount, 'an amount'));
+      return couponEffect(
+        position.quantity,
+        need(terms.faceValue, 'a face value'),
+        need(terms.amount, 'an amount'),
+      );
     case 'MATURITY':
       return maturityEffect(position, need(terms.faceValue, 'a face value'), terms.amount ?? dec(1));
   }

@@ -22,7 +22,13 @@
  */
 import { UnrecoverableError } from 'bullmq';
 import { isValidDate, sessionDateOf } from '../../core/calendar/nyse.ts';
-import type { DueAction, LedgerRow, StaleApply, Target, TargetTx } from '../../core/db/repositories/ledger.ts';
+import type {
+  DueAction,
+  LedgerRow,
+  StaleApply,
+  Target,
+  TargetTx,
+} from '../../core/db/repositories/ledger.ts';
 import type { Deps } from '../../core/deps.ts';
 import {
   actionEffect,
@@ -104,7 +110,9 @@ export async function corporateActionsApply(
 
   // 1. Reversals of corrected or cancelled revisions.
   const stale = await ledger.staleApplies(ids);
-  await ctx.log(`asOf ${asOf}: ${stale.length} applied revision(s) to reverse, ${actions.length} action(s) due`);
+  await ctx.log(
+    `asOf ${asOf}: ${stale.length} applied revision(s) to reverse, ${actions.length} action(s) due`,
+  );
   for (const s of stale) {
     const done = await ledger.inTarget(s.target, s.securityId, (tx) => reverseOne(tx, s, jobId));
     if (done) {
@@ -124,7 +132,14 @@ export async function corporateActionsApply(
     let applied = 0;
     let skipped = 0;
     const missingPrice: string[] = [];
-    for (const { target, applied: already } of targets) {
+    for (const [k, { target, applied: already }] of targets.entries()) {
+      if (k > 0 && k % 500 === 0) {
+        await ctx.progress(5 + Math.floor(((i + k / targets.length) / actions.length) * 85), {
+          phase: 'apply',
+          action: action.actionId,
+          targets: `${k}/${targets.length}`,
+        });
+      }
       if (already) {
         skipped += 1;
         continue;
@@ -135,7 +150,8 @@ export async function corporateActionsApply(
       if (outcome.kind === 'applied') applied += 1;
       else if (outcome.kind === 'skipped') skipped += 1;
       else if (outcome.kind === 'no-price') missingPrice.push(describe(target));
-      else if (outcome.kind === 'invalid') await problem({ actionId: action.actionId, target: describe(target), reason: outcome.reason });
+      else if (outcome.kind === 'invalid')
+        await problem({ actionId: action.actionId, target: describe(target), reason: outcome.reason });
     }
     if (missingPrice.length > 0) {
       await problem({
@@ -161,6 +177,7 @@ export async function corporateActionsApply(
   const portfolioPaid = await ledger.markPortfolioRowsPaid(asOf);
   for (const [type, n] of Object.entries(portfolioPaid)) result.paid[type as ActionType] += n;
   const unpaid = await ledger.unpaidAccountRows(asOf);
+  const paidByAction = new Map<string, { accounts: number; total: Map<string, Dec> }>();
   for (const row of unpaid) {
     const date = row.paymentDate;
     const rate = await ledger.fxRateOn(row.currency, row.accountCurrency, date);
@@ -172,14 +189,26 @@ export async function corporateActionsApply(
       });
       continue;
     }
-    const outcome = await ledger.inTarget({ portfolioId: null, accountId: row.accountId }, row.securityId, (tx) =>
-      payOne(tx, row.ledgerId, row.accountId, row.accountCurrency, rate),
+    const outcome = await ledger.inTarget(
+      { portfolioId: null, accountId: row.accountId },
+      row.securityId,
+      (tx) => payOne(tx, row.ledgerId, row.accountId, row.accountCurrency, rate),
     );
     if (outcome === null) result.skipped[row.actionType] += 1;
     else if (outcome !== 'zero') {
       result.paid[row.actionType] += 1;
-      await ctx.log(`paid ${row.actionId} to account ${row.accountId}: ${outcome} ${row.accountCurrency}`);
+      const p = paidByAction.get(row.actionId) ?? { accounts: 0, total: new Map<string, Dec>() };
+      p.accounts += 1;
+      p.total.set(row.accountCurrency, (p.total.get(row.accountCurrency) ?? dec(0)).plus(dec(outcome)));
+      paidByAction.set(row.actionId, p);
     }
+  }
+  for (const [actionId, p] of paidByAction) {
+    const totals = [...p.total].map(([ccy, v]) => `${v.toFixed(2)} ${ccy}`).join(', ');
+    await ctx.log(`paid ${actionId} to ${p.accounts} account(s): ${totals}`);
+  }
+  if (Object.keys(portfolioPaid).length > 0) {
+    await ctx.log(`portfolio ledger rows marked paid: ${JSON.stringify(portfolioPaid)}`);
   }
   await ctx.progress(100, {
     phase: 'done',
@@ -211,25 +240,21 @@ async function applyOne(
   if (await tx.entry(action.id, action.revision, 'APPLY')) return { kind: 'skipped' };
   // The entitlement basis, read under the lock: trades before the ex-date and earlier ledger rows.
   const events: PositionEvent[] = [
-    ...(await tx.tradesBefore(action.exDate)).map(
-      (t): PositionEvent => ({
-        kind: 'trade',
-        date: t.txnDate,
-        seq: t.id,
-        type: t.txnType,
-        quantity: dec(t.quantity),
-        price: dec(t.price),
-      }),
-    ),
-    ...(await tx.ledgerBefore(action.exDate)).map(
-      (l): PositionEvent => ({
-        kind: 'ledger',
-        date: l.exDate,
-        seq: l.id,
-        quantityDelta: dec(l.quantityDelta),
-        costDelta: dec(l.costDelta),
-      }),
-    ),
+    ...(await tx.tradesBefore(action.exDate)).map((t): PositionEvent => ({
+      kind: 'trade',
+      date: t.txnDate,
+      seq: t.id,
+      type: t.txnType,
+      quantity: dec(t.quantity),
+      price: dec(t.price),
+    })),
+    ...(await tx.ledgerBefore(action.exDate)).map((l): PositionEvent => ({
+      kind: 'ledger',
+      date: l.exDate,
+      seq: l.id,
+      quantityDelta: dec(l.quantityDelta),
+      costDelta: dec(l.costDelta),
+    })),
   ];
   const replayed = replayPosition(events);
   if (replayed.quantity.isZero()) return { kind: 'flat' };
@@ -242,11 +267,17 @@ async function applyOne(
   };
   const ratio = decOrNull(action.ratio);
   const split = action.actionType === 'STOCK_SPLIT' || action.actionType === 'REVERSE_SPLIT';
-  if (split && ratio !== null && splitNeedsPrice(held.quantity, ratio) && price === null) return { kind: 'no-price' };
+  if (split && ratio !== null && splitNeedsPrice(held.quantity, ratio) && price === null)
+    return { kind: 'no-price' };
   let effect;
   try {
     effect = actionEffect(
-      { actionType: action.actionType, ratio, amount: decOrNull(action.amount), faceValue: decOrNull(action.faceValue) },
+      {
+        actionType: action.actionType,
+        ratio,
+        amount: decOrNull(action.amount),
+        faceValue: decOrNull(action.faceValue),
+      },
       held,
       decOrNull(price),
     );
@@ -282,7 +313,9 @@ async function writePosition(
     quantityDelta,
     costDelta,
   );
-  await tx.writeAccountPosition(next ? { quantity: next.quantity.toFixed(8), costBasis: next.costBasis.toFixed(8) } : null);
+  await tx.writeAccountPosition(
+    next ? { quantity: next.quantity.toFixed(8), costBasis: next.costBasis.toFixed(8) } : null,
+  );
 }
 
 /** The exact negation of one APPLY, inside its locked transaction; false when already reversed. */

@@ -93,7 +93,11 @@ export interface ActionCorrection {
  * Corrects an action's terms (revision + 1). Returns the new revision, or null when the action is
  * unknown or the terms given are the ones it already has.
  */
-export async function correctAction(db: Knex, actionId: string, change: ActionCorrection): Promise<number | null> {
+export async function correctAction(
+  db: Knex,
+  actionId: string,
+  change: ActionCorrection,
+): Promise<number | null> {
   const res = await db.raw<{ rows: { revision: number }[] }>(
     `update corporate_actions c
         set ex_date = coalesce(:exDate::date, c.ex_date),
