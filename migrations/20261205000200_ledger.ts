@@ -9,6 +9,13 @@
  *   currencies are equal). Portfolios keep no cash account: the three stay null for them.
  *   A row settled without moving cash (an APPLY reversed before its payment date, and that
  *   REVERSE) carries paid_amount 0.
+ * - `restatement`: an entitlement builds on the quantity the earlier actions left, so when an
+ *   earlier action's effect on a position changes (a correction or cancellation reversed it, or an
+ *   action with an earlier ex-date is applied after later ones), the later APPLY rows of that
+ *   position are reversed and applied again on the new basis: the same action revision, the next
+ *   restatement. The unique key gains the column, so each (action, revision, restatement, entry,
+ *   target) is still written once. Every row of every restatement stays in the ledger; sums of
+ *   quantity_delta, cost_delta and cash_amount over all rows stay the net effect.
  */
 import type { Knex } from 'knex';
 
@@ -21,11 +28,30 @@ export async function up(knex: Knex): Promise<void> {
       add constraint corporate_action_ledger_paid_amount_check
         check (paid_amount is null or paid_at is not null);
     create index corporate_action_ledger_action_idx on corporate_action_ledger (action_id, entry);
+
+    alter table corporate_action_ledger
+      add column restatement integer not null default 0 check (restatement >= 0);
+    do $$
+    declare
+      c text;
+    begin
+      select conname into strict c from pg_constraint
+       where conrelid = 'corporate_action_ledger'::regclass and contype = 'u';
+      execute format('alter table corporate_action_ledger drop constraint %I', c);
+    end $$;
+    alter table corporate_action_ledger
+      add constraint corporate_action_ledger_once
+        unique nulls not distinct (action_id, action_revision, restatement, entry, portfolio_id, account_id);
   `);
 }
 
 export async function down(knex: Knex): Promise<void> {
   await knex.raw(`
+    alter table corporate_action_ledger drop constraint corporate_action_ledger_once;
+    delete from corporate_action_ledger where restatement > 0;
+    alter table corporate_action_ledger
+      drop column restatement,
+      add unique nulls not distinct (action_id, action_revision, entry, portfolio_id, account_id);
     drop index corporate_action_ledger_action_idx;
     alter table corporate_action_ledger
       drop constraint corporate_action_ledger_paid_amount_check,

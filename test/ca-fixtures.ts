@@ -180,6 +180,7 @@ export async function insertFx(
 export interface LedgerView {
   entry: 'APPLY' | 'REVERSE';
   revision: number;
+  restatement: number;
   portfolioId: string | null;
   accountId: number | null;
   quantityHeld: string;
@@ -193,7 +194,7 @@ export interface LedgerView {
 
 export async function ledgerOf(db: Knex, actionId: string): Promise<LedgerView[]> {
   const res = await db.raw<{ rows: LedgerView[] }>(
-    `select l.entry, l.action_revision as revision, l.portfolio_id as "portfolioId", l.account_id as "accountId",
+    `select l.entry, l.action_revision as revision, l.restatement, l.portfolio_id as "portfolioId", l.account_id as "accountId",
             l.quantity_held::text as "quantityHeld", l.quantity_delta::text as "quantityDelta",
             l.cost_delta::text as "costDelta", l.cash_amount::text as "cashAmount", l.cash_in_lieu::text as "cashInLieu",
             l.paid_at is not null as paid, l.paid_amount::text as "paidAmount"

@@ -419,6 +419,76 @@ describe('corrections', () => {
     expect(await ledgerOf(db, id)).toHaveLength(6);
   });
 
+  it('a corrected split restates the later dividend on the new quantity (cash taken back and paid again)', async () => {
+    const { db } = deps;
+    const sec = await insertSecurity(db);
+    const acct = await insertAccount(db, { cash: '0' });
+    const port = await insertPortfolio(db);
+    await insertPosition(db, acct, sec.id, 100, '30', '2025-01-02');
+    await insertTrade(db, { portfolioId: port }, sec.id, 'BUY', '100', '30', '2025-01-02');
+    const split = await insertAction(db, {
+      securityId: sec.id,
+      type: 'STOCK_SPLIT',
+      exDate: '2025-06-16',
+      ratio: '2',
+    });
+    const div = await insertAction(db, {
+      securityId: sec.id,
+      type: 'DIVIDEND',
+      exDate: '2025-06-17',
+      amount: '0.10',
+    });
+    await runApply(deps, { asOf: '2025-06-17' });
+    expect((await cashOf(db, acct)).cash).toBe('20.00');
+    await deps.repos.ledger.correctAction(split, { ratio: '3' });
+    const res = await runApply(deps, { asOf: '2025-06-17' });
+    expect(res.restated.DIVIDEND).toBe(2);
+    expect(res.logs.some((l) => l.startsWith('restated action #') && l.includes(`account ${acct}`))).toBe(
+      true,
+    );
+    expect(await positionOf(db, acct, sec.id)).toEqual({
+      quantity: '300.00000000',
+      costBasis: '10.00000000',
+    });
+    expect((await cashOf(db, acct)).cash).toBe('30.00');
+    expect(
+      (await ledgerOf(db, div))
+        .filter((r) => r.portfolioId === port)
+        .map((r) => [r.entry, r.restatement, r.cashAmount]),
+    ).toEqual([
+      ['APPLY', 0, '20.00'],
+      ['REVERSE', 0, '-20.00'],
+      ['APPLY', 1, '30.00'],
+    ]);
+    await runApply(deps, { asOf: '2025-06-18' });
+    expect((await cashOf(db, acct)).cash).toBe('30.00');
+    expect(await ledgerOf(db, div)).toHaveLength(6);
+  });
+
+  it('an action arriving late with an earlier ex-date than applied ones restates them', async () => {
+    const { db } = deps;
+    const sec = await insertSecurity(db);
+    const acct = await insertAccount(db, { cash: '0' });
+    await insertPosition(db, acct, sec.id, 100, '30', '2025-01-02');
+    const div = await insertAction(db, {
+      securityId: sec.id,
+      type: 'DIVIDEND',
+      exDate: '2025-06-20',
+      amount: '0.10',
+    });
+    await runApply(deps, { asOf: '2025-06-20' });
+    expect((await cashOf(db, acct)).cash).toBe('10.00');
+    await insertAction(db, { securityId: sec.id, type: 'STOCK_SPLIT', exDate: '2025-06-19', ratio: '2' });
+    const res = await runApply(deps, { asOf: '2025-06-20', actionIds: [div] });
+    expect(res.applied.STOCK_SPLIT).toBe(1);
+    expect(res.restated.DIVIDEND).toBe(1);
+    expect((await cashOf(db, acct)).cash).toBe('20.00');
+    expect(await positionOf(db, acct, sec.id)).toEqual({
+      quantity: '200.00000000',
+      costBasis: '15.00000000',
+    });
+  });
+
   it('the ingest writer bumps the revision for new terms of the same action id, and ignores identical ones', async () => {
     const { db } = deps;
     const sec = await insertSecurity(db);
@@ -544,6 +614,7 @@ describe('property: random books', () => {
         ratio: string;
         amount: string;
         id: string;
+        cancelled?: boolean;
       }[] = [];
       for (const s of secs) {
         for (const [type, ratio] of [
@@ -589,65 +660,116 @@ describe('property: random books', () => {
       }
       await runApply(deps, { asOf: days[days.length - 1]! });
 
-      // The oracle: walk the days; actions apply at the start of their ex-date, whole shares toward zero.
-      for (const book of books) {
-        for (const s of secs) {
-          let q = dec(0);
-          const expectedApplies = new Map<string, { held: string; delta: string; cash: string }>();
-          for (let day = 0; day < days.length; day++) {
-            for (const a of actions.filter((x) => x.sec === s.id && x.day === day)) {
-              if (q.isZero()) continue;
-              if (a.type === 'SPLIT') {
-                const kept = q.times(a.ratio).toDecimalPlaces(0, 1);
-                expectedApplies.set(a.id, {
-                  held: q.toFixed(8),
-                  delta: kept.minus(q).toFixed(8),
-                  cash: q.times(a.ratio).minus(kept).times(20).toFixed(2),
+      await verify();
+
+      // Corrections after the fact: each security's first split gets a new ratio and its first
+      // dividend is cancelled; later actions on the same positions are restated.
+      for (const s of secs) {
+        const split = actions.find((a) => a.sec === s.id && a.type === 'SPLIT')!;
+        split.ratio = split.ratio === '3' ? '2' : '3';
+        expect(await deps.repos.ledger.correctAction(split.id, { ratio: split.ratio })).toBe(2);
+        const div = actions.find((a) => a.sec === s.id && a.type === 'DIV')!;
+        div.cancelled = true;
+        expect(await deps.repos.ledger.cancelAction(div.id)).toBe(true);
+      }
+      const last = days[days.length - 1]!;
+      await Promise.all([runApply(deps, { asOf: last }), runApply(deps2, { asOf: last })]);
+      await runApply(deps, { asOf: last });
+      const restated = await db.raw<{ rows: { n: number }[] }>(
+        `select count(*)::int as n from corporate_action_ledger where restatement > 0`,
+      );
+      expect(restated.rows[0]!.n).toBeGreaterThan(0); // later actions were entitled again
+      await verify();
+
+      async function verify(): Promise<void> {
+        // The oracle: walk the days; actions apply at the start of their ex-date, whole shares toward zero.
+        for (const book of books) {
+          let cash = dec(0);
+          for (const s of secs) {
+            let q = dec(0);
+            const expectedApplies = new Map<string, { held: string; delta: string; cash: string }>();
+            for (let day = 0; day < days.length; day++) {
+              for (const a of actions.filter((x) => x.sec === s.id && x.day === day && !x.cancelled)) {
+                if (q.isZero()) continue;
+                if (a.type === 'SPLIT') {
+                  const kept = q.times(a.ratio).toDecimalPlaces(0, 1);
+                  expectedApplies.set(a.id, {
+                    held: q.toFixed(8),
+                    delta: kept.minus(q).toFixed(8),
+                    cash: q.times(a.ratio).minus(kept).times(20).toFixed(2),
+                  });
+                  q = kept;
+                } else {
+                  expectedApplies.set(a.id, {
+                    held: q.toFixed(8),
+                    delta: '0.00000000',
+                    cash: q.times(a.amount).toFixed(2),
+                  });
+                }
+              }
+              for (const t of book.trades.filter((x) => x.sec === s.id && x.day === day)) q = q.plus(t.q);
+            }
+            const key =
+              'portfolioId' in book.target
+                ? { portfolioId: book.target.portfolioId }
+                : { accountId: book.target.accountId };
+            for (const a of actions.filter((x) => x.sec === s.id)) {
+              const mine = (await ledgerOf(db, a.id)).filter((r) =>
+                'portfolioId' in key ? r.portfolioId === key.portfolioId : r.accountId === key.accountId,
+              );
+              const want = expectedApplies.get(a.id);
+              const net = applies(mine) - mine.filter((r) => r.entry === 'REVERSE').length;
+              expect(net, `${a.id} on ${JSON.stringify(key)}`).toBe(want ? 1 : 0);
+              const liveRow = mine.find(
+                (r) =>
+                  r.entry === 'APPLY' &&
+                  !mine.some(
+                    (x) =>
+                      x.entry === 'REVERSE' && x.revision === r.revision && x.restatement === r.restatement,
+                  ),
+              );
+              if (want) {
+                expect(liveRow, `${a.id} on ${JSON.stringify(key)}`).toMatchObject({
+                  quantityHeld: want.held,
+                  quantityDelta: want.delta,
+                  cashAmount: want.cash,
                 });
-                q = kept;
-              } else {
-                expectedApplies.set(a.id, {
-                  held: q.toFixed(8),
-                  delta: '0.00000000',
-                  cash: q.times(a.amount).toFixed(2),
-                });
+                cash = cash.plus(want.cash);
+              }
+              // Every REVERSE negates its APPLY exactly.
+              for (const r of mine.filter((x) => x.entry === 'REVERSE')) {
+                const a0 = mine.find(
+                  (x) => x.entry === 'APPLY' && x.revision === r.revision && x.restatement === r.restatement,
+                )!;
+                expect(dec(r.quantityDelta).plus(a0.quantityDelta).isZero()).toBe(true);
+                expect(dec(r.cashAmount).plus(a0.cashAmount).isZero()).toBe(true);
+                expect(dec(r.costDelta).plus(a0.costDelta).isZero()).toBe(true);
               }
             }
-            for (const t of book.trades.filter((x) => x.sec === s.id && x.day === day)) q = q.plus(t.q);
+            // Holdings = trades + ledger deltas = the replay.
+            if ('portfolioId' in key) {
+              const r = await db.raw<{ rows: { q: string }[] }>(
+                `select coalesce((select sum(case when txn_type in ('BUY','COVER') then quantity else -quantity end)
+                                  from transactions where portfolio_id = :p and security_id = :s), 0)
+                    + coalesce((select sum(l.quantity_delta) from corporate_action_ledger l join corporate_actions a on a.id = l.action_id
+                                 where l.portfolio_id = :p and a.security_id = :s), 0) as q`,
+                { p: key.portfolioId, s: s.id },
+              );
+              expect(dec(r.rows[0]!.q).equals(q), `${key.portfolioId} ${s.id}`).toBe(true);
+            } else {
+              const pos = await positionOf(db, key.accountId, s.id);
+              expect(
+                pos === null ? '0' : dec(pos.quantity).toString(),
+                `account ${key.accountId} ${s.id}`,
+              ).toBe(q.toString());
+            }
           }
-          const key =
-            'portfolioId' in book.target
-              ? { portfolioId: book.target.portfolioId }
-              : { accountId: book.target.accountId };
-          for (const a of actions.filter((x) => x.sec === s.id)) {
-            const mine = (await ledgerOf(db, a.id)).filter((r) =>
-              'portfolioId' in key ? r.portfolioId === key.portfolioId : r.accountId === key.accountId,
+          // An account's net cash = its opening 100,000 + every live effect's cash, paid once.
+          if ('accountId' in book.target) {
+            const c = await cashOf(db, book.target.accountId);
+            expect(dec(c.cash).minus(c.loan).toFixed(2), `cash of account ${book.target.accountId}`).toBe(
+              cash.plus(100000).toFixed(2),
             );
-            const want = expectedApplies.get(a.id);
-            expect(applies(mine), `${a.id} on ${JSON.stringify(key)}`).toBe(want ? 1 : 0);
-            if (want)
-              expect(mine[0]).toMatchObject({
-                quantityHeld: want.held,
-                quantityDelta: want.delta,
-                cashAmount: want.cash,
-              });
-          }
-          // Holdings = trades + ledger deltas = the replay.
-          if ('portfolioId' in key) {
-            const r = await db.raw<{ rows: { q: string }[] }>(
-              `select coalesce((select sum(case when txn_type in ('BUY','COVER') then quantity else -quantity end)
-                                from transactions where portfolio_id = :p and security_id = :s), 0)
-                  + coalesce((select sum(l.quantity_delta) from corporate_action_ledger l join corporate_actions a on a.id = l.action_id
-                               where l.portfolio_id = :p and a.security_id = :s), 0) as q`,
-              { p: key.portfolioId, s: s.id },
-            );
-            expect(dec(r.rows[0]!.q).equals(q), `${key.portfolioId} ${s}`).toBe(true);
-          } else {
-            const pos = await positionOf(db, key.accountId, s.id);
-            expect(
-              pos === null ? '0' : dec(pos.quantity).toString(),
-              `account ${key.accountId} ${s.id}`,
-            ).toBe(q.toString());
           }
         }
       }

@@ -22,13 +22,7 @@
  */
 import { UnrecoverableError } from 'bullmq';
 import { isValidDate, sessionDateOf } from '../../core/calendar/nyse.ts';
-import type {
-  DueAction,
-  LedgerRow,
-  StaleApply,
-  Target,
-  TargetTx,
-} from '../../core/db/repositories/ledger.ts';
+import type { DueAction, LedgerRow, Target, TargetTx } from '../../core/db/repositories/ledger.ts';
 import type { Deps } from '../../core/deps.ts';
 import {
   actionEffect,
@@ -63,6 +57,12 @@ export interface CorporateActionsApplyResult {
   paid: Record<ActionType, number>;
   /** Targets already done (applied, reversed or paid by an earlier or concurrent run). */
   skipped: Record<ActionType, number>;
+  /**
+   * Later APPLY rows reversed because an earlier action's effect on the same position changed (a
+   * correction, a cancellation, or an earlier action applied late); they are applied again on the
+   * new basis (the next restatement), in the same run when due.
+   */
+  restated: Record<ActionType, number>;
   /** Problems (missing price, missing FX rate, missing terms); at most 200 listed. */
   problems: ApplyProblem[];
   problemCount: number;
@@ -98,6 +98,7 @@ export async function corporateActionsApply(
     reversed: counts(),
     paid: counts(),
     skipped: counts(),
+    restated: counts(),
     problems: [],
     problemCount: 0,
   };
@@ -107,6 +108,14 @@ export async function corporateActionsApply(
     await ctx.log(`problem: ${p.actionId}${p.target ? ` ${p.target}` : ''}: ${p.reason}`);
   };
   const jobId = ctx.id;
+  const countRestated = async (rows: LedgerRow[], target: Target): Promise<void> => {
+    for (const r of rows) {
+      result.restated[r.actionType] += 1;
+      await ctx.log(
+        `restated action #${r.actionId} (ex ${r.exDate}) on ${describe(target)}: an earlier action's effect changed`,
+      );
+    }
+  };
 
   // 1. Reversals of corrected or cancelled revisions.
   const stale = await ledger.staleApplies(ids);
@@ -114,8 +123,13 @@ export async function corporateActionsApply(
     `asOf ${asOf}: ${stale.length} applied revision(s) to reverse, ${actions.length} action(s) due`,
   );
   for (const s of stale) {
-    const done = await ledger.inTarget(s.target, s.securityId, (tx) => reverseOne(tx, s, jobId));
-    if (done) {
+    const done = await ledger.inTarget(s.target, s.securityId, async (tx) => {
+      // Later actions on this position were entitled on the quantity this one left: restate them.
+      const later = await restateLater(tx, s.exDate, s.target, jobId);
+      return { reversed: await reverseApply(tx, s.ledgerId, s.target, jobId), later };
+    });
+    await countRestated(done.later, s.target);
+    if (done.reversed) {
       result.reversed[s.actionType] += 1;
       await ctx.log(
         `reversed ${s.actionId} revision ${s.revision} (${s.status === 'CANCELLED' ? 'cancelled' : 'corrected'}) on ${describe(s.target)}`,
@@ -147,6 +161,7 @@ export async function corporateActionsApply(
       const outcome = await ledger.inTarget(target, action.securityId, (tx) =>
         applyOne(tx, action, target, priced?.price ?? null, jobId),
       );
+      await countRestated(outcome.restated, target);
       if (outcome.kind === 'applied') applied += 1;
       else if (outcome.kind === 'skipped') skipped += 1;
       else if (outcome.kind === 'no-price') missingPrice.push(describe(target));
@@ -222,12 +237,13 @@ export async function corporateActionsApply(
 
 const sumOf = (r: Record<ActionType, number>): number => TYPES.reduce((s, t) => s + r[t], 0);
 
-type ApplyOutcome =
+type ApplyOutcome = { restated: LedgerRow[] } & (
   | { kind: 'applied'; row: LedgerRow }
   | { kind: 'skipped' }
   | { kind: 'flat' }
   | { kind: 'no-price' }
-  | { kind: 'invalid'; reason: string };
+  | { kind: 'invalid'; reason: string }
+);
 
 /** One action on one target, inside its locked transaction. */
 async function applyOne(
@@ -237,7 +253,14 @@ async function applyOne(
   price: string | null,
   jobId: string,
 ): Promise<ApplyOutcome> {
-  if (await tx.entry(action.id, action.revision, 'APPLY')) return { kind: 'skipped' };
+  const restated: LedgerRow[] = [];
+  const live = await tx.liveApply(action.id);
+  if (live && live.actionRevision === action.revision) return { kind: 'skipped', restated };
+  if (live) {
+    // A revision the reversal phase has not seen (corrected since the run began): reverse it here.
+    restated.push(...(await restateLater(tx, live.exDate, target, jobId)));
+    await reverseApply(tx, live.id, target, jobId);
+  }
   // The entitlement basis, read under the lock: trades before the ex-date and earlier ledger rows.
   const events: PositionEvent[] = [
     ...(await tx.tradesBefore(action.exDate)).map((t): PositionEvent => ({
@@ -257,7 +280,27 @@ async function applyOne(
     })),
   ];
   const replayed = replayPosition(events);
-  if (replayed.quantity.isZero()) return { kind: 'flat' };
+  if (replayed.quantity.isZero()) return { kind: 'flat', restated };
+  const ratio = decOrNull(action.ratio);
+  const split = action.actionType === 'STOCK_SPLIT' || action.actionType === 'REVERSE_SPLIT';
+  if (split && ratio !== null && splitNeedsPrice(replayed.quantity, ratio) && price === null) {
+    return { kind: 'no-price', restated };
+  }
+  const terms = {
+    actionType: action.actionType,
+    ratio,
+    amount: decOrNull(action.amount),
+    faceValue: decOrNull(action.faceValue),
+  };
+  try {
+    actionEffect(terms, replayed, decOrNull(price));
+  } catch (err) {
+    if (err instanceof RangeError) return { kind: 'invalid', reason: err.message, restated };
+    throw err;
+  }
+  // Actions with later ex-dates already applied here were entitled without this one: reverse them
+  // first (the run applies them again when it reaches them, on the new basis).
+  restated.push(...(await restateLater(tx, action.exDate, target, jobId)));
   // A client position's cost is its per-share cost basis (the positions row is the account's
   // book); a portfolio's is the average cost replayed from its trades.
   const current = target.accountId !== null ? await tx.accountPosition() : null;
@@ -265,26 +308,7 @@ async function applyOne(
     quantity: replayed.quantity,
     cost: current ? round(replayed.quantity.times(dec(current.costBasis)), 2) : replayed.cost,
   };
-  const ratio = decOrNull(action.ratio);
-  const split = action.actionType === 'STOCK_SPLIT' || action.actionType === 'REVERSE_SPLIT';
-  if (split && ratio !== null && splitNeedsPrice(held.quantity, ratio) && price === null)
-    return { kind: 'no-price' };
-  let effect;
-  try {
-    effect = actionEffect(
-      {
-        actionType: action.actionType,
-        ratio,
-        amount: decOrNull(action.amount),
-        faceValue: decOrNull(action.faceValue),
-      },
-      held,
-      decOrNull(price),
-    );
-  } catch (err) {
-    if (err instanceof RangeError) return { kind: 'invalid', reason: err.message };
-    throw err;
-  }
+  const effect = actionEffect(terms, held, decOrNull(price));
   const row = await tx.insertApply({
     action,
     target,
@@ -295,11 +319,25 @@ async function applyOne(
     cashInLieu: text(effect.cashInLieu, 2),
     jobId,
   });
-  if (!row) return { kind: 'skipped' };
+  // Under the target's lock with no live APPLY the insert cannot conflict; if it ever does, the
+  // transaction is rolled back rather than committing the restatement alone.
+  if (!row) throw new Error(`${action.actionId}: ledger row for ${describe(target)} already written`);
   if (target.accountId !== null && !(effect.quantityDelta.isZero() && effect.costDelta.isZero())) {
     await writePosition(tx, current, effect.quantityDelta, effect.costDelta);
   }
-  return { kind: 'applied', row };
+  return { kind: 'applied', row, restated };
+}
+
+/** Reverses the live APPLY rows of actions with an ex-date after `exDate` on this position. */
+async function restateLater(
+  tx: TargetTx,
+  exDate: string,
+  target: Target,
+  jobId: string,
+): Promise<LedgerRow[]> {
+  const later = await tx.laterLiveApplies(exDate);
+  for (const row of later) await reverseApply(tx, row.id, target, jobId);
+  return later;
 }
 
 async function writePosition(
@@ -319,12 +357,12 @@ async function writePosition(
 }
 
 /** The exact negation of one APPLY, inside its locked transaction; false when already reversed. */
-async function reverseOne(tx: TargetTx, stale: StaleApply, jobId: string): Promise<boolean> {
-  const reverse = await tx.insertReverse(stale.ledgerId, jobId);
+async function reverseApply(tx: TargetTx, ledgerId: number, target: Target, jobId: string): Promise<boolean> {
+  const reverse = await tx.insertReverse(ledgerId, jobId);
   if (!reverse) return false;
-  const apply = await tx.lockRow(stale.ledgerId);
-  if (!apply) throw new Error(`ledger row ${stale.ledgerId} vanished`);
-  const accountId = stale.target.accountId;
+  const apply = await tx.lockRow(ledgerId);
+  if (!apply) throw new Error(`ledger row ${ledgerId} vanished`);
+  const accountId = target.accountId;
   if (accountId === null) {
     // Portfolios: the REVERSE is paid when its APPLY was; otherwise both are marked when the
     // payment date comes (phase 3).

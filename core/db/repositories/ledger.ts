@@ -48,6 +48,7 @@ export interface TargetHeld {
 export interface StaleApply {
   /** corporate_action_ledger.id of the APPLY to reverse. */
   ledgerId: number;
+  exDate: string;
   actionId: string;
   securityId: number;
   actionType: ActionType;
@@ -99,6 +100,7 @@ export interface LedgerRow {
   id: number;
   actionId: number;
   actionRevision: number;
+  restatement: number;
   entry: 'APPLY' | 'REVERSE';
   actionType: ActionType;
   portfolioId: string | null;
@@ -117,11 +119,19 @@ export interface LedgerRow {
   fxRate: string | null;
 }
 
-const LEDGER_COLUMNS = `l.id::int as id, l.action_id::int as "actionId", l.action_revision as "actionRevision", l.entry,
+const LEDGER_COLUMNS = `l.id::int as id, l.action_id::int as "actionId", l.action_revision as "actionRevision",
+  l.restatement, l.entry,
   l.action_type as "actionType", l.portfolio_id as "portfolioId", l.account_id as "accountId", l.ex_date as "exDate",
   l.payment_date as "paymentDate", l.currency, l.quantity_held as "quantityHeld", l.quantity_delta as "quantityDelta",
   l.cost_delta as "costDelta", l.cash_amount as "cashAmount", l.cash_in_lieu as "cashInLieu", l.paid_at as "paidAt",
   l.paid_amount as "paidAmount", l.paid_currency as "paidCurrency", l.fx_rate as "fxRate"`;
+
+/** `alias` is an APPLY row that no REVERSE of the same revision and restatement undoes. */
+const live = (alias: string): string => `${alias}.entry = 'APPLY' and not exists (
+  select 1 from corporate_action_ledger r
+   where r.action_id = ${alias}.action_id and r.action_revision = ${alias}.action_revision
+     and r.restatement = ${alias}.restatement and r.entry = 'REVERSE'
+     and r.portfolio_id is not distinct from ${alias}.portfolio_id and r.account_id is not distinct from ${alias}.account_id)`;
 
 const targetOf = (r: { portfolioId: string | null; accountId: number | null }): Target =>
   r.portfolioId !== null
@@ -130,8 +140,10 @@ const targetOf = (r: { portfolioId: string | null; accountId: number | null }): 
 
 /** Operations on one (target, security) inside its locked transaction. */
 export interface TargetTx {
-  /** The APPLY or REVERSE row of an action revision on this target, if written. */
-  entry(actionId: number, revision: number, entry: 'APPLY' | 'REVERSE'): Promise<LedgerRow | null>;
+  /** The action's APPLY on this target that is not reversed (any revision), if any. */
+  liveApply(actionId: number): Promise<LedgerRow | null>;
+  /** Live APPLY rows on this target and security of actions with an ex-date after `exDate`, newest first. */
+  laterLiveApplies(exDate: string): Promise<LedgerRow[]>;
   /** The target's trades in the security dated before `exDate`. */
   tradesBefore(exDate: string): Promise<TradeRow[]>;
   /** The target's ledger rows (both entries) for the security with an ex-date before `exDate`. */
@@ -167,13 +179,22 @@ function targetTx(conn: Conn, target: Target, securityId: number): TargetTx {
   const one = async (sql: string, params: unknown[]): Promise<LedgerRow | null> =>
     ((await conn.query<LedgerRow>(sql, params)).rows[0] ?? null) as LedgerRow | null;
   return {
-    entry: (actionId, revision, entry) =>
+    liveApply: (actionId) =>
       one(
         `select ${LEDGER_COLUMNS} from corporate_action_ledger l
-          where ${byTarget('l.')}
-            and l.action_id = $3 and l.action_revision = $4 and l.entry = $5`,
-        [...t, actionId, revision, entry],
+          where ${byTarget('l.')} and l.action_id = $3 and ${live('l')}
+          order by l.id desc limit 1`,
+        [...t, actionId],
       ),
+    async laterLiveApplies(exDate) {
+      const res = await conn.query<LedgerRow>(
+        `select ${LEDGER_COLUMNS} from corporate_action_ledger l join corporate_actions a on a.id = l.action_id
+          where ${byTarget('l.')} and a.security_id = $3 and l.ex_date > $4 and ${live('l')}
+          order by l.ex_date desc, l.id desc`,
+        [...t, securityId, exDate],
+      );
+      return res.rows;
+    },
     async tradesBefore(exDate) {
       const res = await conn.query<TradeRow>(
         `select id::int as id, txn_type as "txnType", quantity, price, txn_date as "txnDate"
@@ -222,9 +243,14 @@ function targetTx(conn: Conn, target: Target, securityId: number): TargetTx {
     insertApply: (row) =>
       one(
         `insert into corporate_action_ledger as l
-           (action_id, action_revision, portfolio_id, account_id, entry, action_type, ex_date, payment_date, ratio,
-            amount, currency, quantity_held, quantity_delta, cost_delta, cash_amount, cash_in_lieu, job_id)
-         values ($1, $2, $3, $4, 'APPLY', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+           (action_id, action_revision, restatement, portfolio_id, account_id, entry, action_type, ex_date,
+            payment_date, ratio, amount, currency, quantity_held, quantity_delta, cost_delta, cash_amount,
+            cash_in_lieu, job_id)
+         values ($1, $2,
+                 (select coalesce(max(p.restatement) + 1, 0) from corporate_action_ledger p
+                   where p.action_id = $1 and p.action_revision = $2
+                     and p.portfolio_id is not distinct from $3::text and p.account_id is not distinct from $4::int),
+                 $3, $4, 'APPLY', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
          on conflict do nothing
          returning ${LEDGER_COLUMNS}`,
         [
@@ -249,9 +275,11 @@ function targetTx(conn: Conn, target: Target, securityId: number): TargetTx {
     insertReverse: (applyId, jobId) =>
       one(
         `insert into corporate_action_ledger as l
-           (action_id, action_revision, portfolio_id, account_id, entry, action_type, ex_date, payment_date, ratio,
-            amount, currency, quantity_held, quantity_delta, cost_delta, cash_amount, cash_in_lieu, job_id)
-         select action_id, action_revision, portfolio_id, account_id, 'REVERSE', action_type, ex_date, payment_date,
+           (action_id, action_revision, restatement, portfolio_id, account_id, entry, action_type, ex_date,
+            payment_date, ratio, amount, currency, quantity_held, quantity_delta, cost_delta, cash_amount,
+            cash_in_lieu, job_id)
+         select action_id, action_revision, restatement, portfolio_id, account_id, 'REVERSE', action_type, ex_date,
+                payment_date,
                 ratio, amount, currency, quantity_held, -quantity_delta, -cost_delta, -cash_amount, -cash_in_lieu, $2
            from corporate_action_ledger where id = $1 and entry = 'APPLY'
          on conflict do nothing
@@ -290,8 +318,9 @@ export function createLedgerRepository(db: Knex) {
   return {
     /**
      * Active actions with ex_date ≤ asOf, in apply order (ex-date, then id). With `actionIds`:
-     * those, plus every earlier due action of the same securities (their entitlements build on the
-     * earlier ones' quantities). Unknown ids are returned in `unknown`.
+     * every due action of the named actions' securities (an entitlement builds on the earlier
+     * actions' quantities, and applying an earlier one restates the later ones). Unknown ids are
+     * returned in `unknown`.
      */
     async dueActions(
       asOf: string,
@@ -303,8 +332,7 @@ export function createLedgerRepository(db: Knex) {
           where a.status = 'ACTIVE' and a.ex_date <= :asOf
             and (:ids::text[] is null or exists (
                   select 1 from corporate_actions n
-                   where n.action_id = any(:ids::text[]) and n.security_id = a.security_id
-                     and a.ex_date <= n.ex_date))
+                   where n.action_id = any(:ids::text[]) and n.security_id = a.security_id))
           order by a.ex_date, a.id`,
         { asOf, ids: actionIds === null ? null : [...actionIds] },
       );
@@ -330,16 +358,12 @@ export function createLedgerRepository(db: Knex) {
         rows: (Omit<StaleApply, 'target'> & { portfolioId: string | null; accountId: number | null })[];
       }>(
         `select l.id::int as "ledgerId", a.action_id as "actionId", a.security_id as "securityId",
-                l.action_type as "actionType", l.action_revision as revision, a.status,
+                l.action_type as "actionType", l.action_revision as revision, a.status, l.ex_date as "exDate",
                 l.portfolio_id as "portfolioId", l.account_id as "accountId"
            from corporate_action_ledger l join corporate_actions a on a.id = l.action_id
-          where l.entry = 'APPLY'
-            and (a.status = 'CANCELLED' or a.revision <> l.action_revision)
+          where (a.status = 'CANCELLED' or a.revision <> l.action_revision)
             and (:ids::text[] is null or a.action_id = any(:ids::text[]))
-            and not exists (select 1 from corporate_action_ledger r
-                             where r.action_id = l.action_id and r.action_revision = l.action_revision
-                               and r.entry = 'REVERSE' and r.portfolio_id is not distinct from l.portfolio_id
-                               and r.account_id is not distinct from l.account_id)
+            and ${live('l')}
           order by l.ex_date desc, l.id desc`,
         { ids: actionIds === null ? null : [...actionIds] },
       );
@@ -373,9 +397,9 @@ export function createLedgerRepository(db: Knex) {
            select portfolio_id, account_id from held group by portfolio_id, account_id having sum(q) <> 0
          )
          , done as (
-           select coalesce(portfolio_id, '') as p, coalesce(account_id, 0) as a
-             from corporate_action_ledger
-            where action_id = :id and action_revision = :rev and entry = 'APPLY'
+           select coalesce(l.portfolio_id, '') as p, coalesce(l.account_id, 0) as a
+             from corporate_action_ledger l
+            where l.action_id = :id and l.action_revision = :rev and ${live('l')}
          )
          select n.portfolio_id as "portfolioId", n.account_id as "accountId", d.p is not null as applied
            from net n
