@@ -104,7 +104,8 @@ export async function corporateActionsApply(
   };
   const problem = async (p: ApplyProblem): Promise<void> => {
     result.problemCount += 1;
-    if (result.problems.length < MAX_PROBLEMS) result.problems.push(p);
+    if (result.problems.length >= MAX_PROBLEMS) return; // counted, not listed nor logged again
+    result.problems.push(p);
     await ctx.log(`problem: ${p.actionId}${p.target ? ` ${p.target}` : ''}: ${p.reason}`);
   };
   const jobId = ctx.id;

@@ -448,16 +448,16 @@ export function createLedgerRepository(db: Knex) {
 
     /**
      * Portfolios keep no cash account: their rows whose payment date has come are marked paid in
-     * one statement. Returns the count per action type.
+     * one statement. Returns the count per action type of the rows carrying cash.
      */
     async markPortfolioRowsPaid(asOf: string): Promise<Record<string, number>> {
       const res = await db.raw<{ rows: { action_type: string; n: number }[] }>(
         `with up as (
            update corporate_action_ledger set paid_at = now()
             where portfolio_id is not null and paid_at is null and coalesce(payment_date, ex_date) <= ?
-            returning action_type
+            returning action_type, cash_amount
          )
-         select action_type, count(*)::int as n from up group by action_type`,
+         select action_type, count(*)::int as n from up where cash_amount <> 0 group by action_type`,
         [asOf],
       );
       return Object.fromEntries(res.rows.map((r) => [r.action_type, r.n]));
