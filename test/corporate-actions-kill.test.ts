@@ -162,4 +162,89 @@ describe('corporate-actions.apply killed mid-run', () => {
     });
     expect(wrong.slice(0, 5)).toEqual([]);
   });
+
+  it(
+    'two worker processes running two jobs at once apply every effect once',
+    { timeout: 240_000 },
+    async () => {
+      const { db } = deps;
+      const sec = await insertSecurity(db);
+      const n = 800;
+      await db.raw(
+        `with c as (
+         insert into clients (client_code, name)
+         select 'DUO-' || g, 'two workers' from generate_series(1, ?) g
+         returning id, client_code
+       ), a as (
+         insert into accounts (client_id, account_type, currency, cash_balance)
+         select id, 'MARGIN', 'USD', 0 from c
+         returning id, client_id
+       ), x as (
+         select a.id, substr(c.client_code, 5)::int as i from a join c on c.id = a.client_id
+       ), p as (
+         insert into positions (account_id, security_id, quantity, cost_basis)
+         select id, ?, 10 + i, 12 from x
+       )
+       insert into transactions (txn_id, account_id, security_id, txn_type, quantity, price, txn_date, settlement_date, currency)
+       select 'TXN-DUO-' || i, id, ?, 'BUY', 10 + i, 12, '2025-01-02', '2025-01-03', 'USD' from x`,
+        [n, sec.id, sec.id],
+      );
+      await insertClose(db, sec.id, '2025-04-01', '5');
+      const split = await insertAction(db, {
+        securityId: sec.id,
+        type: 'REVERSE_SPLIT',
+        exDate: '2025-04-01',
+        ratio: '0.5',
+      });
+      const div = await insertAction(db, {
+        securityId: sec.id,
+        type: 'DIVIDEND',
+        exDate: '2025-04-02',
+        amount: '0.30',
+      });
+
+      const prefix = deps.config.queue.prefix;
+      const queues = createQueues(deps.config);
+      const events = new QueueEvents('corporate-actions.apply', {
+        connection: createRedis(deps.config, { forWorker: true }),
+        prefix,
+      });
+      await events.waitUntilReady();
+      const env = { DATABASE_URL: scratch.url, QUEUE_PREFIX: prefix };
+      startWorkerProcess(env, { names: ['corporate-actions.apply'] });
+      startWorkerProcess(env, { names: ['corporate-actions.apply'] });
+      const payload = { asOf: '2025-04-02', actionIds: [split, div] };
+      const jobs = [
+        await queues.enqueue('corporate-actions.apply', payload),
+        await queues.enqueue('corporate-actions.apply', payload),
+      ];
+      type Result = { applied: Record<string, number>; skipped: Record<string, number> };
+      const results = [
+        (await jobs[0]!.waitUntilFinished(events, 180_000)) as Result,
+        (await jobs[1]!.waitUntilFinished(events, 180_000)) as Result,
+      ];
+      await events.close();
+      await queues.close();
+      const applied = results.reduce((s, r) => s + r.applied.REVERSE_SPLIT! + r.applied.DIVIDEND!, 0);
+      expect(applied).toBe(n * 2);
+
+      const rows = await db.raw<{ rows: { i: number; quantity: string; cash: string; applies: number }[] }>(
+        `select substr(c.client_code, 5)::int as i, p.quantity::text, a.cash_balance::text as cash,
+              (select count(*)::int from corporate_action_ledger l where l.account_id = a.id and l.entry = 'APPLY') as applies
+         from accounts a join clients c on c.id = a.client_id
+         left join positions p on p.account_id = a.id and p.security_id = :sec
+        where c.client_code like 'DUO-%'
+        order by i`,
+        { sec: sec.id },
+      );
+      expect(rows.rows).toHaveLength(n);
+      const wrong = rows.rows.filter((r) => {
+        const q = 10 + r.i;
+        const kept = Math.floor(q / 2);
+        const cash = dec(q).times('0.5').minus(kept).times(5).plus(dec(kept).times('0.30'));
+        return r.applies !== 2 || r.quantity !== dec(kept).toFixed(8) || r.cash !== cash.toFixed(2);
+      });
+      expect(wrong.slice(0, 5)).toEqual([]);
+    },
+  );
 });
