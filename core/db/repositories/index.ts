@@ -12,6 +12,7 @@ import { createClientsRepository } from './clients.ts';
 import { createFxRepository } from './fx.ts';
 import { createGeneratorRepository } from './generator.ts';
 import { createIngestRepository } from './ingest.ts';
+import { createLedgerRepository } from './ledger.ts';
 import { createPlatformRepository } from './platform.ts';
 import { createProviderBarsRepository } from './provider-bars.ts';
 import { createQuarantineRepository } from './quarantine.ts';
@@ -32,6 +33,7 @@ export function createRepositories(db: Knex) {
     fx: createFxRepository(db),
     generator: createGeneratorRepository(db),
     ingest: createIngestRepository(db),
+    ledger: createLedgerRepository(db),
     platform: createPlatformRepository(db),
     providerBars: createProviderBarsRepository(db),
     quarantine: createQuarantineRepository(db),
