@@ -108,6 +108,7 @@ export function buildOpenApiDocument(
         scopes: {
           'results:read': 'Read prices, analytics, jobs and reports.',
           'jobs:write': 'Trigger jobs.',
+          trading: 'Create clients, move their cash and place paper-trading orders.',
           admin: 'Everything, including operator functions.',
         },
       },
