@@ -80,12 +80,20 @@ export interface OrderRequest {
 
 /** SHA-256 of the order's canonical form: `10`, `10.0` and `10.00` are the same quantity. */
 export function orderHash(o: OrderRequest): string {
-  const canon = [o.symbol, o.side, dec(o.quantity).toFixed(), o.type, o.limitPrice ? dec(o.limitPrice).toFixed() : ''];
+  const canon = [
+    o.symbol,
+    o.side,
+    dec(o.quantity).toFixed(),
+    o.type,
+    o.limitPrice ? dec(o.limitPrice).toFixed() : '',
+  ];
   return createHash('sha256').update(JSON.stringify(canon)).digest('hex');
 }
 
 export function cashHash(kind: string, amount: string): string {
-  return createHash('sha256').update(JSON.stringify([kind, dec(amount).toFixed(2)])).digest('hex');
+  return createHash('sha256')
+    .update(JSON.stringify([kind, dec(amount).toFixed(2)]))
+    .digest('hex');
 }
 
 /** What /margin/{clientId} answers, computed from a book (numbers rounded to the cent). */
@@ -184,7 +192,10 @@ export function marginView(opts: {
   now: Date;
 }): MarginView {
   const rows = held(opts.rows);
-  const newest = rows.reduce<Date | null>((t, r) => (r.priceTime && (!t || r.priceTime > t) ? r.priceTime : t), null);
+  const newest = rows.reduce<Date | null>(
+    (t, r) => (r.priceTime && (!t || r.priceTime > t) ? r.priceTime : t),
+    null,
+  );
   const byTicker = new Map(opts.margin.positions.map((p) => [p.securityId, p]));
   const m = opts.margin;
   return {
@@ -288,7 +299,12 @@ function plan(
   );
   if (!fill.ok) {
     if (!refusal)
-      refusal = new TradingError('unprocessable', fill.code, fill.message, orderFields('body.quantity', fill.message));
+      refusal = new TradingError(
+        'unprocessable',
+        fill.code,
+        fill.message,
+        orderFields('body.quantity', fill.message),
+      );
     return {
       row,
       price,
@@ -300,7 +316,9 @@ function plan(
       cashDelta: ZERO,
       rowsAfter: [...rows],
       balancesAfter: { cash: dec(account.cashBalance), loan: dec(account.loanBalance) },
-      before: withMargin ? marginOfBook(rows, { cash: account.cashBalance, loan: account.loanBalance }, house) : null,
+      before: withMargin
+        ? marginOfBook(rows, { cash: account.cashBalance, loan: account.loanBalance }, house)
+        : null,
       after: null,
       refusal,
     };
@@ -311,7 +329,9 @@ function plan(
   const quantityAfter = fill.holding.quantity;
   const costBasisAfter = fill.holding.costBasis;
   const rowsAfter = rows.map((r) =>
-    r === row ? { ...r, quantity: quantityAfter.toFixed(), costBasis: costBasisAfter.toFixed(COST_PLACES) } : r,
+    r === row
+      ? { ...r, quantity: quantityAfter.toFixed(), costBasis: costBasisAfter.toFixed(COST_PLACES) }
+      : r,
   );
   let before: AccountMargin | null = null;
   let after: AccountMargin | null = null;
@@ -459,7 +479,14 @@ export async function whatIf(
       const p = plan(rows, tx.account, order, true, opts.house);
       const now = deps.clock.now();
       const view = (rs: readonly BookRow[], m: AccountMargin) =>
-        marginView({ clientId, accountId: tx.account.accountId, currency: tx.account.currency, rows: rs, margin: m, now });
+        marginView({
+          clientId,
+          accountId: tx.account.accountId,
+          currency: tx.account.currency,
+          rows: rs,
+          margin: m,
+          now,
+        });
       return {
         accepted: p.refusal === null,
         reason: p.refusal
@@ -538,7 +565,11 @@ async function cashMovement(
     const value = dec(amount);
     if (kind === 'WITHDRAWAL') {
       const rows = await tx.book(null);
-      const margin = marginOfBook(rows, { cash: tx.account.cashBalance, loan: tx.account.loanBalance }, opts.house);
+      const margin = marginOfBook(
+        rows,
+        { cash: tx.account.cashBalance, loan: tx.account.loanBalance },
+        opts.house,
+      );
       const most = withdrawable(margin);
       if (value.greaterThan(most))
         throw new TradingError(

@@ -35,7 +35,15 @@ import {
   type OrderRequest,
   type TradingOptions,
 } from '../../core/trading.ts';
-import { BadRequestError, ConflictError, defineRoute, HttpError, NotFoundError, Reply, type RouteDef } from '../http.ts';
+import {
+  BadRequestError,
+  ConflictError,
+  defineRoute,
+  HttpError,
+  NotFoundError,
+  Reply,
+  type RouteDef,
+} from '../http.ts';
 import { clientParams } from './margin.ts';
 import { isoZ } from './stocks.ts';
 
@@ -77,7 +85,10 @@ function positiveDecimal(places: number, intDigits: number, example: string) {
 }
 
 const OrderBody = strictObject({
-  symbol: z.string().regex(TICKER, 'must be a ticker (A-Z, 0-9, . _ = ^ -, up to 20)').openapi({ example: 'AAPL' }),
+  symbol: z
+    .string()
+    .regex(TICKER, 'must be a ticker (A-Z, 0-9, . _ = ^ -, up to 20)')
+    .openapi({ example: 'AAPL' }),
   side: z.enum(SIDES).openapi({ description: 'BUY, SELL (a long), SHORT, COVER (a short).' }),
   quantity: positiveDecimal(8, 12, '100'),
   type: z.enum(ORDER_TYPES).default('MARKET'),
@@ -159,14 +170,18 @@ const Trade = z
     price: z.number().openapi({ description: 'Fill price, security currency.' }),
     order_type: z.enum(ORDER_TYPES),
     limit_price: z.number().nullable(),
-    market_price: z.number().openapi({ description: 'The latest stored price the order was checked against.' }),
+    market_price: z
+      .number()
+      .openapi({ description: 'The latest stored price the order was checked against.' }),
     price_time: z.string(),
     fx_rate: z.number().openapi({ description: 'Security currency → account currency.' }),
     notional: z.number().openapi({ description: 'Cash moved, account currency (to the cent).' }),
     realized_pnl: z
       .number()
       .nullable()
-      .openapi({ description: 'SELL/COVER: quantity × (price − average cost), security currency; else null.' }),
+      .openapi({
+        description: 'SELL/COVER: quantity × (price − average cost), security currency; else null.',
+      }),
     fees: z.number(),
     currency: z.string().openapi({ description: 'The security currency (price, realized P/L).' }),
     account_currency: z.string(),
@@ -181,7 +196,11 @@ const Trades = z
   .object({
     clientId: z.number().int(),
     trades: z.array(Trade),
-    next_before: z.number().int().nullable().openapi({ description: 'Cursor of the next page; null on the last.' }),
+    next_before: z
+      .number()
+      .int()
+      .nullable()
+      .openapi({ description: 'Cursor of the next page; null on the last.' }),
   })
   .openapi('Trades');
 
@@ -340,7 +359,11 @@ export function clientRoutes(deps: Deps, opts: TradingOptions = {}): RouteDef[] 
       errors: [409],
       async handler({ body }) {
         const code = body.clientCode ?? `CL-${randomUUID()}`;
-        const r = await repos.trading.createClient({ name: body.name, clientCode: code, currency: body.currency });
+        const r = await repos.trading.createClient({
+          name: body.name,
+          clientCode: code,
+          currency: body.currency,
+        });
         if (r === 'duplicate') throw new ConflictError(`client code ${code} is taken`);
         return {
           clientId: r.clientId,

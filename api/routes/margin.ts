@@ -38,15 +38,20 @@ const Position = z
     quantity: z.number().openapi({ example: 100, description: 'Shares; negative = short.' }),
     cost_basis: z.number().openapi({ example: 150.0, description: 'Per share, security currency.' }),
     account_id: z.number().int().openapi({ description: 'The account holding the position.' }),
-    currency: z.string().openapi({ example: 'USD', description: "The security's currency (cost basis, price, P/L)." }),
+    currency: z
+      .string()
+      .openapi({ example: 'USD', description: "The security's currency (cost basis, price, P/L)." }),
     market_price: z.number().nullable().openapi({
-      description: "Latest stored price (as /margin: the newer of the newest tick and daily close); null when none.",
+      description:
+        'Latest stored price (as /margin: the newer of the newest tick and daily close); null when none.',
     }),
     price_time: z.string().nullable(),
     market_value: z
       .number()
       .nullable()
-      .openapi({ description: 'quantity × market_price (negative for a short), security currency, to the cent.' }),
+      .openapi({
+        description: 'quantity × market_price (negative for a short), security currency, to the cent.',
+      }),
     unrealized_pnl: z.number().nullable().openapi({
       description:
         'quantity × (market_price − cost_basis), security currency, to the cent: a long gains when the price rises above its average cost, a short when it falls below its average proceeds. Null without a price.',

@@ -57,8 +57,7 @@ export type FillRefusal =
   | 'long_position_open';
 
 export type FillResult =
-  | { ok: true; holding: Holding; realizedPnl: Dec | null }
-  | { ok: false; code: FillRefusal; message: string };
+  { ok: true; holding: Holding; realizedPnl: Dec | null } | { ok: false; code: FillRefusal; message: string };
 
 /** BUY and SHORT open or add; SELL and COVER close or reduce. */
 export function isOpening(side: Side): boolean {
@@ -69,15 +68,25 @@ const average = (heldShares: Dec, heldCost: Dec, shares: Dec, price: Dec): Dec =
   round(heldShares.times(heldCost).plus(shares.times(price)).dividedBy(heldShares.plus(shares)), COST_PLACES);
 
 /** The position after one fill of `quantity` (> 0) shares at `price` (> 0). */
-export function applyFill(held: Holding, side: Side, quantity: Dec | string, price: Dec | string): FillResult {
+export function applyFill(
+  held: Holding,
+  side: Side,
+  quantity: Dec | string,
+  price: Dec | string,
+): FillResult {
   const n = dec(quantity);
   const p = dec(price);
-  if (!n.greaterThan(0) || !p.greaterThan(0)) throw new RangeError('applyFill: quantity and price must be > 0');
+  if (!n.greaterThan(0) || !p.greaterThan(0))
+    throw new RangeError('applyFill: quantity and price must be > 0');
   const q = held.quantity;
   switch (side) {
     case 'BUY':
       if (q.lessThan(0))
-        return { ok: false, code: 'short_position_open', message: `a short of ${q.abs()} is open: COVER it first` };
+        return {
+          ok: false,
+          code: 'short_position_open',
+          message: `a short of ${q.abs()} is open: COVER it first`,
+        };
       return {
         ok: true,
         holding: { quantity: q.plus(n), costBasis: q.isZero() ? p : average(q, held.costBasis, n, p) },
@@ -92,7 +101,8 @@ export function applyFill(held: Holding, side: Side, quantity: Dec | string, pri
         realizedPnl: null,
       };
     case 'SELL':
-      if (!q.greaterThan(0)) return { ok: false, code: 'no_long_position', message: 'no long position to sell' };
+      if (!q.greaterThan(0))
+        return { ok: false, code: 'no_long_position', message: 'no long position to sell' };
       if (n.greaterThan(q))
         return { ok: false, code: 'insufficient_long', message: `sells ${n} but only ${q} are held long` };
       return {
@@ -101,9 +111,14 @@ export function applyFill(held: Holding, side: Side, quantity: Dec | string, pri
         realizedPnl: round(n.times(p.minus(held.costBasis)), 2),
       };
     case 'COVER':
-      if (!q.lessThan(0)) return { ok: false, code: 'no_short_position', message: 'no short position to cover' };
+      if (!q.lessThan(0))
+        return { ok: false, code: 'no_short_position', message: 'no short position to cover' };
       if (n.greaterThan(q.abs()))
-        return { ok: false, code: 'insufficient_short', message: `covers ${n} but only ${q.abs()} are short` };
+        return {
+          ok: false,
+          code: 'insufficient_short',
+          message: `covers ${n} but only ${q.abs()} are short`,
+        };
       return {
         ok: true,
         holding: { quantity: q.plus(n), costBasis: q.abs().equals(n) ? ZERO : held.costBasis },
@@ -167,7 +182,10 @@ export interface RegTCheck {
 
 /** Regulation T for an opening order of `orderValue` (account currency); see the module doc. */
 export function regTCheck(opts: { before: AccountMargin; after: AccountMargin; orderValue: Dec }): RegTCheck {
-  const required = max(opts.after.requirement, opts.before.requirement.plus(regTInitialRequirement(opts.orderValue)));
+  const required = max(
+    opts.after.requirement,
+    opts.before.requirement.plus(regTInitialRequirement(opts.orderValue)),
+  );
   const gap = required.minus(opts.after.equity);
   const depositRequired = gap.greaterThan(0) ? gap.toDecimalPlaces(2, Decimal.ROUND_UP) : ZERO;
   return { ok: !gap.greaterThan(0), required, equityAfter: opts.after.equity, depositRequired };

@@ -319,13 +319,17 @@ export function createTradingRepository(db: Knex) {
 
     /** Whether the client exists. */
     async clientExists(clientId: number): Promise<boolean> {
-      const res = await db.raw<{ rows: unknown[] }>(`select 1 from clients where id = :clientId`, { clientId });
+      const res = await db.raw<{ rows: unknown[] }>(`select 1 from clients where id = :clientId`, {
+        clientId,
+      });
       return res.rows.length > 0;
     },
 
     /** Whether a security with this ticker exists. */
     async tickerExists(ticker: string): Promise<boolean> {
-      const res = await db.raw<{ rows: unknown[] }>(`select 1 from securities where ticker = :ticker`, { ticker });
+      const res = await db.raw<{ rows: unknown[] }>(`select 1 from securities where ticker = :ticker`, {
+        ticker,
+      });
       return res.rows.length > 0;
     },
   };
