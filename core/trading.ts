@@ -393,8 +393,15 @@ function accountOutcome<T>(
 }
 
 export interface TradingOptions {
-  /** House rules for the margin computations (the same ones /margin uses); none by default. */
-  house?: HouseRules;
+  /**
+   * The house rules in force on an exchange date, for the margin computations: pass the same
+   * source GET /margin/{clientId} uses, so an order, a what-if and /margin agree. None by default.
+   */
+  houseRules?: (asOf: string) => Promise<HouseRules>;
+}
+
+async function houseOf(deps: Pick<Deps, 'clock'>, opts: TradingOptions): Promise<HouseRules | undefined> {
+  return opts.houseRules ? opts.houseRules(sessionDateOf(deps.clock.now())) : undefined;
 }
 
 /** Places an order (module doc). `replayed` when the idempotency key returned an earlier trade. */
@@ -406,6 +413,7 @@ export async function placeOrder(
   opts: TradingOptions = {},
 ): Promise<{ trade: TradeRecord; replayed: boolean }> {
   const hash = orderHash(order);
+  const house = await houseOf(deps, opts);
   const r = await deps.repos.trading.withAccount(clientId, async (tx: AccountTx) => {
     const earlier = await tx.orderByKey(idempotencyKey);
     if (earlier) {
@@ -419,7 +427,7 @@ export async function placeOrder(
       return { trade: earlier, replayed: true };
     }
     const rows = await tx.book(order.symbol);
-    const p = plan(rows, tx.account, order, false, opts.house);
+    const p = plan(rows, tx.account, order, false, house);
     if (p.refusal) throw p.refusal;
     const txnDate = sessionDateOf(deps.clock.now());
     const trade = await tx.insertTrade({
@@ -472,11 +480,12 @@ export async function whatIf(
   order: OrderRequest,
   opts: TradingOptions = {},
 ): Promise<WhatIfResult> {
+  const house = await houseOf(deps, opts);
   const r = await deps.repos.trading.withAccount(
     clientId,
     async (tx: AccountTx) => {
       const rows = await tx.book(order.symbol);
-      const p = plan(rows, tx.account, order, true, opts.house);
+      const p = plan(rows, tx.account, order, true, house);
       const now = deps.clock.now();
       const view = (rs: readonly BookRow[], m: AccountMargin) =>
         marginView({
@@ -520,7 +529,7 @@ export async function whatIf(
 
 /** A deposit (credit pays down the loan first). An idempotency key, when given, makes a retry return the first. */
 export async function deposit(
-  deps: Pick<Deps, 'repos'>,
+  deps: Pick<Deps, 'repos' | 'clock'>,
   clientId: number,
   amount: string,
   idempotencyKey: string | null,
@@ -530,7 +539,7 @@ export async function deposit(
 
 /** A withdrawal, up to the Reg T excess (core/domain/trading.ts `withdrawable`). */
 export async function withdraw(
-  deps: Pick<Deps, 'repos'>,
+  deps: Pick<Deps, 'repos' | 'clock'>,
   clientId: number,
   amount: string,
   idempotencyKey: string | null,
@@ -540,7 +549,7 @@ export async function withdraw(
 }
 
 async function cashMovement(
-  deps: Pick<Deps, 'repos'>,
+  deps: Pick<Deps, 'repos' | 'clock'>,
   clientId: number,
   kind: 'DEPOSIT' | 'WITHDRAWAL',
   amount: string,
@@ -548,6 +557,7 @@ async function cashMovement(
   opts: TradingOptions,
 ): Promise<{ movement: CashMovementRecord; replayed: boolean }> {
   const hash = idempotencyKey ? cashHash(kind, amount) : null;
+  const house = kind === 'WITHDRAWAL' ? await houseOf(deps, opts) : undefined;
   const r = await deps.repos.trading.withAccount(clientId, async (tx: AccountTx) => {
     if (idempotencyKey) {
       const earlier = await tx.cashMovementByKey(idempotencyKey);
@@ -568,7 +578,7 @@ async function cashMovement(
       const margin = marginOfBook(
         rows,
         { cash: tx.account.cashBalance, loan: tx.account.loanBalance },
-        opts.house,
+        house,
       );
       const most = withdrawable(margin);
       if (value.greaterThan(most))

@@ -148,21 +148,18 @@ export function accountTx(trx: Knex.Transaction, account: LockedAccount) {
     },
 
     async insertTrade(trade: NewTrade): Promise<TradeRecord> {
-      const res = await trx.raw<{ rows: { id: number }[] }>(
-        `insert into transactions (txn_id, account_id, security_id, txn_type, quantity, price, txn_date,
-                                   settlement_date, fees, currency, order_type, limit_price, market_price,
-                                   price_time, fx_rate, notional, realized_pnl, idempotency_key, request_hash)
-         values (:txnId, :accountId, :securityId, :side, :quantity, :price, :txnDate, :settlementDate, :fees,
-                 :currency, :orderType, :limitPrice, :marketPrice, :priceTime, :fxRate, :notional, :realizedPnl,
-                 :idempotencyKey, :requestHash)
-         returning id`,
-        { ...trade, txnId: `ORD-${randomUUID()}`, accountId: account.accountId },
-      );
       const out = await trx.raw<{ rows: TradeRecord[] }>(
-        `select ${TRADE_COLUMNS}
-           from transactions t join securities s on s.id = t.security_id join accounts a on a.id = t.account_id
-          where t.id = :id`,
-        { id: res.rows[0]!.id },
+        `with t as (
+           insert into transactions (txn_id, account_id, security_id, txn_type, quantity, price, txn_date,
+                                     settlement_date, fees, currency, order_type, limit_price, market_price,
+                                     price_time, fx_rate, notional, realized_pnl, idempotency_key, request_hash)
+           values (:txnId, :accountId, :securityId, :side, :quantity, :price, :txnDate, :settlementDate, :fees,
+                   :currency, :orderType, :limitPrice, :marketPrice, :priceTime, :fxRate, :notional, :realizedPnl,
+                   :idempotencyKey, :requestHash)
+           returning *)
+         select ${TRADE_COLUMNS}
+           from t join securities s on s.id = t.security_id join accounts a on a.id = t.account_id`,
+        { ...trade, txnId: `ORD-${randomUUID()}`, accountId: account.accountId },
       );
       return out.rows[0]!;
     },
@@ -272,10 +269,6 @@ export function createTradingRepository(db: Knex) {
       opts: { lock?: boolean } = {},
     ): Promise<T | 'no_client' | 'no_account' | { severalAccounts: string[] }> {
       return db.transaction(async (trx) => {
-        const client = await trx.raw<{ rows: unknown[] }>(`select 1 from clients where id = :clientId`, {
-          clientId,
-        });
-        if (client.rows.length === 0) return 'no_client' as const;
         const res = await trx.raw<{ rows: LockedAccount[] }>(
           `select a.id as "accountId", a.client_id as "clientId", a.currency, a.cash_balance as "cashBalance",
                   a.loan_balance as "loanBalance"
@@ -285,7 +278,12 @@ export function createTradingRepository(db: Knex) {
             ${opts.lock === false ? '' : 'for update'}`,
           { clientId },
         );
-        if (res.rows.length === 0) return 'no_account' as const;
+        if (res.rows.length === 0) {
+          const client = await trx.raw<{ rows: unknown[] }>(`select 1 from clients where id = :clientId`, {
+            clientId,
+          });
+          return client.rows.length === 0 ? ('no_client' as const) : ('no_account' as const);
+        }
         if (res.rows.length > 1) return { severalAccounts: res.rows.map((a) => a.currency) };
         return fn(accountTx(trx, res.rows[0]!));
       });
