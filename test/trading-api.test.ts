@@ -12,6 +12,7 @@ import type { Auth } from '../api/auth/index.ts';
 import type { Deps } from '../core/deps.ts';
 import { dec, type Dec } from '../core/domain/money.ts';
 import { applyFill, cashMove, FLAT, type Holding, type Side } from '../core/domain/trading.ts';
+import { placeOrder, whatIf, type OrderRequest } from '../core/trading.ts';
 import type { QueueSet } from '../jobs/queues.ts';
 import { clientToken, insertSecurity, insertTicks, startTestApp, stopTestApp } from './api-fixtures.ts';
 import { frozenClock, testConfig, testDeps } from './support.ts';
@@ -479,20 +480,16 @@ describe('books equal a replay of the transactions', () => {
       }
       expect(accepted).toBeGreaterThan(0);
       const a = await account(client);
-      const txns = await deps
-        .db('transactions')
-        .where({ account_id: a.id })
-        .orderBy('id')
-        .select<
-          {
-            security_id: number;
-            txn_type: Side;
-            quantity: string;
-            price: string;
-            notional: string;
-            realized_pnl: string | null;
-          }[]
-        >('security_id', 'txn_type', 'quantity', 'price', 'notional', 'realized_pnl');
+      const txns = await deps.db('transactions').where({ account_id: a.id }).orderBy('id').select<
+        {
+          security_id: number;
+          txn_type: Side;
+          quantity: string;
+          price: string;
+          notional: string;
+          realized_pnl: string | null;
+        }[]
+      >('security_id', 'txn_type', 'quantity', 'price', 'notional', 'realized_pnl');
       expect(txns).toHaveLength(accepted);
       const books = new Map<number, Holding>();
       let cash: { cash: Dec; loan: Dec } = { cash: dec('50000'), loan: dec('0') };
@@ -625,6 +622,39 @@ describe('what-if', () => {
       after: null,
     });
     expect(await snapshot(client)).toEqual(before);
+  });
+});
+
+describe('house rules', () => {
+  it('orders and the what-if apply the house rules they are given: a concentration rate FINRA alone would not', async () => {
+    const client = await newClient({ deposit: '10000' });
+    const sec = await security('100');
+    const house = {
+      concentrationThreshold: dec('0.25'),
+      concentrationRate: dec('0.6'),
+      lowPriceBelow: null,
+      lowPriceRate: null,
+    };
+    const houseRules = (asOf: string) => {
+      expect(asOf).toBe('2024-03-28');
+      return Promise.resolve(house);
+    };
+    const body: OrderRequest = {
+      symbol: sec.ticker,
+      side: 'BUY',
+      quantity: '200',
+      type: 'MARKET',
+      limitPrice: null,
+    };
+    expect((await whatIf(deps, client, body)).accepted).toBe(true);
+    // After: 20,000 of one issuer > 25% of equity 10,000 → 60% = 12,000 > 50% = 10,000: deposit 2,000.
+    const strict = await whatIf(deps, client, body, { houseRules });
+    expect(strict.reason).toMatchObject({ code: 'deposit_required', deposit_required: 2000 });
+    expect(strict.after).toMatchObject({ margin_requirement: 12000 });
+    await expect(placeOrder(deps, client, body, key(), { houseRules })).rejects.toMatchObject({
+      code: 'deposit_required',
+    });
+    expect(await snapshot(client)).toMatchObject({ txns: '0' });
   });
 });
 
