@@ -116,7 +116,7 @@ const CreateClientBody = strictObject({
     .openapi({ description: 'Currency of the margin account.' }),
 }).openapi('CreateClient');
 
-const AmountBody = strictObject({ amount: positiveDecimal(2, 18, '1000.00') }).openapi('CashAmount');
+const AmountBody = strictObject({ amount: positiveDecimal(2, 13, '1000.00') }).openapi('CashAmount');
 
 const TradesQuery = strictObject({
   symbol: z.string().regex(TICKER, 'must be a ticker').optional(),
@@ -176,12 +176,9 @@ const Trade = z
     price_time: z.string(),
     fx_rate: z.number().openapi({ description: 'Security currency → account currency.' }),
     notional: z.number().openapi({ description: 'Cash moved, account currency (to the cent).' }),
-    realized_pnl: z
-      .number()
-      .nullable()
-      .openapi({
-        description: 'SELL/COVER: quantity × (price − average cost), security currency; else null.',
-      }),
+    realized_pnl: z.number().nullable().openapi({
+      description: 'SELL/COVER: quantity × (price − average cost), security currency; else null.',
+    }),
     fees: z.number(),
     currency: z.string().openapi({ description: 'The security currency (price, realized P/L).' }),
     account_currency: z.string(),

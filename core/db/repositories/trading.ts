@@ -3,9 +3,9 @@
  * transaction in which an order, a deposit or a withdrawal reads and changes an account.
  *
  * `withAccount(clientId, fn)` opens a transaction and locks the client's margin account row
- * (`select … for update`) before anything else, so every order and cash movement of one account
- * runs one after another (a concurrent one waits for the lock, then reads what the first
- * committed). `fn` gets `AccountTx`, whose reads and writes all run in that transaction: the book
+ * (`select … for update`, then its position rows: see there) before anything else, so every
+ * order and cash movement of one account runs one after another (a concurrent one waits for the
+ * lock, then reads what the first committed). `fn` gets `AccountTx`, whose reads and writes all run in that transaction: the book
  * (positions with their latest price and FX rate, `PRICE_AND_FX_JOINS` from clients.ts, so the
  * price is the one /margin uses), earlier orders by idempotency key, and the writes: the
  * `transactions` row, the position (deleted when it reaches zero), and cash through
@@ -268,25 +268,45 @@ export function createTradingRepository(db: Knex) {
       fn: (tx: AccountTx) => Promise<T>,
       opts: { lock?: boolean } = {},
     ): Promise<T | 'no_client' | 'no_account' | { severalAccounts: string[] }> {
-      return db.transaction(async (trx) => {
-        const res = await trx.raw<{ rows: LockedAccount[] }>(
-          `select a.id as "accountId", a.client_id as "clientId", a.currency, a.cash_balance as "cashBalance",
-                  a.loan_balance as "loanBalance"
-             from accounts a
-            where a.client_id = :clientId and a.account_type = 'MARGIN'
-            order by a.id
-            ${opts.lock === false ? '' : 'for update'}`,
-          { clientId },
-        );
-        if (res.rows.length === 0) {
-          const client = await trx.raw<{ rows: unknown[] }>(`select 1 from clients where id = :clientId`, {
-            clientId,
-          });
-          return client.rows.length === 0 ? ('no_client' as const) : ('no_account' as const);
+      const lock = opts.lock !== false;
+      const attempt = () =>
+        db.transaction(async (trx) => {
+          const res = await trx.raw<{ rows: LockedAccount[] }>(
+            `select a.id as "accountId", a.client_id as "clientId", a.currency, a.cash_balance as "cashBalance",
+                    a.loan_balance as "loanBalance"
+               from accounts a
+              where a.client_id = :clientId and a.account_type = 'MARGIN'
+              order by a.id
+              ${lock ? 'for update' : ''}`,
+            { clientId },
+          );
+          if (res.rows.length === 0) {
+            const client = await trx.raw<{ rows: unknown[] }>(`select 1 from clients where id = :clientId`, {
+              clientId,
+            });
+            return client.rows.length === 0 ? ('no_client' as const) : ('no_account' as const);
+          }
+          if (res.rows.length > 1) return { severalAccounts: res.rows.map((a) => a.currency) };
+          const account = res.rows[0]!;
+          if (lock) {
+            // Then its positions: no other writer (a corporate action) changes one between our
+            // read and our write. Orders take the account first, so they never deadlock with each
+            // other; a writer that takes a position and then the account can deadlock with us,
+            // which PostgreSQL breaks by aborting one side: we retry (below).
+            await trx.raw(`select id from positions where account_id = :accountId order by id for update`, {
+              accountId: account.accountId,
+            });
+          }
+          return fn(accountTx(trx, account));
+        });
+      for (let tries = 1; ; tries += 1) {
+        try {
+          return await attempt();
+        } catch (err) {
+          const code = (err as { code?: string }).code;
+          if (tries >= 3 || (code !== '40P01' && code !== '40001')) throw err;
         }
-        if (res.rows.length > 1) return { severalAccounts: res.rows.map((a) => a.currency) };
-        return fn(accountTx(trx, res.rows[0]!));
-      });
+      }
     },
 
     /** The trades of a client's accounts, newest first (id order), filtered; `limit + 1` tells if there are more. */
