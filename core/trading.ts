@@ -449,7 +449,12 @@ export async function placeOrder(
       idempotencyKey,
       requestHash: hash,
     });
-    await tx.setPosition(p.row.securityId, p.quantityAfter.toFixed(), p.costBasisAfter.toFixed(COST_PLACES));
+    await tx.setPosition(
+      p.row.securityId,
+      p.quantityAfter.toFixed(),
+      p.costBasisAfter.toFixed(COST_PLACES),
+      p.row.costBasis !== null,
+    );
     await tx.cashMove(p.cashDelta.toFixed(2));
     return { trade, replayed: false };
   });

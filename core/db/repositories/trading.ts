@@ -164,22 +164,38 @@ export function accountTx(trx: Knex.Transaction, account: LockedAccount) {
       return out.rows[0]!;
     },
 
-    /** Sets the account's position in a security; a zero quantity deletes it. */
-    async setPosition(securityId: number, quantity: string, costBasis: string): Promise<void> {
-      if (/^-?0*(\.0*)?$/.test(quantity)) {
-        await trx.raw(`delete from positions where account_id = :accountId and security_id = :securityId`, {
-          accountId: account.accountId,
-          securityId,
-        });
+    /**
+     * Sets the account's position in a security; a zero quantity deletes it. `held`: whether the
+     * book read it (then it is updated, else inserted), so a row that appeared or vanished since
+     * the read fails the transaction instead of being overwritten.
+     */
+    async setPosition(securityId: number, quantity: string, costBasis: string, held: boolean): Promise<void> {
+      const keys = { accountId: account.accountId, securityId, quantity, costBasis };
+      let n: number;
+      if (!held) {
+        if (/^-?0*(\.0*)?$/.test(quantity)) return;
+        await trx.raw(
+          `insert into positions (account_id, security_id, quantity, cost_basis)
+           values (:accountId, :securityId, :quantity, :costBasis)`,
+          keys,
+        );
         return;
       }
-      await trx.raw(
-        `insert into positions (account_id, security_id, quantity, cost_basis)
-         values (:accountId, :securityId, :quantity, :costBasis)
-         on conflict (account_id, security_id)
-         do update set quantity = excluded.quantity, cost_basis = excluded.cost_basis, updated_at = now()`,
-        { accountId: account.accountId, securityId, quantity, costBasis },
-      );
+      if (/^-?0*(\.0*)?$/.test(quantity)) {
+        const res = await trx.raw<{ rowCount: number }>(
+          `delete from positions where account_id = :accountId and security_id = :securityId`,
+          keys,
+        );
+        n = res.rowCount;
+      } else {
+        const res = await trx.raw<{ rowCount: number }>(
+          `update positions set quantity = :quantity, cost_basis = :costBasis, updated_at = now()
+            where account_id = :accountId and security_id = :securityId`,
+          keys,
+        );
+        n = res.rowCount;
+      }
+      if (n !== 1) throw new Error(`position ${account.accountId}/${securityId} vanished during the order`);
     },
 
     /** Moves cash through `account_cash_move()`; returns the balances after. */
