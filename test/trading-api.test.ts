@@ -738,3 +738,42 @@ describe('bad input and access', () => {
     await request(app).get(`/api/clients/${client}/trades`).expect(401);
   });
 });
+
+describe('the trading migration', () => {
+  it('goes down and up again on a migrated database holding an order', async () => {
+    const { scratchDatabase } = await import('./support.ts');
+    const { createDb } = await import('../core/db/knex.ts');
+    const migration = await import('../migrations/20261205000300_trading.ts');
+    const scratch = await scratchDatabase();
+    const db = createDb({ db: { url: scratch.url, poolMax: 2 } });
+    try {
+      const [c] = await db('clients')
+        .insert({ client_code: 'M1', name: 'm' })
+        .returning<{ id: number }[]>('id');
+      const [a] = await db('accounts')
+        .insert({ client_id: c!.id, account_type: 'MARGIN', currency: 'USD' })
+        .returning<{ id: number }[]>('id');
+      await db('cash_movements').insert({
+        account_id: a!.id,
+        kind: 'DEPOSIT',
+        amount: '1',
+        currency: 'USD',
+        cash_after: '1',
+        loan_after: '0',
+      });
+      await migration.down(db);
+      const cols = await db.raw<{ rows: unknown[] }>(
+        `select 1 from information_schema.columns where table_name = 'transactions' and column_name = 'idempotency_key'`,
+      );
+      expect(cols.rows).toHaveLength(0);
+      await migration.up(db);
+      const again = await db.raw<{ rows: unknown[] }>(
+        `select 1 from information_schema.columns where table_name = 'transactions' and column_name = 'idempotency_key'`,
+      );
+      expect(again.rows).toHaveLength(1);
+    } finally {
+      await db.destroy();
+      await scratch.drop();
+    }
+  });
+});
