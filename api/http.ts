@@ -175,6 +175,8 @@ export interface RouteDef<
   otherResponses?: Record<number, { description: string; schema: z.ZodType }>;
   /** Documentation-only request body, when validation depends on a path parameter (jobs). */
   docsBody?: z.ZodType;
+  /** Documentation-only request headers (the handler reads and checks them, e.g. Idempotency-Key). */
+  docsHeaders?: z.ZodObject;
   handler(
     input: RouteInput<z.output<P>, z.output<Q>, z.output<B>>,
   ): Promise<z.input<R> | Reply<z.input<R>> | JsonText>;

@@ -80,6 +80,7 @@ function toRouteConfig(route: RouteDef): RouteConfig {
     request: {
       ...(route.params ? { params: route.params as z.ZodObject } : {}),
       ...(route.query ? { query: route.query as z.ZodObject } : {}),
+      ...(route.docsHeaders ? { headers: route.docsHeaders } : {}),
       // An absent body is read as {}: it is required only when {} is not a valid body.
       ...(bodySchema
         ? { body: { required: !bodySchema.safeParse({}).success, content: json(bodySchema) } }

@@ -739,6 +739,35 @@ describe('bad input and access', () => {
   });
 });
 
+describe('the OpenAPI document', () => {
+  it('documents the trading routes, their scope and the Idempotency-Key header', async () => {
+    const doc = (await request(app).get('/docs/openapi.json').expect(200)).body;
+    const post = doc.paths['/api/clients/{clientId}/orders'].post;
+    expect(post.operationId).toBe('postClientsByClientIdOrders');
+    expect(post.security).toContainEqual({ oauth2: ['trading'] });
+    expect(post.parameters).toContainEqual(
+      expect.objectContaining({ in: 'header', name: 'idempotency-key', required: true }),
+    );
+    expect(Object.keys(post.responses)).toEqual(
+      expect.arrayContaining(['201', '400', '401', '403', '404', '422']),
+    );
+    const dep = doc.paths['/api/clients/{clientId}/deposits'].post;
+    expect(dep.parameters).toContainEqual(
+      expect.objectContaining({ in: 'header', name: 'idempotency-key', required: false }),
+    );
+    for (const path of [
+      '/api/clients',
+      '/api/clients/{clientId}/withdrawals',
+      '/api/clients/{clientId}/what-if',
+    ])
+      expect(doc.paths[path].post.security).toContainEqual({ oauth2: ['trading'] });
+    expect(doc.paths['/api/clients/{clientId}/trades'].get.security).toContainEqual({
+      oauth2: ['results:read'],
+    });
+    expect(doc.components.securitySchemes.oauth2.flows.clientCredentials.scopes).toHaveProperty('trading');
+  });
+});
+
 describe('the trading migration', () => {
   it('goes down and up again on a migrated database holding an order', async () => {
     const { scratchDatabase } = await import('./support.ts');

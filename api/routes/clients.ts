@@ -50,6 +50,16 @@ import { isoZ } from './stocks.ts';
 const TICKER = /^[A-Z0-9._=^-]{1,20}$/;
 const IDEMPOTENCY_KEY = /^[A-Za-z0-9_.:-]{1,200}$/;
 
+/** The Idempotency-Key header, for the document (the handler checks it: `idempotencyKey`). */
+const keyHeader = (required: boolean) => {
+  const key = z.string().regex(IDEMPOTENCY_KEY).openapi({
+    description:
+      'Client-chosen key, unique per account: a retry with the same key and request returns the first result (200, `Idempotent-Replayed: true`) and creates nothing; with a different request, 422 `idempotency_key_reused`.',
+    example: 'order-2024-03-28-0001',
+  });
+  return z.object({ 'idempotency-key': required ? key : key.optional() });
+};
+
 /**
  * A positive decimal as a string or a JSON number, with at most `places` decimals and
  * `intDigits` integer digits; the output is its decimal text.
@@ -388,6 +398,7 @@ export function clientRoutes(deps: Deps, opts: TradingOptions = {}): RouteDef[] 
       access: 'trading',
       params: clientParams,
       body: AmountBody,
+      docsHeaders: keyHeader(false),
       status: 201,
       response: CashMovement,
       errors: [404, 422],
@@ -412,6 +423,7 @@ export function clientRoutes(deps: Deps, opts: TradingOptions = {}): RouteDef[] 
       access: 'trading',
       params: clientParams,
       body: AmountBody,
+      docsHeaders: keyHeader(false),
       status: 201,
       response: CashMovement,
       errors: [404, 422],
@@ -437,6 +449,7 @@ export function clientRoutes(deps: Deps, opts: TradingOptions = {}): RouteDef[] 
       access: 'trading',
       params: clientParams,
       body: OrderBody,
+      docsHeaders: keyHeader(true),
       status: 201,
       response: Trade,
       errors: [404, 422],
