@@ -283,7 +283,14 @@ function plan(
     );
   const price = dec(row.price);
   let refusal: TradingError | null = null;
-  if (order.type === 'LIMIT' && !isMarketable(order.side, price, order.limitPrice!)) {
+  if (isOpening(order.side) && row.status !== 'ACTIVE')
+    refusal = new TradingError(
+      'unprocessable',
+      'not_tradable',
+      `${order.symbol} is ${row.status}: only closing orders (SELL, COVER) are accepted`,
+      orderFields('body.symbol', `security is ${row.status}`),
+    );
+  if (!refusal && order.type === 'LIMIT' && !isMarketable(order.side, price, order.limitPrice!)) {
     refusal = new TradingError(
       'unprocessable',
       'not_marketable',

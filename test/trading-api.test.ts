@@ -377,6 +377,17 @@ describe('orders', () => {
     }).expect(201);
   });
 
+  it('a security that is not ACTIVE takes closing orders only', async () => {
+    const client = await newClient({ deposit: '10000' });
+    const sec = await security('10');
+    await order(client, { symbol: sec.ticker, side: 'BUY', quantity: 10 }).expect(201);
+    await deps.db('securities').where({ id: sec.id }).update({ status: 'SUSPENDED' });
+    const res = await order(client, { symbol: sec.ticker, side: 'BUY', quantity: 1 }).expect(422);
+    expect(res.body.error).toMatchObject({ code: 'not_tradable' });
+    expect(fieldsOf(res.body)).toEqual(['body.symbol']);
+    await order(client, { symbol: sec.ticker, side: 'SELL', quantity: 10 }).expect(201);
+  });
+
   it('a EUR security in a USD account moves cash at the FX rate', async () => {
     const client = await newClient({ deposit: '10000' });
     const sec = await security('50', 'EUR');

@@ -343,7 +343,7 @@ const toOrder = (b: z.output<typeof OrderBody>): OrderRequest => ({
 });
 
 const REFUSALS =
-  '422 refusals (`error.code`): `unknown_symbol`, `no_price`, `no_fx_rate` (the ordered security cannot be priced), `not_marketable` (a LIMIT order the latest price does not reach; `error.latest_price`), `no_long_position`, `insufficient_long`, `no_short_position`, `insufficient_short`, `short_position_open`, `long_position_open` (one order never flips a position), `deposit_required` (Regulation T; `error.deposit_required` is the amount to deposit, to the cent, in `error.currency`, with `required_equity` and `equity_after`), `unpriced_positions` (another position cannot be valued, so margin cannot be checked), `idempotency_key_reused`, `multiple_margin_accounts`.';
+  '422 refusals (`error.code`): `unknown_symbol`, `no_price`, `no_fx_rate` (the ordered security cannot be priced), `not_tradable` (BUY or SHORT of a security that is not ACTIVE), `not_marketable` (a LIMIT order the latest price does not reach; `error.latest_price`), `no_long_position`, `insufficient_long`, `no_short_position`, `insufficient_short`, `short_position_open`, `long_position_open` (one order never flips a position), `deposit_required` (Regulation T; `error.deposit_required` is the amount to deposit, to the cent, in `error.currency`, with `required_equity` and `equity_after`), `unpriced_positions` (another position cannot be valued, so margin cannot be checked), `idempotency_key_reused`, `multiple_margin_accounts`.';
 
 export function clientRoutes(deps: Deps, opts: TradingOptions = {}): RouteDef[] {
   const { repos } = deps;

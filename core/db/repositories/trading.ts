@@ -28,7 +28,11 @@ export interface LockedAccount {
 }
 
 /** A book row: a held position, or (quantity '0') the security an order names. */
-export type BookRow = MarginBookRow & { costBasis: string | null };
+export type BookRow = MarginBookRow & {
+  costBasis: string | null;
+  /** securities.status: ACTIVE, MATURED, DELISTED, SUSPENDED. */
+  status: string;
+};
 
 export interface TradeRecord {
   id: number;
@@ -105,7 +109,7 @@ const CASH_COLUMNS = `
 
 const BOOK = `
   select a.id as "accountId", s.id as "securityId", s.ticker, s.issuer_id as "issuerId",
-         coalesce(p.quantity, 0) as quantity, p.cost_basis as "costBasis",
+         coalesce(p.quantity, 0) as quantity, p.cost_basis as "costBasis", s.status,
          s.currency as "securityCurrency", a.currency as "accountCurrency",
          s.marginable, s.house_margin_rate as "houseMarginRate",
          px.price, px.price_time as "priceTime", px.source as "priceSource",
