@@ -160,6 +160,11 @@ export async function benchOrders(opts: {
   try {
     const tag = randomBytes(2).toString('hex').toUpperCase();
     const symbols: string[] = [];
+    // Tick partitions as a production database has them (RETENTION_TICKS_DAYS 730 and a few months
+    // ahead): the latest-price lookup looks at every partition, and planning it costs with their number.
+    await deps.db.raw(
+      `select ensure_month_partitions('ticks', now() - interval '24 months', now() + interval '3 months')`,
+    );
     for (let i = 0; i < 5; i += 1) {
       const ticker = `ORD${tag}${i}`;
       const [sec] = await deps
@@ -176,8 +181,15 @@ export async function benchOrders(opts: {
         .returning<{ id: number }[]>('id');
       await deps.db.raw(
         `insert into bars_1d (security_id, session_date, open, high, low, close, volume, pv, vwap, trade_count, source)
-         values (:id, '2026-06-30', :p, :p, :p, :p, 1000000, null, :p, null, 'bench')`,
+         values (:id, (now() - interval '1 day')::date, :p, :p, :p, :p, 1000000, null, :p, null, 'bench')`,
         { id: sec!.id, p: 50 + i * 10 },
+      );
+      await deps.db.raw(
+        `insert into ticks (security_id, ts, seq, price, size) values (:id, now(), 0, :p, 100)`,
+        {
+          id: sec!.id,
+          p: 50 + i * 10 + 0.5,
+        },
       );
       symbols.push(ticker);
     }

@@ -388,18 +388,19 @@ describe('orders', () => {
     await order(client, { symbol: sec.ticker, side: 'SELL', quantity: 10 }).expect(201);
   });
 
-  it('a EUR security in a USD account moves cash at the FX rate', async () => {
+  it('a NOK security in a USD account moves cash at the FX rate', async () => {
+    // NOK: no other test file stores rates of it (they share the run's database).
     const client = await newClient({ deposit: '10000' });
-    const sec = await security('50', 'EUR');
+    const sec = await security('50', 'NOK');
     const noRate = await order(client, { symbol: sec.ticker, side: 'BUY', quantity: 10 }).expect(422);
     expect(noRate.body.error.code).toBe('no_fx_rate');
     await deps
       .db('fx_rates')
       .insert({
-        from_currency: 'EUR',
+        from_currency: 'NOK',
         to_currency: 'USD',
         rate_date: '2024-03-27',
-        rate: '1.1',
+        rate: '0.095',
         source: 'test',
       })
       .onConflict(['from_currency', 'to_currency', 'rate_date'])
@@ -407,12 +408,12 @@ describe('orders', () => {
     const res = await order(client, { symbol: sec.ticker, side: 'BUY', quantity: 10 }).expect(201);
     expect(res.body).toMatchObject({
       price: 50,
-      currency: 'EUR',
+      currency: 'NOK',
       account_currency: 'USD',
-      fx_rate: 1.1,
-      notional: 550,
+      fx_rate: 0.095,
+      notional: 47.5,
     });
-    expect(await account(client)).toMatchObject({ cash: '9450.00' });
+    expect(await account(client)).toMatchObject({ cash: '9952.50' });
   });
 });
 

@@ -119,13 +119,14 @@ export function createClientsRepository(db: Knex) {
      * there is no such client. One statement.
      */
     async positions(clientId: number): Promise<ClientPositionRecord[] | undefined> {
-      const res = await db.raw<{
-        rows: (Omit<ClientPositionRecord, 'accountId' | 'ticker'> & {
-          accountId: number | null;
-          ticker: string | null;
-        })[];
-      }>(
-        `select a.id as "accountId", s.ticker, p.quantity, p.cost_basis as "costBasis",
+      const res = await db
+        .raw<{
+          rows: (Omit<ClientPositionRecord, 'accountId' | 'ticker'> & {
+            accountId: number | null;
+            ticker: string | null;
+          })[];
+        }>(
+          `select a.id as "accountId", s.ticker, p.quantity, p.cost_basis as "costBasis",
                 s.currency, px.price, px.price_time as "priceTime"
            from clients c
            left join accounts a on a.client_id = c.id
@@ -134,8 +135,10 @@ export function createClientsRepository(db: Knex) {
            ${PRICE_AND_FX_JOINS}
           where c.id = :clientId
           order by s.ticker nulls first, a.id`,
-        { clientId, tz: NYSE_TIME_ZONE, exchange: NYSE_EXCHANGE },
-      );
+          { clientId, tz: NYSE_TIME_ZONE, exchange: NYSE_EXCHANGE },
+        )
+        // Prepared once per pooled connection: see the trading book (repositories/trading.ts).
+        .options({ name: 'client_positions' });
       if (res.rows.length === 0) return undefined;
       return res.rows
         .filter((r) => r.ticker !== null)
