@@ -112,6 +112,59 @@ async function snapshot(clientId: number) {
   return { a, txns: txns[0]!.count, pos, cash: cash[0]!.count };
 }
 
+/**
+ * Replays the client's `transactions` rows in id order (the order the account lock let them
+ * commit in) through applyFill and cashMove from `deposited`, and checks the stored positions,
+ * realized P/L and balances equal the replay.
+ */
+async function expectBooksEqualReplay(
+  client: number,
+  deposited: string,
+): Promise<{ trades: number; closed: { SELL: number; COVER: number } }> {
+  const a = await account(client);
+  const txns = await deps.db('transactions').where({ account_id: a.id }).orderBy('id').select<
+    {
+      security_id: number;
+      txn_type: Side;
+      quantity: string;
+      price: string;
+      notional: string;
+      realized_pnl: string | null;
+    }[]
+  >('security_id', 'txn_type', 'quantity', 'price', 'notional', 'realized_pnl');
+  const books = new Map<number, Holding>();
+  const closed = { SELL: 0, COVER: 0 };
+  let cash: { cash: Dec; loan: Dec } = { cash: dec(deposited), loan: dec('0') };
+  for (const t of txns) {
+    const r = applyFill(books.get(t.security_id) ?? FLAT, t.txn_type, t.quantity, t.price);
+    if (!r.ok) throw new Error(`replay refused a stored trade: ${r.message}`);
+    books.set(t.security_id, r.holding);
+    expect(r.realizedPnl === null ? null : r.realizedPnl.toFixed(2)).toBe(t.realized_pnl);
+    if (t.txn_type === 'SELL' || t.txn_type === 'COVER') closed[t.txn_type] += 1;
+    const pay = t.txn_type === 'BUY' || t.txn_type === 'COVER';
+    cash = cashMove(cash, pay ? dec(t.notional).negated() : dec(t.notional));
+  }
+  const stored = await deps
+    .db('positions')
+    .where({ account_id: a.id })
+    .select<{ security_id: number; quantity: string; cost_basis: string }[]>(
+      'security_id',
+      'quantity',
+      'cost_basis',
+    );
+  const replayed = [...books.entries()]
+    .filter(([, h]) => !h.quantity.isZero())
+    .map(([id, h]) => ({
+      security_id: id,
+      quantity: h.quantity.toFixed(8),
+      cost_basis: h.costBasis.toFixed(8),
+    }));
+  const byId = (x: { security_id: number }, y: { security_id: number }) => x.security_id - y.security_id;
+  expect(stored.sort(byId)).toEqual(replayed.sort(byId));
+  expect([a.cash, a.loan]).toEqual([cash.cash.toFixed(2), cash.loan.toFixed(2)]);
+  return { trades: txns.length, closed };
+}
+
 describe('clients and cash', () => {
   it('creates a client with a USD margin account by default, or in the currency asked; a taken code is 409', async () => {
     const res = await request(app)
@@ -491,51 +544,35 @@ describe('books equal a replay of the transactions', () => {
         if (res.status === 201) accepted += 1;
       }
       expect(accepted).toBeGreaterThan(0);
-      const a = await account(client);
-      const txns = await deps.db('transactions').where({ account_id: a.id }).orderBy('id').select<
-        {
-          security_id: number;
-          txn_type: Side;
-          quantity: string;
-          price: string;
-          notional: string;
-          realized_pnl: string | null;
-        }[]
-      >('security_id', 'txn_type', 'quantity', 'price', 'notional', 'realized_pnl');
-      expect(txns).toHaveLength(accepted);
-      const books = new Map<number, Holding>();
-      let cash: { cash: Dec; loan: Dec } = { cash: dec('50000'), loan: dec('0') };
-      for (const t of txns) {
-        const r = applyFill(books.get(t.security_id) ?? FLAT, t.txn_type, t.quantity, t.price);
-        if (!r.ok) throw new Error(`replay refused a stored trade: ${r.message}`);
-        books.set(t.security_id, r.holding);
-        expect(r.realizedPnl === null ? null : r.realizedPnl.toFixed(2)).toBe(t.realized_pnl);
-        if (t.txn_type === 'SELL' || t.txn_type === 'COVER') realizedSeen[t.txn_type] += 1;
-        const pay = t.txn_type === 'BUY' || t.txn_type === 'COVER';
-        cash = cashMove(cash, pay ? dec(t.notional).negated() : dec(t.notional));
-      }
-      const stored = await deps
-        .db('positions')
-        .where({ account_id: a.id })
-        .select<{ security_id: number; quantity: string; cost_basis: string }[]>(
-          'security_id',
-          'quantity',
-          'cost_basis',
-        );
-      const replayed = [...books.entries()]
-        .filter(([, h]) => !h.quantity.isZero())
-        .map(([id, h]) => ({
-          security_id: id,
-          quantity: h.quantity.toFixed(8),
-          cost_basis: h.costBasis.toFixed(8),
-        }));
-      const byId = (x: { security_id: number }, y: { security_id: number }) => x.security_id - y.security_id;
-      expect(stored.sort(byId)).toEqual(replayed.sort(byId));
-      expect([a.cash, a.loan]).toEqual([cash.cash.toFixed(2), cash.loan.toFixed(2)]);
+      const replay = await expectBooksEqualReplay(client, '50000');
+      expect(replay.trades).toBe(accepted);
+      realizedSeen.SELL += replay.closed.SELL;
+      realizedSeen.COVER += replay.closed.COVER;
     }
     // The generated sequences did close positions both ways, not only open them.
     expect(realizedSeen.SELL).toBeGreaterThan(0);
     expect(realizedSeen.COVER).toBeGreaterThan(0);
+  });
+
+  it('concurrent mixed orders on one account still equal the replay', async () => {
+    const client = await newClient({ deposit: '100000' });
+    const a = await security('10');
+    const b = await security('4');
+    await order(client, { symbol: a.ticker, side: 'BUY', quantity: 100 }).expect(201);
+    await order(client, { symbol: b.ticker, side: 'SHORT', quantity: 100 }).expect(201);
+    const plan: [string, Side, number][] = [];
+    for (let i = 0; i < 30; i += 1)
+      plan.push(
+        i % 2 === 0
+          ? [a.ticker, (['BUY', 'SELL'] as const)[i % 4 === 0 ? 0 : 1], 1 + (i % 7) * 5]
+          : [b.ticker, (['SHORT', 'COVER'] as const)[i % 4 === 1 ? 0 : 1], 1 + (i % 5) * 9],
+      );
+    const res = await Promise.all(
+      plan.map(([symbol, side, quantity]) => order(client, { symbol, side, quantity })),
+    );
+    for (const r of res) expect([201, 422]).toContain(r.status);
+    const replay = await expectBooksEqualReplay(client, '100000');
+    expect(replay.trades).toBe(2 + res.filter((r) => r.status === 201).length);
   });
 
   it('account_cash_move() and cashMove() agree', async () => {
