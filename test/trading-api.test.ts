@@ -247,6 +247,22 @@ describe('clients and cash', () => {
       .expect(422);
   });
 
+  it('concurrent withdrawals cannot overdraw: exactly as many succeed as the cash allows', async () => {
+    const client = await newClient({ deposit: '100' });
+    const res = await Promise.all(
+      Array.from({ length: 10 }, () =>
+        request(app)
+          .post(`/api/clients/${client}/withdrawals`)
+          .set('Authorization', trader)
+          .send({ amount: 15 }),
+      ),
+    );
+    expect(res.filter((r) => r.status === 201)).toHaveLength(6);
+    expect(res.filter((r) => r.status === 422)).toHaveLength(4);
+    expect(await account(client)).toMatchObject({ cash: '10.00', loan: '0.00' });
+    expect((await snapshot(client)).cash).toBe('7'); // the deposit and six withdrawals
+  });
+
   it('a deposit with an Idempotency-Key is made once; the key with another amount is 422', async () => {
     const client = await newClient();
     const k = key();
