@@ -504,6 +504,16 @@ describe('idempotency and concurrency', () => {
     expect(s.a.cash).toBe('9900.00');
   });
 
+  it('a key is scoped to its account: another client may use the same key', async () => {
+    const one = await newClient({ deposit: '1000' });
+    const two = await newClient({ deposit: '1000' });
+    const sec = await security('10');
+    const k = key();
+    const a = await order(one, { symbol: sec.ticker, side: 'BUY', quantity: 1 }, k).expect(201);
+    const b = await order(two, { symbol: sec.ticker, side: 'BUY', quantity: 2 }, k).expect(201);
+    expect(a.body.trade_id).not.toBe(b.body.trade_id);
+  });
+
   it('two concurrent requests with the same key make one trade', async () => {
     const client = await newClient({ deposit: '10000' });
     const sec = await security('10');
