@@ -504,6 +504,23 @@ describe('idempotency and concurrency', () => {
     expect(s.a.cash).toBe('9900.00');
   });
 
+  it('a client that gives up waiting and retries with its key gets one trade', async () => {
+    const client = await newClient({ deposit: '1000' });
+    const sec = await security('10');
+    const k = key();
+    const body = { symbol: sec.ticker, side: 'BUY', quantity: 3 };
+    // The first attempt is abandoned after 1 ms (the server may or may not finish it).
+    await order(client, body, k)
+      .timeout(1)
+      .catch(() => undefined);
+    const retry = await order(client, body, k);
+    expect([200, 201]).toContain(retry.status);
+    const again = await order(client, body, k).expect(200);
+    expect(again.body.trade_id).toBe(retry.body.trade_id);
+    expect((await snapshot(client)).txns).toBe('1');
+    expect(await account(client)).toMatchObject({ cash: '970.00' });
+  });
+
   it('a key is scoped to its account: another client may use the same key', async () => {
     const one = await newClient({ deposit: '1000' });
     const two = await newClient({ deposit: '1000' });
