@@ -46,12 +46,9 @@ const Position = z
         'Latest stored price (as /margin: the newer of the newest tick and daily close); null when none.',
     }),
     price_time: z.string().nullable(),
-    market_value: z
-      .number()
-      .nullable()
-      .openapi({
-        description: 'quantity × market_price (negative for a short), security currency, to the cent.',
-      }),
+    market_value: z.number().nullable().openapi({
+      description: 'quantity × market_price (negative for a short), security currency, to the cent.',
+    }),
     unrealized_pnl: z.number().nullable().openapi({
       description:
         'quantity × (market_price − cost_basis), security currency, to the cent: a long gains when the price rises above its average cost, a short when it falls below its average proceeds. Null without a price.',
