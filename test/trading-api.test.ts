@@ -717,6 +717,25 @@ describe('what-if', () => {
   });
 });
 
+describe('what-if and /margin agree', () => {
+  it('for low-priced and concentrated books too (whatever house rules the app wires to both)', async () => {
+    // A guard for the merge with margin.nightly's house table: GET /margin applies the house rules
+    // in force; the trading routes must be given the same (api/app.ts, clientRoutes' houseRules).
+    const client = await newClient({ deposit: '200000' });
+    const cheap = await security('4');
+    const big = await security('50');
+    await order(client, { symbol: cheap.ticker, side: 'BUY', quantity: 1000 }).expect(201);
+    await order(client, { symbol: big.ticker, side: 'BUY', quantity: 3000 }).expect(201);
+    const res = await request(app)
+      .post(`/api/clients/${client}/what-if`)
+      .set('Authorization', trader)
+      .send({ symbol: cheap.ticker, side: 'BUY', quantity: 10 })
+      .expect(200);
+    const margin = await request(app).get(`/margin/${client}`).set('Authorization', reader).expect(200);
+    expect(res.body.before).toEqual(margin.body);
+  });
+});
+
 describe('house rules', () => {
   it('orders and the what-if apply the house rules they are given: a concentration rate FINRA alone would not', async () => {
     const client = await newClient({ deposit: '10000' });
