@@ -405,6 +405,8 @@ export interface TradingOptions {
    * source GET /margin/{clientId} uses, so an order, a what-if and /margin agree. None by default.
    */
   houseRules?: (asOf: string) => Promise<HouseRules>;
+  /** Who asks (the token's client id or subject), recorded on the trade or cash movement. */
+  placedBy?: string | null;
 }
 
 async function houseOf(deps: Pick<Deps, 'clock'>, opts: TradingOptions): Promise<HouseRules | undefined> {
@@ -455,6 +457,7 @@ export async function placeOrder(
       settlementDate: nextTradingDay(txnDate),
       idempotencyKey,
       requestHash: hash,
+      placedBy: opts.placedBy ?? null,
     });
     await tx.setPosition(
       p.row.securityId,
@@ -545,8 +548,9 @@ export async function deposit(
   clientId: number,
   amount: string,
   idempotencyKey: string | null,
+  opts: TradingOptions = {},
 ): Promise<{ movement: CashMovementRecord; replayed: boolean }> {
-  return cashMovement(deps, clientId, 'DEPOSIT', amount, idempotencyKey, {});
+  return cashMovement(deps, clientId, 'DEPOSIT', amount, idempotencyKey, opts);
 }
 
 /** A withdrawal, up to the Reg T excess (core/domain/trading.ts `withdrawable`). */
@@ -612,6 +616,7 @@ async function cashMovement(
       loanAfter: after.loanBalance,
       idempotencyKey,
       requestHash: hash,
+      placedBy: opts.placedBy ?? null,
     });
     return { movement, replayed: false };
   });

@@ -8,7 +8,8 @@
  *   account currency (`fx_rate`, `notional`), the realized P/L of a SELL or COVER (in the
  *   security's currency, `currency`), the client's `idempotency_key` with the SHA-256 of the
  *   request it came with (`request_hash`), and `created_at`. The key is unique per account (a
- *   partial unique index: rows written before this migration, or by loaders, have none). All new
+ *   partial unique index: rows written before this migration, or by loaders, have none), and who
+ *   placed it (`placed_by`: the token's client id or subject). All new
  *   columns are nullable for those older rows; a check makes an order row (one with a key) carry
  *   all of them.
  * - `cash_movements`: one row per deposit or withdrawal (the amount in the account currency, the
@@ -33,6 +34,7 @@ export async function up(knex: Knex): Promise<void> {
       add column realized_pnl ${MONEY},
       add column idempotency_key text check (idempotency_key ~ '^[A-Za-z0-9_.:-]{1,200}$'),
       add column request_hash text check (request_hash ~ '^[0-9a-f]{64}$'),
+      add column placed_by text,
       add column created_at timestamptz not null default now(),
       add constraint transactions_order_complete check (
         idempotency_key is null or (
@@ -57,6 +59,7 @@ export async function up(knex: Knex): Promise<void> {
       loan_after ${MONEY} not null check (loan_after >= 0),
       idempotency_key text check (idempotency_key ~ '^[A-Za-z0-9_.:-]{1,200}$'),
       request_hash text check (request_hash ~ '^[0-9a-f]{64}$'),
+      placed_by text,
       created_at timestamptz not null default now(),
       check ((idempotency_key is null) = (request_hash is null))
     );
@@ -83,6 +86,6 @@ export async function down(knex: Knex): Promise<void> {
       drop constraint transactions_order_complete,
       drop column order_type, drop column limit_price, drop column market_price, drop column price_time,
       drop column fx_rate, drop column notional, drop column realized_pnl, drop column idempotency_key,
-      drop column request_hash, drop column created_at;
+      drop column request_hash, drop column placed_by, drop column created_at;
   `);
 }

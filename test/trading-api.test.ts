@@ -24,13 +24,14 @@ let queues: QueueSet;
 let auth: Auth;
 let app: express.Express;
 let trader: string;
+let traderId: string;
 let reader: string;
 let writerOnly: string;
 
 beforeAll(async () => {
   deps = testDeps({ config: testConfig({ API_SERIES_CACHE_MB: '0' }), clock: frozenClock(NOW) });
   ({ app, queues, auth } = await startTestApp(deps));
-  trader = (await clientToken(deps, app, ['trading'])).header;
+  ({ header: trader, clientId: traderId } = await clientToken(deps, app, ['trading']));
   reader = (await clientToken(deps, app, ['results:read'])).header;
   writerOnly = (await clientToken(deps, app, ['jobs:write'])).header;
 });
@@ -210,6 +211,7 @@ describe('clients and cash', () => {
       amount: 6000.5,
       cash_balance: 1000.5,
       loan_balance: 0,
+      placed_by: traderId,
     });
     // Equity 16,000.50; max(25% × 15,000, 50% × 15,000) = 7,500 → 8,500.50 may be withdrawn.
     const before = await snapshot(client);
@@ -300,6 +302,8 @@ describe('orders', () => {
       trade_date: '2024-03-28',
       // Good Friday 2024-03-29 is an NYSE holiday: T+1 is Monday.
       settlement_date: '2024-04-01',
+      // Audited: who placed it.
+      placed_by: traderId,
     });
     await setPrice(sec.id, '13');
     await order(client, { symbol: sec.ticker, side: 'BUY', quantity: '50' }).expect(201);

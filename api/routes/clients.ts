@@ -165,6 +165,7 @@ const CashMovement = z
     cash_balance: z.number().openapi({ description: 'Credit balance after the movement.' }),
     loan_balance: z.number().openapi({ description: 'Debit balance (margin loan) after the movement.' }),
     idempotency_key: z.string().nullable(),
+    placed_by: z.string().nullable(),
     created_at: z.string(),
   })
   .openapi('CashMovement');
@@ -195,6 +196,10 @@ const Trade = z
     trade_date: z.string(),
     settlement_date: z.string(),
     idempotency_key: z.string(),
+    placed_by: z
+      .string()
+      .nullable()
+      .openapi({ description: 'Client id (or subject) of the token that placed it.' }),
     created_at: z.string(),
   })
   .openapi('Trade');
@@ -288,6 +293,7 @@ export function tradeOut(t: TradeRecord): z.input<typeof Trade> {
     trade_date: t.txnDate,
     settlement_date: t.settlementDate,
     idempotency_key: t.idempotencyKey,
+    placed_by: t.placedBy,
     created_at: t.createdAt.toISOString(),
   };
 }
@@ -303,6 +309,7 @@ function movementOut(clientId: number, m: CashMovementRecord): z.input<typeof Ca
     cash_balance: num(m.cashAfter),
     loan_balance: num(m.loanAfter),
     idempotency_key: m.idempotencyKey,
+    placed_by: m.placedBy,
     created_at: m.createdAt.toISOString(),
   };
 }
@@ -349,6 +356,11 @@ export function clientRoutes(deps: Deps, opts: TradingOptions = {}): RouteDef[] 
   const { repos } = deps;
   const replayed = (req: Request): void => {
     req.res?.setHeader('Idempotent-Replayed', 'true');
+  };
+  /** The route options plus who is calling, as the bearer guard verified it. */
+  const asCaller = (req: Request): TradingOptions => {
+    const p = req.res?.locals.principal;
+    return { ...opts, placedBy: p?.clientId ?? p?.subject ?? null };
   };
 
   return [
@@ -404,7 +416,7 @@ export function clientRoutes(deps: Deps, opts: TradingOptions = {}): RouteDef[] 
       errors: [404, 422],
       async handler({ params, body, req }) {
         const key = idempotencyKey(req, false);
-        const r = await mapped(() => deposit(deps, params.clientId, body.amount, key));
+        const r = await mapped(() => deposit(deps, params.clientId, body.amount, key, asCaller(req)));
         if (r.replayed) {
           replayed(req);
           return new Reply(200, movementOut(params.clientId, r.movement));
@@ -429,7 +441,7 @@ export function clientRoutes(deps: Deps, opts: TradingOptions = {}): RouteDef[] 
       errors: [404, 422],
       async handler({ params, body, req }) {
         const key = idempotencyKey(req, false);
-        const r = await mapped(() => withdraw(deps, params.clientId, body.amount, key, opts));
+        const r = await mapped(() => withdraw(deps, params.clientId, body.amount, key, asCaller(req)));
         if (r.replayed) {
           replayed(req);
           return new Reply(200, movementOut(params.clientId, r.movement));
@@ -455,7 +467,7 @@ export function clientRoutes(deps: Deps, opts: TradingOptions = {}): RouteDef[] 
       errors: [404, 422],
       async handler({ params, body, req }) {
         const key = idempotencyKey(req, true)!;
-        const r = await mapped(() => placeOrder(deps, params.clientId, toOrder(body), key, opts));
+        const r = await mapped(() => placeOrder(deps, params.clientId, toOrder(body), key, asCaller(req)));
         if (r.replayed) {
           replayed(req);
           return new Reply(200, tradeOut(r.trade));

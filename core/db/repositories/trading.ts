@@ -57,6 +57,7 @@ export interface TradeRecord {
   settlementDate: string;
   idempotencyKey: string;
   requestHash: string;
+  placedBy: string | null;
   createdAt: Date;
 }
 
@@ -78,6 +79,7 @@ export interface NewTrade {
   settlementDate: string;
   idempotencyKey: string;
   requestHash: string;
+  placedBy: string | null;
 }
 
 export interface CashMovementRecord {
@@ -90,6 +92,7 @@ export interface CashMovementRecord {
   loanAfter: string;
   idempotencyKey: string | null;
   requestHash: string | null;
+  placedBy: string | null;
   createdAt: Date;
 }
 
@@ -100,12 +103,12 @@ const TRADE_COLUMNS = `
   t.fx_rate as "fxRate", t.notional, t.realized_pnl as "realizedPnl", t.fees, t.currency,
   a.currency as "accountCurrency", to_char(t.txn_date, 'YYYY-MM-DD') as "txnDate",
   to_char(t.settlement_date, 'YYYY-MM-DD') as "settlementDate", t.idempotency_key as "idempotencyKey",
-  t.request_hash as "requestHash", t.created_at as "createdAt"`;
+  t.request_hash as "requestHash", t.placed_by as "placedBy", t.created_at as "createdAt"`;
 
 const CASH_COLUMNS = `
   id::int as id, account_id as "accountId", kind, amount, currency, cash_after as "cashAfter",
   loan_after as "loanAfter", idempotency_key as "idempotencyKey", request_hash as "requestHash",
-  created_at as "createdAt"`;
+  placed_by as "placedBy", created_at as "createdAt"`;
 
 const BOOK = `
   select a.id as "accountId", s.id as "securityId", s.ticker, s.issuer_id as "issuerId",
@@ -162,10 +165,11 @@ export function accountTx(trx: Knex.Transaction, account: LockedAccount) {
         `with t as (
            insert into transactions (txn_id, account_id, security_id, txn_type, quantity, price, txn_date,
                                      settlement_date, fees, currency, order_type, limit_price, market_price,
-                                     price_time, fx_rate, notional, realized_pnl, idempotency_key, request_hash)
+                                     price_time, fx_rate, notional, realized_pnl, idempotency_key, request_hash,
+                                     placed_by)
            values (:txnId, :accountId, :securityId, :side, :quantity, :price, :txnDate, :settlementDate, :fees,
                    :currency, :orderType, :limitPrice, :marketPrice, :priceTime, :fxRate, :notional, :realizedPnl,
-                   :idempotencyKey, :requestHash)
+                   :idempotencyKey, :requestHash, :placedBy)
            returning *)
          select ${TRADE_COLUMNS}
            from t join securities s on s.id = t.security_id join accounts a on a.id = t.account_id`,
@@ -232,10 +236,13 @@ export function accountTx(trx: Knex.Transaction, account: LockedAccount) {
       loanAfter: string;
       idempotencyKey: string | null;
       requestHash: string | null;
+      placedBy: string | null;
     }): Promise<CashMovementRecord> {
       const res = await trx.raw<{ rows: CashMovementRecord[] }>(
-        `insert into cash_movements (account_id, kind, amount, currency, cash_after, loan_after, idempotency_key, request_hash)
-         values (:accountId, :kind, :amount, :currency, :cashAfter, :loanAfter, :idempotencyKey, :requestHash)
+        `insert into cash_movements (account_id, kind, amount, currency, cash_after, loan_after, idempotency_key,
+                                     request_hash, placed_by)
+         values (:accountId, :kind, :amount, :currency, :cashAfter, :loanAfter, :idempotencyKey, :requestHash,
+                 :placedBy)
          returning ${CASH_COLUMNS}`,
         { ...m, accountId: account.accountId, currency: account.currency },
       );
