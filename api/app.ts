@@ -22,6 +22,7 @@ import { errorHandler, mountRoutes, notFoundHandler, type Access, type RouteDef 
 import { createMetrics, type Metrics } from './metrics.ts';
 import { buildOpenApiDocument } from './openapi.ts';
 import { analyticsRoutes } from './routes/analytics.ts';
+import { clientRoutes } from './routes/clients.ts';
 import { healthRoutes } from './routes/health.ts';
 import { jobsRoutes } from './routes/jobs.ts';
 import { marginRoutes } from './routes/margin.ts';
@@ -56,6 +57,7 @@ export function apiRoutes(
     ...watchlistRoutes(deps),
     ...marginRoutes(deps),
     ...platformRoutes(deps),
+    ...clientRoutes(deps),
     ...jobsRoutes(queues),
   ];
 }

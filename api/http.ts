@@ -18,12 +18,21 @@ export interface FieldError {
 }
 
 export interface ErrorBody {
-  error: { status: number; code: string; message: string; fields?: FieldError[] };
+  error: { status: number; code: string; message: string; fields?: FieldError[] } & Record<string, unknown>;
 }
 
-/** The one error-body builder: every non-2xx JSON response of the API has this shape. */
-export function errorBody(status: number, code: string, message: string, fields?: FieldError[]): ErrorBody {
-  return { error: { status, code, message, ...(fields && fields.length > 0 ? { fields } : {}) } };
+/**
+ * The one error-body builder: every non-2xx JSON response of the API has this shape. `extra`:
+ * machine-readable figures a refusal names (e.g. an order's `deposit_required`), after the rest.
+ */
+export function errorBody(
+  status: number,
+  code: string,
+  message: string,
+  fields?: FieldError[],
+  extra?: Record<string, unknown>,
+): ErrorBody {
+  return { error: { status, code, message, ...(fields && fields.length > 0 ? { fields } : {}), ...extra } };
 }
 
 export const ErrorBodySchema = z
@@ -45,6 +54,8 @@ export class HttpError extends Error {
   readonly fields: FieldError[] | undefined;
   /** Seconds for a Retry-After header (503s). */
   retryAfterSeconds: number | undefined;
+  /** Extra members of the error object (errorBody's `extra`). */
+  extra: Record<string, unknown> | undefined;
   constructor(status: number, code: string, message: string, fields?: FieldError[]) {
     super(message);
     this.name = new.target.name;
@@ -164,6 +175,8 @@ export interface RouteDef<
   otherResponses?: Record<number, { description: string; schema: z.ZodType }>;
   /** Documentation-only request body, when validation depends on a path parameter (jobs). */
   docsBody?: z.ZodType;
+  /** Documentation-only request headers (the handler reads and checks them, e.g. Idempotency-Key). */
+  docsHeaders?: z.ZodObject;
   handler(
     input: RouteInput<z.output<P>, z.output<Q>, z.output<B>>,
   ): Promise<z.input<R> | Reply<z.input<R>> | JsonText>;
@@ -316,7 +329,7 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
       logger.warn({ err: (err as Error).message, path: req.path }, 'request refused: service unavailable');
     else if (e.status >= 500) logger.error({ err, method: req.method, path: req.path }, 'request failed');
     if (e.retryAfterSeconds !== undefined) res.setHeader('Retry-After', String(e.retryAfterSeconds));
-    res.status(e.status).json(errorBody(e.status, e.code, e.message, e.fields));
+    res.status(e.status).json(errorBody(e.status, e.code, e.message, e.fields, e.extra));
   };
 }
 

@@ -80,6 +80,7 @@ function toRouteConfig(route: RouteDef): RouteConfig {
     request: {
       ...(route.params ? { params: route.params as z.ZodObject } : {}),
       ...(route.query ? { query: route.query as z.ZodObject } : {}),
+      ...(route.docsHeaders ? { headers: route.docsHeaders } : {}),
       // An absent body is read as {}: it is required only when {} is not a valid body.
       ...(bodySchema
         ? { body: { required: !bodySchema.safeParse({}).success, content: json(bodySchema) } }
@@ -108,6 +109,7 @@ export function buildOpenApiDocument(
         scopes: {
           'results:read': 'Read prices, analytics, jobs and reports.',
           'jobs:write': 'Trigger jobs.',
+          trading: 'Create clients, move their cash and place paper-trading orders.',
           admin: 'Everything, including operator functions.',
         },
       },

@@ -2,13 +2,14 @@
  * `npm run bench`: the speed figures the issues ask for, each as a ratio against a baseline
  * measured in the same run on the same machine. Runs in a scratch database it creates and drops.
  *
- * Sections (BENCH_ONLY=generate,rollup,ingest,incremental,indicators,api picks some; default all):
+ * Sections (BENCH_ONLY=generate,rollup,ingest,incremental,indicators,api,orders picks some; default all):
  *  1. generate: the generator + COPY load vs server-side COPY (issue 2)
  *  2. rollup: the full 5-minute rollup vs a bare GROUP BY (issue 2)
  *  3. ingest: the provider path (synthetic 1-minute bars → validate → ticks) vs server-side COPY
  *  4. incremental: one new 5-minute slice for 1,000 securities with 1x vs 10x history
  *  5. indicators: all indicators for 1,000 securities x 5 years of daily bars
  *  6. api: historical and intraday endpoints vs /health under a bounded local load (bench/api.ts)
+ *  7. orders: paper-trading orders through the API vs /health, many clients and one (bench/orders.ts)
  *
  * Sizes: BENCH_SECURITIES (default 100) x BENCH_SESSIONS (default 20) sessions of 20-second ticks
  * for 1-2; BENCH_LANES (default 2): concurrent COPY connections of the generator;
@@ -26,13 +27,14 @@ import { benchApi } from './api.ts';
 import { benchGenerate } from './generate.ts';
 import { benchIndicators } from './indicators.ts';
 import { benchIngest } from './ingest.ts';
+import { benchOrders } from './orders.ts';
 import { benchRollup } from './rollup.ts';
 import { benchIncrementalRollup } from './rollup-incremental.ts';
 
 const securities = Number(process.env.BENCH_SECURITIES ?? 100);
 const sessions = Number(process.env.BENCH_SESSIONS ?? 20);
 const only = new Set(
-  (process.env.BENCH_ONLY ?? 'generate,rollup,ingest,incremental,indicators,api').split(','),
+  (process.env.BENCH_ONLY ?? 'generate,rollup,ingest,incremental,indicators,api,orders').split(','),
 );
 
 const base = loadConfig({ ...process.env, LOG_LEVEL: 'warn' });
@@ -158,6 +160,34 @@ try {
     console.log(`   ${line('intraday:             ', r.intradayAtRate)}   aim p99 < 20 ms`);
     console.log(`   ${line('historical, uncached: ', r.historicalUncachedAtRate)}`);
     console.log(`   ${line('intraday, uncached:   ', r.intradayUncachedAtRate)}\n`);
+  }
+
+  if (only.has('orders')) {
+    const connections = Number(process.env.BENCH_ORDERS_CONNECTIONS ?? 20);
+    const seconds = Number(process.env.BENCH_ORDERS_SECONDS ?? 5);
+    const clients = Number(process.env.BENCH_ORDERS_CLIENTS ?? 200);
+    console.log(
+      `7. paper-trading orders through the API: ${connections} connections, ${seconds} s, ${fmt(clients)} clients (issue 11)`,
+    );
+    const r = await benchOrders({
+      databaseUrl: config.db.url,
+      connections,
+      seconds,
+      clients,
+      log: (l) => console.log(`   ${l}`),
+    });
+    const line = (
+      name: string,
+      x: { perSecond: number; p50Ms: number; p99Ms: number; errors: number },
+    ): string =>
+      `${name} ${fmt(x.perSecond)} req/s   p50 ${fmt(x.p50Ms, 1)} ms   p99 ${fmt(x.p99Ms, 1)} ms${x.errors ? `   ${x.errors} errors` : ''}`;
+    console.log(`   ${line('/health:                 ', r.health)}`);
+    console.log(
+      `   ${line('orders, many clients:    ', r.manyClients)}   ratio to /health ${fmt(r.manyClients.perSecond / r.health.perSecond, 3)}`,
+    );
+    console.log(
+      `   ${line('orders, one client:      ', r.oneClient)}   ratio to /health ${fmt(r.oneClient.perSecond / r.health.perSecond, 3)}   (the account lock serializes them)\n`,
+    );
   }
 } finally {
   await closeDeps(deps);

@@ -373,14 +373,42 @@ describe('GET /positions/{clientId}', () => {
     const b = await security();
     await hold(margin, a.id, '100', '150');
     await hold(cash, b.id, '-25.5', '12.345');
+    await insertTicks(deps, a.id, [{ ts: TICK_TIME, price: '175.5', size: 100 }]);
     const res = await get(`/positions/${client}`).expect(200);
+    // Seed 0's fields, then the extra ones: currency, latest price, market value, unrealized P/L.
     expect(res.body).toEqual({
       clientId: client,
       positions: [
-        { symbol: a.ticker, quantity: 100, cost_basis: 150.0, account_id: margin },
-        { symbol: b.ticker, quantity: -25.5, cost_basis: 12.345, account_id: cash },
+        {
+          symbol: a.ticker,
+          quantity: 100,
+          cost_basis: 150.0,
+          account_id: margin,
+          currency: 'USD',
+          market_price: 175.5,
+          price_time: TICK_TIME,
+          market_value: 17550,
+          unrealized_pnl: 2550,
+        },
+        {
+          symbol: b.ticker,
+          quantity: -25.5,
+          cost_basis: 12.345,
+          account_id: cash,
+          currency: 'USD',
+          market_price: null,
+          price_time: null,
+          market_value: null,
+          unrealized_pnl: null,
+        },
       ].sort((x, y) => (x.symbol < y.symbol ? -1 : 1)),
     });
+    expect(Object.keys(res.body.positions[0]).slice(0, 4)).toEqual([
+      'symbol',
+      'quantity',
+      'cost_basis',
+      'account_id',
+    ]);
     // A client without positions has an empty list; an unknown one is a 404.
     const empty = await insertClient();
     expect((await get(`/positions/${empty}`).expect(200)).body).toEqual({ clientId: empty, positions: [] });

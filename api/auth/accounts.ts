@@ -60,7 +60,7 @@ export function parseScopes(value: string): Scope[] {
   const parts = [...new Set(value.split(/[,\s]+/).filter(Boolean))];
   const bad = parts.filter((p) => !isScope(p));
   if (bad.length > 0 || parts.length === 0) {
-    throw new Error(`scopes: one or more of results:read, jobs:write, admin (got "${value}")`);
+    throw new Error(`scopes: one or more of results:read, jobs:write, trading, admin (got "${value}")`);
   }
   return parts as Scope[];
 }
@@ -127,7 +127,7 @@ export async function enableOperator(deps: Pick<Deps, 'repos'>, username: string
 }
 
 /**
- * For the demo: an operator `operator` and a client `demo-client` (results:read, jobs:write),
+ * For the demo: an operator `operator` and a client `demo-client` (results:read, jobs:write, trading),
  * created or reset on every run with fresh random credentials, which are returned to print.
  */
 export async function ensureDemoCredentials(
@@ -142,7 +142,7 @@ export async function ensureDemoCredentials(
   const client = await createClient(deps, {
     clientId: 'demo-client',
     name: 'Demo client',
-    scopes: ['results:read', 'jobs:write'],
+    scopes: ['results:read', 'jobs:write', 'trading'],
     upsert: true,
   });
   return { operator, client };

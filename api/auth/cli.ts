@@ -31,7 +31,7 @@ const USAGE = `usage: npm run admin -- <command> [options]
 
   create-operator --username U [--password P] [--display-name N] [--role operator|admin]
       Creates an operator who may log in to Bull Board. Without --password one is generated and printed.
-  create-client --name N --scopes results:read,jobs:write,admin [--client-id ID]
+  create-client --name N --scopes results:read,jobs:write,trading,admin [--client-id ID]
       Creates a machine client (client-credentials grant). Prints client_id and client_secret once.
   list-clients
   disable-client --client-id ID     (its tokens are refused from the next request on)

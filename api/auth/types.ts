@@ -7,7 +7,7 @@ import type { OAuthScope } from '../../core/db/repositories/auth.ts';
 
 export type Scope = OAuthScope;
 
-export const SCOPES: readonly Scope[] = ['results:read', 'jobs:write', 'admin'];
+export const SCOPES: readonly Scope[] = ['results:read', 'jobs:write', 'trading', 'admin'];
 
 export function isScope(value: string): value is Scope {
   return (SCOPES as readonly string[]).includes(value);

@@ -16,8 +16,10 @@
  */
 import { z } from 'zod';
 import type { Deps } from '../../core/deps.ts';
+import type { ClientPositionRecord } from '../../core/db/repositories/clients.ts';
 import { accountMargin, type MarginPosition } from '../../core/domain/margin.ts';
 import { dec, ONE, round, type Dec } from '../../core/domain/money.ts';
+import { unrealizedPnl } from '../../core/domain/trading.ts';
 import { decimalInt } from '../../core/input.ts';
 import { defineRoute, HttpError, NotFoundError, type RouteDef } from '../http.ts';
 import { isoZ } from './stocks.ts';
@@ -36,6 +38,21 @@ const Position = z
     quantity: z.number().openapi({ example: 100, description: 'Shares; negative = short.' }),
     cost_basis: z.number().openapi({ example: 150.0, description: 'Per share, security currency.' }),
     account_id: z.number().int().openapi({ description: 'The account holding the position.' }),
+    currency: z
+      .string()
+      .openapi({ example: 'USD', description: "The security's currency (cost basis, price, P/L)." }),
+    market_price: z.number().nullable().openapi({
+      description:
+        'Latest stored price (as /margin: the newer of the newest tick and daily close); null when none.',
+    }),
+    price_time: z.string().nullable(),
+    market_value: z.number().nullable().openapi({
+      description: 'quantity × market_price (negative for a short), security currency, to the cent.',
+    }),
+    unrealized_pnl: z.number().nullable().openapi({
+      description:
+        'quantity × (market_price − cost_basis), security currency, to the cent: a long gains when the price rises above its average cost, a short when it falls below its average proceeds. Null without a price.',
+    }),
   })
   .openapi('ClientPosition');
 
@@ -88,6 +105,17 @@ const Margin = z
 /** A decimal figure as a JSON number rounded to the cent (the computation stays exact). */
 const cents = (v: Dec): number => round(v, 2).toNumber();
 
+/** The extra fields of a position (beyond seed 0's): its latest price, value and unrealized P/L. */
+function pnlFields(r: ClientPositionRecord) {
+  return {
+    currency: r.currency,
+    market_price: r.price === null ? null : Number(r.price),
+    price_time: r.priceTime === null ? null : isoZ(r.priceTime),
+    market_value: r.price === null ? null : cents(dec(r.quantity).times(r.price)),
+    unrealized_pnl: r.price === null ? null : cents(unrealizedPnl(r.quantity, r.costBasis, r.price)),
+  };
+}
+
 export function marginRoutes(deps: Deps): RouteDef[] {
   const { repos, clock } = deps;
   const unknownClient = (id: number) => new NotFoundError(`unknown client ${id}`);
@@ -98,7 +126,7 @@ export function marginRoutes(deps: Deps): RouteDef[] {
       path: '/positions/{clientId}',
       summary: "A client's positions",
       description:
-        'Every position of every account of the client, by symbol: quantity (negative = short) and per-share cost basis.',
+        'Every position of every account of the client, by symbol: quantity (negative = short) and per-share cost basis (seed 0), then its currency, latest price, market value and unrealized P/L.',
       tags: ['clients'],
       access: 'results:read',
       params: clientParams,
@@ -114,6 +142,7 @@ export function marginRoutes(deps: Deps): RouteDef[] {
             quantity: Number(r.quantity),
             cost_basis: Number(r.costBasis),
             account_id: r.accountId,
+            ...pnlFields(r),
           })),
         };
       },

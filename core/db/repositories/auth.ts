@@ -5,7 +5,7 @@
  */
 import { preparedQuery, type Knex } from '../knex.ts';
 
-export type OAuthScope = 'results:read' | 'jobs:write' | 'admin';
+export type OAuthScope = 'results:read' | 'jobs:write' | 'trading' | 'admin';
 export type UserRole = 'operator' | 'admin';
 export type GrantType = 'client_credentials' | 'authorization_code';
 

@@ -22,6 +22,11 @@ export interface ClientPositionRecord {
   quantity: string;
   /** Per-share cost basis, numeric text. */
   costBasis: string;
+  /** The security's currency (cost basis and price are in it). */
+  currency: string;
+  /** Latest price (module doc), numeric text; null when none is stored. */
+  price: string | null;
+  priceTime: Date | null;
 }
 
 export interface MarginAccountRecord {
@@ -56,16 +61,13 @@ export interface MarginBookRow {
   fxInverted: boolean | null;
 }
 
-const MARGIN_BOOK = `
-  select a.id as "accountId", s.id as "securityId", s.ticker, s.issuer_id as "issuerId",
-         p.quantity, s.currency as "securityCurrency", a.currency as "accountCurrency",
-         s.marginable, s.house_margin_rate as "houseMarginRate",
-         px.price, px.price_time as "priceTime", px.source as "priceSource",
-         to_char((px.price_time at time zone :tz)::date, 'YYYY-MM-DD') as "priceDate",
-         fx.rate as "fxRate", to_char(fx.rate_date, 'YYYY-MM-DD') as "fxDate", fx.inverted as "fxInverted"
-    from accounts a
-    join positions p on p.account_id = a.id
-    join securities s on s.id = p.security_id
+/**
+ * The latest price of security `s` (px.price, px.price_time, px.source) and its FX rate into the
+ * currency of `a` (fx.rate, fx.rate_date, fx.inverted): the module doc's rules, as SQL joins for
+ * any query with `securities s` and a row `a` with a `currency` column. Bindings :tz, :exchange.
+ * Shared by the margin book and the trading repository, so "latest price" has one definition.
+ */
+export const PRICE_AND_FX_JOINS = `
     left join lateral (
       select c.price, c.price_time, c.source
         from ((select t.price, t.ts as price_time, 'tick' as source, 1 as pref
@@ -94,7 +96,19 @@ const MARGIN_BOOK = `
                 order by rate_date desc limit 1)) r
        order by r.rate_date desc, r.inverted
        limit 1
-    ) fx on s.currency <> a.currency and px.price_time is not null
+    ) fx on s.currency <> a.currency and px.price_time is not null`;
+
+const MARGIN_BOOK = `
+  select a.id as "accountId", s.id as "securityId", s.ticker, s.issuer_id as "issuerId",
+         p.quantity, s.currency as "securityCurrency", a.currency as "accountCurrency",
+         s.marginable, s.house_margin_rate as "houseMarginRate",
+         px.price, px.price_time as "priceTime", px.source as "priceSource",
+         to_char((px.price_time at time zone :tz)::date, 'YYYY-MM-DD') as "priceDate",
+         fx.rate as "fxRate", to_char(fx.rate_date, 'YYYY-MM-DD') as "fxDate", fx.inverted as "fxInverted"
+    from accounts a
+    join positions p on p.account_id = a.id
+    join securities s on s.id = p.security_id
+    ${PRICE_AND_FX_JOINS}
    where a.client_id = :clientId and a.account_type = 'MARGIN'
    order by a.id, s.ticker`;
 
@@ -105,18 +119,26 @@ export function createClientsRepository(db: Knex) {
      * there is no such client. One statement.
      */
     async positions(clientId: number): Promise<ClientPositionRecord[] | undefined> {
-      const res = await db.raw<{
-        rows: { accountId: number | null; ticker: string | null; quantity: string; costBasis: string }[];
-      }>(
-        `select a.id as "accountId", s.ticker, p.quantity, p.cost_basis as "costBasis"
+      const res = await db
+        .raw<{
+          rows: (Omit<ClientPositionRecord, 'accountId' | 'ticker'> & {
+            accountId: number | null;
+            ticker: string | null;
+          })[];
+        }>(
+          `select a.id as "accountId", s.ticker, p.quantity, p.cost_basis as "costBasis",
+                s.currency, px.price, px.price_time as "priceTime"
            from clients c
            left join accounts a on a.client_id = c.id
            left join positions p on p.account_id = a.id
            left join securities s on s.id = p.security_id
+           ${PRICE_AND_FX_JOINS}
           where c.id = :clientId
           order by s.ticker nulls first, a.id`,
-        { clientId },
-      );
+          { clientId, tz: NYSE_TIME_ZONE, exchange: NYSE_EXCHANGE },
+        )
+        // Prepared once per pooled connection: see the trading book (repositories/trading.ts).
+        .options({ name: 'client_positions' });
       if (res.rows.length === 0) return undefined;
       return res.rows
         .filter((r) => r.ticker !== null)
@@ -125,6 +147,9 @@ export function createClientsRepository(db: Knex) {
           ticker: r.ticker!,
           quantity: r.quantity,
           costBasis: r.costBasis,
+          currency: r.currency,
+          price: r.price,
+          priceTime: r.priceTime,
         }));
     },
 

@@ -20,6 +20,7 @@ import { createRetentionRepository } from './retention.ts';
 import { createRollupsRepository } from './rollups.ts';
 import { createSecuritiesRepository } from './securities.ts';
 import { createTicksRepository } from './ticks.ts';
+import { createTradingRepository } from './trading.ts';
 import { createWatchlistRepository } from './watchlist.ts';
 
 export function createRepositories(db: Knex) {
@@ -41,6 +42,7 @@ export function createRepositories(db: Knex) {
     rollups: createRollupsRepository(db),
     securities: createSecuritiesRepository(db),
     ticks: createTicksRepository(db),
+    trading: createTradingRepository(db),
     watchlist: createWatchlistRepository(db),
   };
 }
