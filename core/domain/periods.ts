@@ -98,7 +98,8 @@ export function resolvePeriod(input: PeriodInput): Period {
   if (input.quarter !== undefined) ({ start, end } = quarterDates(input.quarter));
   else if (input.month !== undefined) ({ start, end } = monthDates(input.month));
   else if (input.from !== undefined && input.to !== undefined) {
-    if (!DATE.test(input.from)) throw new RangeError(`from must be a date like 2025-01-01, got ${input.from}`);
+    if (!DATE.test(input.from))
+      throw new RangeError(`from must be a date like 2025-01-01, got ${input.from}`);
     if (!DATE.test(input.to)) throw new RangeError(`to must be a date like 2025-03-31, got ${input.to}`);
     if (input.from >= input.to)
       throw new RangeError(`from (${input.from}) must be before to (${input.to}): a period spans two dates`);

@@ -65,7 +65,8 @@ export type VarianceOutcome = VarianceResult | { skipped: string };
 
 async function portfoliosOf(deps: Deps, ids: readonly string[] | undefined): Promise<string[]> {
   const { found, unknown } = await deps.repos.books.portfolios(ids);
-  if (unknown.length) throw new UnrecoverableError(`portfolioIds: unknown portfolio(s) ${unknown.join(', ')}`);
+  if (unknown.length)
+    throw new UnrecoverableError(`portfolioIds: unknown portfolio(s) ${unknown.join(', ')}`);
   return found.map((p) => p.portfolioId);
 }
 
@@ -170,7 +171,8 @@ export async function holdingsSnapshot(
     resumedChunks: 0,
   };
   for (const [n, c] of chunks.entries()) {
-    if (ctx.shutdown?.aborted) throw new Error('holdings.snapshot: shutting down; resumes from its checkpoint');
+    if (ctx.shutdown?.aborted)
+      throw new Error('holdings.snapshot: shutting down; resumes from its checkpoint');
     const live = intervals.filter((i) => i.from <= c.to && (i.until === null || i.until > c.from));
     const w = await deps.repos.books.writeHoldings(ids, c.from, c.to, live, {
       jobName: SNAPSHOT_JOB,
@@ -351,8 +353,14 @@ export async function varianceQuarterly(
     result.rows += out.length;
     result.flagged += flagged;
     done++;
-    await ctx.log(`${portfolioId} ${period.label}: ${out.length} rows, ${flagged} flagged, total_pnl ${total.toFixed(2)}`);
-    await ctx.progress(10 + Math.round((done / ids.length) * 90), { portfolio: portfolioId, done, of: ids.length });
+    await ctx.log(
+      `${portfolioId} ${period.label}: ${out.length} rows, ${flagged} flagged, total_pnl ${total.toFixed(2)}`,
+    );
+    await ctx.progress(10 + Math.round((done / ids.length) * 90), {
+      portfolio: portfolioId,
+      done,
+      of: ids.length,
+    });
   }
   return result;
 }

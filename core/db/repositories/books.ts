@@ -358,7 +358,8 @@ export function createBooksRepository(db: Knex) {
         if (checkpoint && (await claimCheckpointOn(conn, checkpoint.jobName, checkpoint.key)))
           return { rows: 0, flagged: 0, skipped: true };
         const out = await writeHoldingsOn(conn, portfolioIds, from, to, intervals);
-        if (checkpoint) await writeCheckpointOn(conn, checkpoint.jobName, checkpoint.key, { from, to, ...out });
+        if (checkpoint)
+          await writeCheckpointOn(conn, checkpoint.jobName, checkpoint.key, { from, to, ...out });
         return { ...out, skipped: false };
       });
     },
@@ -367,7 +368,11 @@ export function createBooksRepository(db: Knex) {
      * The attribution inputs of every security a portfolio held at d0 or d1, traded in (d0, d1], or
      * received a distribution for in (d0, d1], from the holdings rows of d0 and d1.
      */
-    async varianceInputs(portfolioIds: readonly string[], d0: string, d1: string): Promise<VarianceInputRow[]> {
+    async varianceInputs(
+      portfolioIds: readonly string[],
+      d0: string,
+      d1: string,
+    ): Promise<VarianceInputRow[]> {
       return preparedQuery<VarianceInputRow>(
         db,
         'books.varianceInputs',
@@ -427,7 +432,11 @@ export function createBooksRepository(db: Knex) {
      * Replaces a portfolio's variance rows of one period (its calendar dates) by `rows`, in one
      * transaction: re-running a period leaves exactly what the last run computed.
      */
-    async replaceVariance(portfolioId: string, period: StoredPeriod, rows: readonly VarianceRowInsert[]): Promise<number> {
+    async replaceVariance(
+      portfolioId: string,
+      period: StoredPeriod,
+      rows: readonly VarianceRowInsert[],
+    ): Promise<number> {
       return rawTransaction(db, async (conn) => {
         await conn.query(
           'delete from variance_rows where portfolio_id = $1 and period_from = $2::date and period_to = $3::date',
@@ -476,7 +485,11 @@ export function createBooksRepository(db: Knex) {
      * A portfolio's totals over one stored period (its calendar dates), summed in numeric over its
      * valued rows (flagged rows are counted, not summed); undefined when the period has no rows.
      */
-    async varianceSummary(portfolioId: string, from: string, to: string): Promise<VarianceSummary | undefined> {
+    async varianceSummary(
+      portfolioId: string,
+      from: string,
+      to: string,
+    ): Promise<VarianceSummary | undefined> {
       const res = await db.raw<{ rows: VarianceSummary[] }>(
         `select portfolio_id, min(period_label) as period_label, period_from::text, period_to::text,
                 coalesce(sum(mv_start), 0)::text as total_mv_start, coalesce(sum(mv_end), 0)::text as total_mv_end,
