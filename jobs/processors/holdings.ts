@@ -148,11 +148,11 @@ export async function holdingsSnapshot(
 ): Promise<SnapshotResult> {
   const from = payload.from ?? payload.date ?? lastCompletedSession(deps.clock.now()).date;
   const to = payload.to ?? payload.date ?? from;
-  for (const [k, v] of [
-    ['from', from],
-    ['to', to],
-  ] as const)
-    if (!isValidDate(v)) throw new UnrecoverableError(`${k}: not a calendar date: ${v}`);
+  for (const k of ['date', 'from', 'to'] as const) {
+    const v = payload[k];
+    if (v !== undefined && !isValidDate(v)) throw new UnrecoverableError(`${k}: not a calendar date: ${v}`);
+  }
+  if (from > to) throw new UnrecoverableError(`from: must be on or before to (${to})`);
   const ids = await portfoliosOf(deps, payload.portfolioIds);
   await deps.repos.calendar.ensureSessions(from, to);
   const intervals = await holdingIntervals(deps, ids, to);
