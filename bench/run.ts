@@ -9,6 +9,8 @@
  *  4. incremental: one new 5-minute slice for 1,000 securities with 1x vs 10x history
  *  5. indicators: all indicators for 1,000 securities x 5 years of daily bars
  *  6. api: historical and intraday endpoints vs /health under a bounded local load (bench/api.ts)
+ *  7. books: holdings.snapshot (5 years of daily books) vs INSERT … SELECT, variance.quarterly
+ *     (21 quarters) vs a bare SQL aggregation (issue 9; bench/books.ts; BENCH_BOOKS_SECURITIES)
  *
  * Sizes: BENCH_SECURITIES (default 100) x BENCH_SESSIONS (default 20) sessions of 20-second ticks
  * for 1-2; BENCH_LANES (default 2): concurrent COPY connections of the generator;
@@ -23,6 +25,7 @@ import { buildDeps, closeDeps } from '../core/deps.ts';
 import { dataGenerate } from '../jobs/processors/data-generate.ts';
 import { directContext } from '../jobs/types.ts';
 import { benchApi } from './api.ts';
+import { benchBooks } from './books.ts';
 import { benchGenerate } from './generate.ts';
 import { benchIndicators } from './indicators.ts';
 import { benchIngest } from './ingest.ts';
@@ -32,7 +35,7 @@ import { benchIncrementalRollup } from './rollup-incremental.ts';
 const securities = Number(process.env.BENCH_SECURITIES ?? 100);
 const sessions = Number(process.env.BENCH_SESSIONS ?? 20);
 const only = new Set(
-  (process.env.BENCH_ONLY ?? 'generate,rollup,ingest,incremental,indicators,api').split(','),
+  (process.env.BENCH_ONLY ?? 'generate,rollup,ingest,incremental,indicators,api,books').split(','),
 );
 
 const base = loadConfig({ ...process.env, LOG_LEVEL: 'warn' });
@@ -158,6 +161,24 @@ try {
     console.log(`   ${line('intraday:             ', r.intradayAtRate)}   aim p99 < 20 ms`);
     console.log(`   ${line('historical, uncached: ', r.historicalUncachedAtRate)}`);
     console.log(`   ${line('intraday, uncached:   ', r.intradayUncachedAtRate)}\n`);
+  }
+
+  if (only.has('books')) {
+    console.log("7. books at seed 2's shape: 7 portfolios x ~150 positions x 5 years (issue 9)");
+    const b = await benchBooks(deps, {
+      securities: Number(process.env.BENCH_BOOKS_SECURITIES ?? 1050),
+      log: (l) => console.log(`   ${l}`),
+    });
+    console.log(`   holdings.snapshot:      ${fmt(b.holdings)} rows in ${fmt(b.snapshotSeconds, 2)} s`);
+    console.log(
+      `   INSERT … SELECT:        ${fmt(b.insertSelectSeconds, 2)} s   ratio ${fmt(b.snapshotRatio, 2)}   aim <= 2`,
+    );
+    console.log(
+      `   variance.quarterly:     ${b.quarters} quarters, ${fmt(b.varianceRows)} rows in ${fmt(b.varianceSeconds, 2)} s`,
+    );
+    console.log(
+      `   bare SQL aggregation:   ${fmt(b.aggregationSeconds, 2)} s   ratio ${fmt(b.varianceRatio, 2)}   aim <= 2\n`,
+    );
   }
 } finally {
   await closeDeps(deps);
