@@ -16,20 +16,21 @@ export async function up(knex: Knex): Promise<void> {
       alter column cost_basis drop not null,
       alter column accrued_interest drop not null;
 
+    -- One expression (inlined by the planner): k = the smallest k >= 1 with c_k <= on_date, where
+    -- c_k = maturity's month - k * 12/frequency months, on day least(28, maturity's day).
     create function last_coupon_date(maturity date, frequency integer, on_date date) returns date
     language sql immutable strict parallel safe as $$
-      select max(c)
-        from (select (date_trunc('month', maturity)
-                      - make_interval(months => k * (12 / frequency)))::date
-                     + (least(28, extract(day from maturity)::int) - 1) as c
-                from generate_series(
-                       greatest(1, ((extract(year from maturity)::int * 12 + extract(month from maturity)::int)
-                                  - (extract(year from on_date)::int * 12 + extract(month from on_date)::int))
-                                 / (12 / frequency)),
-                       greatest(1, ((extract(year from maturity)::int * 12 + extract(month from maturity)::int)
-                                  - (extract(year from on_date)::int * 12 + extract(month from on_date)::int))
-                                 / (12 / frequency)) + 2) as k) x
-       where c <= on_date and on_date < maturity
+      select case when on_date < maturity then
+        (date_trunc('month', maturity) - make_interval(months => (12 / frequency) * greatest(1,
+           ceil(((extract(year from maturity)::int * 12 + extract(month from maturity)::int)
+                 - (extract(year from on_date)::int * 12 + extract(month from on_date)::int))
+                / (12 / frequency)::numeric)::int
+           + case when ((extract(year from maturity)::int * 12 + extract(month from maturity)::int)
+                        - (extract(year from on_date)::int * 12 + extract(month from on_date)::int)) % (12 / frequency) = 0
+                       and least(28, extract(day from maturity)::int) > extract(day from on_date)::int
+                  then 1 else 0 end)))::date
+        + (least(28, extract(day from maturity)::int) - 1)
+      end
     $$;
   `);
 }

@@ -646,6 +646,17 @@ describe('variance.quarterly periods', () => {
     const before = await rowsOf('PORT-105');
     await varianceQuarterly(deps, { quarter: '2025Q1', portfolioIds: ['PORT-105'] }, ctx);
     expect(await rowsOf('PORT-105')).toEqual(before);
+    // Stored books that disagree with the trades (a tampered quantity, a deleted day) or with the
+    // day's close are derived again before they are read; books that agree are read as stored.
+    expect(ctx.logs.filter((l) => l.startsWith('books of '))).toHaveLength(0);
+    await deps.db('holdings').where({ portfolio_id: 'PORT-105', as_of_date: D1 }).update({ quantity: '999' });
+    await deps.db('holdings').where({ portfolio_id: 'PORT-105', as_of_date: D0 }).delete();
+    await varianceQuarterly(deps, { quarter: '2025Q1', portfolioIds: ['PORT-105'] }, ctx);
+    expect(ctx.logs.filter((l) => l.startsWith('books of '))).toEqual([
+      'books of 2024-12-31 derived for 1 portfolio(s) (1 holdings, 0 flagged)',
+      'books of 2025-03-31 derived for 1 portfolio(s) (1 holdings, 0 flagged)',
+    ]);
+    expect(await rowsOf('PORT-105')).toEqual(before);
     // Sell everything: the rerun shows a full exit, and the old row is gone (not duplicated).
     const id = await addTrade(deps.db, {
       portfolio: 'PORT-105',

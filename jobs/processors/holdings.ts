@@ -15,8 +15,10 @@
  *
  * variance.quarterly `quarter | month | from/to`, `portfolioIds?`: the attribution of SPEC §8 per
  * portfolio × security between the snapshots d0 (last trading day before the period) and d1 (last
- * trading day of the period); see core/domain/periods.ts. The holdings of d0 and d1 are derived
- * first (the same replay), so the attribution always reads books consistent with the trades. With
+ * trading day of the period); see core/domain/periods.ts. It reads the stored holdings of d0 and
+ * d1; a portfolio whose stored day disagrees with its trades and ledger (a quantity that is not
+ * Σ trades + Σ ledger deltas, a missing or extra position, a price that is not the day's close) or
+ * has none is derived again first by the same replay, so the attribution never reads stale books. With
  * an empty payload (the schedule) it works only on the first NYSE trading day after a quarter end
  * and attributes that quarter; on any other day it returns `{skipped}`.
  */
@@ -324,11 +326,28 @@ export async function varianceQuarterly(
   await ctx.log(
     `variance ${period.label} (${period.start}..${period.end}): snapshots ${period.d0} → ${period.d1}, ${ids.length} portfolio(s)`,
   );
-  // The books at both ends, derived from the trades and the ledger as they stand now.
+  // The books at both ends, as the trades and the ledger give them now: stored snapshot days that
+  // disagree with them (or are missing) are derived again first, by the same replay.
   await deps.repos.calendar.ensureSessions(period.d0, period.d1);
-  const intervals = await holdingIntervals(deps, ids, period.d1);
-  await deps.repos.books.writeHoldings(ids, period.d0, period.d0, intervals);
-  await deps.repos.books.writeHoldings(ids, period.d1, period.d1, intervals);
+  const stale = new Map<string, string[]>();
+  for (const day of [period.d0, period.d1])
+    stale.set(day, await deps.repos.books.staleSnapshotPortfolios(ids, day));
+  const any = [...new Set([...stale.values()].flat())];
+  if (any.length) {
+    const intervals = await holdingIntervals(deps, any, period.d1);
+    for (const [day, ports] of stale) {
+      if (ports.length === 0) continue;
+      const w = await deps.repos.books.writeHoldings(
+        ports,
+        day,
+        day,
+        intervals.filter((i) => ports.includes(i.portfolioId)),
+      );
+      await ctx.log(
+        `books of ${day} derived for ${ports.length} portfolio(s) (${w.rows} holdings, ${w.flagged} flagged)`,
+      );
+    }
+  }
   await ctx.progress(10, { step: 'holdings', portfolios: ids.length });
 
   const inputs = await deps.repos.books.varianceInputs(ids, period.d0, period.d1);

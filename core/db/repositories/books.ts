@@ -222,6 +222,11 @@ export async function writeHoldingsOn(
      ), pos as (
        select iv.p, iv.s, days.d, iv.q, iv.c
          from iv join days on days.d >= iv.f and (iv.u is null or days.d < iv.u)
+     ), px as materialized (
+       -- The range's closes in one scan by date (hash-joined), not one index probe per holding.
+       select b.security_id, b.session_date, b.close from bars_1d b
+        where b.session_date between $1::date and $2::date
+          and b.security_id in (select distinct s from iv)
      ), pairs as (
        select distinct sec.currency as ccy, port.base_currency as base
          from (select distinct p, s from iv) k
@@ -243,7 +248,7 @@ export async function writeHoldingsOn(
          from pos
          join securities sec on sec.id = pos.s
          join portfolios port on port.portfolio_id = pos.p
-         left join bars_1d b on b.security_id = pos.s and b.session_date = pos.d
+         left join px b on b.security_id = pos.s and b.session_date = pos.d
          left join fxd on fxd.ccy = sec.currency and fxd.base = port.base_currency and fxd.d = pos.d
      ), mv as (
        select val.*, round(q * lp * unit * x, 2) as mv from val
@@ -312,18 +317,26 @@ export function createBooksRepository(db: Knex) {
      */
     async bookEvents(portfolioIds: readonly string[], through: string): Promise<BookEventRow[]> {
       const res = await db.raw<{ rows: BookEventRow[] }>(
-        `select * from (
-           select t.portfolio_id as "portfolioId", t.security_id as "securityId", t.txn_date::text as date,
-                  'trade' as kind,
-                  (case when t.txn_type in ('BUY', 'COVER') then t.quantity else -t.quantity end)::text as quantity,
-                  t.price::text as price, ${unitOf('sec')}::text as unit,
-                  ${fxSql('t.currency::text', 'port.base_currency::text', 't.txn_date', null, true)}::text as fx,
-                  t.fees::text as fees, null as "actionType", null as "quantityHeld", null as "quantityDelta",
-                  null as ratio, t.id as ord
+        `with tr as (
+           select t.*, port.base_currency::text as base, ${unitOf('sec')} as unit
              from transactions t
              join securities sec on sec.id = t.security_id
              join portfolios port on port.portfolio_id = t.portfolio_id
             where t.portfolio_id = any(?::text[]) and t.txn_date <= ?::date
+         ), rates as (
+           -- One FX look-up per (currency, base, trade date), not per trade.
+           select k.currency, k.base, k.txn_date,
+                  ${fxSql('k.currency::text', 'k.base', 'k.txn_date', null, true)} as fx
+             from (select distinct currency, base, txn_date from tr) k
+         )
+         select * from (
+           select tr.portfolio_id as "portfolioId", tr.security_id as "securityId", tr.txn_date::text as date,
+                  'trade' as kind,
+                  (case when tr.txn_type in ('BUY', 'COVER') then tr.quantity else -tr.quantity end)::text as quantity,
+                  tr.price::text as price, tr.unit::text as unit, rates.fx::text as fx,
+                  tr.fees::text as fees, null as "actionType", null as "quantityHeld", null as "quantityDelta",
+                  null as ratio, tr.id as ord
+             from tr join rates on rates.currency = tr.currency and rates.base = tr.base and rates.txn_date = tr.txn_date
            union all
            select l.portfolio_id, ca.security_id, l.ex_date::text, 'action', null, null, null, null, null,
                   l.action_type, l.quantity_held::text, l.quantity_delta::text, l.ratio::text, l.id
@@ -340,6 +353,38 @@ export function createBooksRepository(db: Knex) {
         [[...portfolioIds], through, [...portfolioIds], through],
       );
       return res.rows;
+    },
+
+    /**
+     * The portfolios whose stored holdings of day `d` are not the books the trades and the ledger
+     * give now: a position whose quantity differs from Σ signed trades + Σ ledger deltas through
+     * `d` (or is missing, or should be gone), or whose stored price is not that day's close. One
+     * set-based check; variance.quarterly re-derives exactly those before it reads them.
+     */
+    async staleSnapshotPortfolios(portfolioIds: readonly string[], d: string): Promise<string[]> {
+      const res = await db.raw<{ rows: { p: string }[] }>(
+        `with moves as (
+           select portfolio_id as p, security_id as s,
+                  sum(case when txn_type in ('BUY', 'COVER') then quantity else -quantity end) as q
+             from transactions where portfolio_id = any(?::text[]) and txn_date <= ?::date group by 1, 2
+           union all
+           select l.portfolio_id, ca.security_id, sum(l.quantity_delta)
+             from corporate_action_ledger l join corporate_actions ca on ca.id = l.action_id
+            where l.portfolio_id = any(?::text[]) and l.ex_date <= ?::date group by 1, 2
+         ), want as (
+           select p, s, sum(q) as q from moves group by 1, 2 having sum(q) <> 0
+         ), have as (
+           select portfolio_id as p, security_id as s, quantity as q, local_price as lp
+             from holdings where portfolio_id = any(?::text[]) and as_of_date = ?::date
+         )
+         select distinct coalesce(w.p, h.p) as p
+           from want w full join have h on h.p = w.p and h.s = w.s
+           left join bars_1d b on b.security_id = coalesce(w.s, h.s) and b.session_date = ?::date
+          where w.q is distinct from h.q or h.lp is distinct from b.close
+          order by 1`,
+        [[...portfolioIds], d, [...portfolioIds], d, [...portfolioIds], d, d],
+      );
+      return res.rows.map((r) => r.p);
     },
 
     /**
