@@ -329,9 +329,7 @@ export async function varianceQuarterly(
   // The books at both ends, as the trades and the ledger give them now: stored snapshot days that
   // disagree with them (or are missing) are derived again first, by the same replay.
   await deps.repos.calendar.ensureSessions(period.d0, period.d1);
-  const stale = new Map<string, string[]>();
-  for (const day of [period.d0, period.d1])
-    stale.set(day, await deps.repos.books.staleSnapshotPortfolios(ids, day));
+  const stale = await deps.repos.books.staleSnapshots(ids, [period.d0, period.d1]);
   const any = [...new Set([...stale.values()].flat())];
   if (any.length) {
     const intervals = await holdingIntervals(deps, any, period.d1);

@@ -213,14 +213,21 @@ export async function writeHoldingsOn(
   );
   const res = await conn.query<{ rows: number; flagged: number }>(
     `with iv as (
-       select * from unnest($4::text[], $5::int[], $6::date[], $7::date[], $8::numeric[], $9::numeric[])
+       -- Each interval with what valuing it needs of its security and portfolio (joined once per
+       -- interval, not per day).
+       select iv.p, iv.s, iv.f, iv.u, iv.q, iv.c, sec.currency::text as ccy, port.base_currency::text as base,
+              ${unitOf('sec')} as unit, coalesce(sec.face_value, 100) * sec.coupon_rate as coupon,
+              sec.coupon_frequency as freq, sec.maturity_date as maturity
+         from unnest($4::text[], $5::int[], $6::date[], $7::date[], $8::numeric[], $9::numeric[])
               as iv(p, s, f, u, q, c)
-        where q <> 0
+         join securities sec on sec.id = iv.s
+         join portfolios port on port.portfolio_id = iv.p
+        where iv.q <> 0
      ), days as (
        select session_date as d from market_sessions
         where exchange = $3 and session_date between $1::date and $2::date
      ), pos as (
-       select iv.p, iv.s, days.d, iv.q, iv.c
+       select iv.*, days.d
          from iv join days on days.d >= iv.f and (iv.u is null or days.d < iv.u)
      ), px as materialized (
        -- The range's closes in one scan by date (hash-joined), not one index probe per holding.
@@ -228,28 +235,20 @@ export async function writeHoldingsOn(
         where b.session_date between $1::date and $2::date
           and b.security_id in (select distinct s from iv)
      ), pairs as (
-       select distinct sec.currency as ccy, port.base_currency as base
-         from (select distinct p, s from iv) k
-         join securities sec on sec.id = k.s
-         join portfolios port on port.portfolio_id = k.p
-        where sec.currency <> port.base_currency
+       select distinct ccy, base from iv where ccy <> base
      ), fxd as (
        select pairs.ccy, pairs.base, days.d, ${fxSql('pairs.ccy', 'pairs.base', 'days.d', FX_MAX_AGE_DAYS)} as rate
          from pairs cross join days
      ), val as (
        select pos.p, pos.s, pos.d, pos.q, pos.c, b.close as lp,
-              case when sec.currency = port.base_currency then 1::numeric else fxd.rate end as x,
-              ${unitOf('sec')} as unit,
-              case when sec.coupon_rate is not null and sec.coupon_frequency is not null
-                        and sec.maturity_date is not null
-                   then coalesce(sec.face_value, 100) * sec.coupon_rate
-                        * coalesce(pos.d - last_coupon_date(sec.maturity_date, sec.coupon_frequency, pos.d), 0) / 365
+              case when pos.ccy = pos.base then 1::numeric else fxd.rate end as x,
+              pos.unit,
+              case when pos.coupon is not null and pos.freq is not null and pos.maturity is not null
+                   then pos.coupon * coalesce(pos.d - last_coupon_date(pos.maturity, pos.freq, pos.d), 0) / 365
                    else 0 end as ai
          from pos
-         join securities sec on sec.id = pos.s
-         join portfolios port on port.portfolio_id = pos.p
          left join px b on b.security_id = pos.s and b.session_date = pos.d
-         left join fxd on fxd.ccy = sec.currency and fxd.base = port.base_currency and fxd.d = pos.d
+         left join fxd on fxd.ccy = pos.ccy and fxd.base = pos.base and fxd.d = pos.d
      ), mv as (
        select val.*, round(q * lp * unit * x, 2) as mv from val
      ), w as (
@@ -356,35 +355,45 @@ export function createBooksRepository(db: Knex) {
     },
 
     /**
-     * The portfolios whose stored holdings of day `d` are not the books the trades and the ledger
-     * give now: a position whose quantity differs from Σ signed trades + Σ ledger deltas through
-     * `d` (or is missing, or should be gone), or whose stored price is not that day's close. One
-     * set-based check; variance.quarterly re-derives exactly those before it reads them.
+     * For each of `days`, the portfolios whose stored holdings of that day are not the books the
+     * trades and the ledger give now: a position whose quantity differs from Σ signed trades + Σ
+     * ledger deltas through the day (or is missing, or should be gone), or whose stored price is
+     * not that day's close. One set-based statement for all the days; variance.quarterly
+     * re-derives exactly those before it reads them.
      */
-    async staleSnapshotPortfolios(portfolioIds: readonly string[], d: string): Promise<string[]> {
-      const res = await db.raw<{ rows: { p: string }[] }>(
-        `with moves as (
-           select portfolio_id as p, security_id as s,
-                  sum(case when txn_type in ('BUY', 'COVER') then quantity else -quantity end) as q
-             from transactions where portfolio_id = any(?::text[]) and txn_date <= ?::date group by 1, 2
+    async staleSnapshots(
+      portfolioIds: readonly string[],
+      days: readonly string[],
+    ): Promise<Map<string, string[]>> {
+      const res = await db.raw<{ rows: { d: string; p: string }[] }>(
+        `with days as (select distinct unnest(?::date[]) as d),
+         moves as (
+           select portfolio_id as p, security_id as s, txn_date as at,
+                  case when txn_type in ('BUY', 'COVER') then quantity else -quantity end as q
+             from transactions where portfolio_id = any(?::text[]) and txn_date <= (select max(d) from days)
            union all
-           select l.portfolio_id, ca.security_id, sum(l.quantity_delta)
+           select l.portfolio_id, ca.security_id, l.ex_date, l.quantity_delta
              from corporate_action_ledger l join corporate_actions ca on ca.id = l.action_id
-            where l.portfolio_id = any(?::text[]) and l.ex_date <= ?::date group by 1, 2
+            where l.portfolio_id = any(?::text[]) and l.ex_date <= (select max(d) from days)
          ), want as (
-           select p, s, sum(q) as q from moves group by 1, 2 having sum(q) <> 0
+           select days.d, m.p, m.s, sum(m.q) as q
+             from moves m join days on m.at <= days.d
+            group by 1, 2, 3 having sum(m.q) <> 0
          ), have as (
-           select portfolio_id as p, security_id as s, quantity as q, local_price as lp
-             from holdings where portfolio_id = any(?::text[]) and as_of_date = ?::date
+           select h.as_of_date as d, h.portfolio_id as p, h.security_id as s, h.quantity as q, h.local_price as lp
+             from holdings h join days on h.as_of_date = days.d
+            where h.portfolio_id = any(?::text[])
          )
-         select distinct coalesce(w.p, h.p) as p
-           from want w full join have h on h.p = w.p and h.s = w.s
-           left join bars_1d b on b.security_id = coalesce(w.s, h.s) and b.session_date = ?::date
+         select distinct coalesce(w.d, h.d)::text as d, coalesce(w.p, h.p) as p
+           from want w full join have h on h.d = w.d and h.p = w.p and h.s = w.s
+           left join bars_1d b on b.security_id = coalesce(w.s, h.s) and b.session_date = coalesce(w.d, h.d)
           where w.q is distinct from h.q or h.lp is distinct from b.close
-          order by 1`,
-        [[...portfolioIds], d, [...portfolioIds], d, [...portfolioIds], d, d],
+          order by 1, 2`,
+        [[...days], [...portfolioIds], [...portfolioIds], [...portfolioIds]],
       );
-      return res.rows.map((r) => r.p);
+      const out = new Map<string, string[]>(days.map((d) => [d, []]));
+      for (const r of res.rows) out.get(r.d)?.push(r.p);
+      return out;
     },
 
     /**
