@@ -7,6 +7,7 @@
  * after some months resumes from its checkpoints; it runs through a real queue and worker; and bad
  * input fails permanently, naming the field.
  */
+import { QueueEvents } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sessionsBetween } from '../core/calendar/nyse.ts';
 import type { Deps } from '../core/deps.ts';
@@ -27,8 +28,18 @@ import {
   holdingsOf,
   type HoldingRow,
 } from './books-fixtures.ts';
+import { createRedis } from '../core/redis.ts';
 import { createJobRunner, type JobRunner } from './job-runner.ts';
-import { closeDeps, dropPrefix, frozenClock, scratchDatabase, testConfig, testDeps } from './support.ts';
+import { kill, killAll, startWorkerProcess, until } from './worker-process.ts';
+import {
+  closeDeps,
+  dropPrefix,
+  frozenClock,
+  scratchDatabase,
+  testConfig,
+  testDeps,
+  uniquePrefix,
+} from './support.ts';
 
 let deps: Deps;
 let queues: QueueSet;
@@ -219,6 +230,7 @@ function minDec(a: Dec, b: Dec): Dec {
 }
 
 afterAll(async () => {
+  await killAll();
   await host?.close();
   await runner?.close();
   await queues?.close();
@@ -404,4 +416,71 @@ describe('holdings.snapshot', () => {
     expect(bad.state).toBe('failed');
     expect(bad.job.failedReason).toMatch(/PORT-405/);
   });
+});
+
+describe('holdings.snapshot killed with SIGKILL halfway', () => {
+  it(
+    'resumes after the last month written and leaves the rows of an uninterrupted run',
+    { timeout: 180_000 },
+    async () => {
+      // Its own queue prefix: only the spawned worker processes serve it.
+      const kd = testDeps({
+        config: testConfig({ DATABASE_URL: scratch.url, QUEUE_PREFIX: uniquePrefix() }),
+      });
+      const kq = createQueues(kd.config);
+      const events = new QueueEvents('holdings.snapshot', {
+        connection: createRedis(kd.config, { forWorker: true }),
+        prefix: kd.config.queue.prefix,
+      });
+      const env = { DATABASE_URL: scratch.url, QUEUE_PREFIX: kd.config.queue.prefix };
+      try {
+        await events.waitUntilReady();
+        // Ten years of months (positions stay open, unpriced after June 2024: flagged rows).
+        const payload = { from: '2024-01-01', to: '2033-12-31', portfolioIds: PORTS };
+        const job = await kq.enqueue('holdings.snapshot', payload);
+        const done = async (): Promise<number> =>
+          (await kd.repos.checkpoints.keysWithPrefix('holdings.snapshot', `${job.id}:`)).size;
+        const first = startWorkerProcess(env, { names: ['holdings.snapshot'] });
+        await until(async () => (await done()) >= 3, 120_000, 'three months written');
+        await kill(first);
+        const written = await done();
+        expect(written).toBeLessThan(120);
+        // What time would do: the dead worker's lock expires and the stalled check becomes due.
+        const prefix = kd.config.queue.prefix;
+        await kd.redis.del(
+          `${prefix}:holdings.snapshot:${job.id}:lock`,
+          `${prefix}:holdings.snapshot:stalled-check`,
+        );
+        startWorkerProcess(env, { names: ['holdings.snapshot'] });
+        const result = (await job.waitUntilFinished(events, 150_000)) as {
+          resumedChunks: number;
+          chunks: number;
+        };
+        expect(result.chunks).toBe(120);
+        expect(result.resumedChunks).toBeGreaterThanOrEqual(written);
+        const dump = async (): Promise<string[]> =>
+          (
+            await kd.db.raw<{ rows: { r: string }[] }>(
+              `select concat_ws('|', portfolio_id, security_id, as_of_date, quantity, local_price, fx_rate, market_value,
+                              weight, cost_basis, accrued_interest, flag) as r
+               from holdings where as_of_date between '2024-01-01' and '2033-12-31' order by 1`,
+            )
+          ).rows.map((x) => x.r);
+        const resumed = await dump();
+        await holdingsSnapshot(kd, payload, directContext());
+        const clean = await dump();
+        expect(resumed.length).toBeGreaterThan(10_000);
+        const diff = resumed.findIndex((r, i) => r !== clean[i]);
+        expect(resumed.length).toBe(clean.length);
+        expect(diff === -1 ? null : [resumed[diff], clean[diff]]).toBeNull();
+        expect(await done()).toBe(0);
+      } finally {
+        await killAll();
+        await events.close();
+        await kq.close();
+        await dropPrefix(kd);
+        await closeDeps(kd);
+      }
+    },
+  );
 });
