@@ -636,6 +636,22 @@ describe('variance.quarterly scenarios (2025Q1, through a real queue and worker)
       portfolioId: 'PORT-102',
     });
     expect(one).toHaveLength(2);
+    // Details: largest |total_pnl| first, flagged rows last; the stored periods list.
+    const details = await deps.repos.books.varianceDetails('PORT-102', '2025-01-01', '2025-03-31');
+    expect(details.map((r) => [r.ticker, r.total_pnl, r.qty_effect])).toEqual([
+      ['NEWCO', '1200.00', '1000.00'],
+      ['IPOCO', '250.00', '200.00'],
+    ]);
+    expect(await deps.repos.books.varianceSummary('PORT-109', '2025-01-01', '2025-03-31')).toMatchObject({
+      total_pnl: '0.00',
+      rows: 1,
+      flagged_rows: 1,
+    });
+    expect(await deps.repos.books.storedPeriods('PORT-101')).toContainEqual({
+      label: '2025Q1',
+      start: '2025-01-01',
+      end: '2025-03-31',
+    });
   });
 });
 

@@ -546,13 +546,13 @@ export function createBooksRepository(db: Knex) {
     ): Promise<VarianceSummary | undefined> {
       const res = await db.raw<{ rows: VarianceSummary[] }>(
         `select portfolio_id, min(period_label) as period_label, period_from::text, period_to::text,
-                coalesce(sum(mv_start), 0)::text as total_mv_start, coalesce(sum(mv_end), 0)::text as total_mv_end,
-                coalesce(sum(price_effect), 0)::text as total_price_effect,
-                coalesce(sum(qty_effect), 0)::text as total_qty_effect,
-                coalesce(sum(fx_effect), 0)::text as total_fx_effect,
-                coalesce(sum(corp_action_effect), 0)::text as total_corp_action_effect,
-                coalesce(sum(distributions) filter (where flag is null), 0)::text as total_distributions,
-                coalesce(sum(total_pnl), 0)::text as total_pnl,
+                round(coalesce(sum(mv_start), 0), 2)::text as total_mv_start, round(coalesce(sum(mv_end), 0), 2)::text as total_mv_end,
+                round(coalesce(sum(price_effect), 0), 2)::text as total_price_effect,
+                round(coalesce(sum(qty_effect), 0), 2)::text as total_qty_effect,
+                round(coalesce(sum(fx_effect), 0), 2)::text as total_fx_effect,
+                round(coalesce(sum(corp_action_effect), 0), 2)::text as total_corp_action_effect,
+                round(coalesce(sum(distributions) filter (where flag is null), 0), 2)::text as total_distributions,
+                round(coalesce(sum(total_pnl), 0), 2)::text as total_pnl,
                 count(*)::int as rows, count(flag)::int as flagged_rows
            from variance_rows
           where portfolio_id = ? and period_from = ?::date and period_to = ?::date
