@@ -14,7 +14,12 @@ import type { Deps } from '../core/deps.ts';
 import { dec, round, ZERO, type Dec } from '../core/domain/money.ts';
 import { replayPosition } from '../core/domain/books.ts';
 import { createQueues, type QueueSet } from '../jobs/queues.ts';
-import { holdingIntervals, holdingsSnapshot, monthChunks } from '../jobs/processors/holdings.ts';
+import {
+  holdingIntervals,
+  holdingsSnapshot,
+  monthChunks,
+  varianceQuarterly,
+} from '../jobs/processors/holdings.ts';
 import { directContext } from '../jobs/types.ts';
 import { startWorkers, type WorkerHost } from '../jobs/worker-host.ts';
 import {
@@ -415,6 +420,67 @@ describe('holdings.snapshot', () => {
     const bad = await runner.run('holdings.snapshot', { date: '2024-06-03', portfolioIds: ['PORT-405'] });
     expect(bad.state).toBe('failed');
     expect(bad.job.failedReason).toMatch(/PORT-405/);
+  });
+});
+
+describe('variance.quarterly on the random books', () => {
+  it('every row sums to MV1 − MV0 + distributions to the cent, MV equals the holdings, totals = Σ rows', async () => {
+    const ctx = directContext();
+    for (const period of [
+      { month: '2024-02' },
+      { month: '2024-03' },
+      { quarter: '2024Q2' },
+      { from: '2024-01-10', to: '2024-05-17' },
+    ])
+      await varianceQuarterly(deps, { ...period, portfolioIds: PORTS }, ctx);
+    const rows = await deps.db.raw<{
+      rows: {
+        p: string;
+        s: number;
+        f: string;
+        t: string;
+        mv0: string | null;
+        mv1: string | null;
+        h0: string | null;
+        h1: string | null;
+        e: (string | null)[];
+        total: string | null;
+        dist: string;
+        flag: string | null;
+      }[];
+    }>(
+      `select v.portfolio_id as p, v.security_id as s, v.period_from::text as f, v.period_to::text as t,
+              v.mv_start::text as mv0, v.mv_end::text as mv1,
+              array[v.corp_action_effect::text, v.qty_effect::text, v.price_effect::text, v.fx_effect::text] as e,
+              v.total_pnl::text as total, v.distributions::text as dist, v.flag,
+              (select h.market_value::text from holdings h where h.portfolio_id = v.portfolio_id and h.security_id = v.security_id
+                  and h.as_of_date = (select max(session_date) from market_sessions where exchange = 'XNYS' and session_date < v.period_from)) as h0,
+              (select h.market_value::text from holdings h where h.portfolio_id = v.portfolio_id and h.security_id = v.security_id
+                  and h.as_of_date = (select max(session_date) from market_sessions where exchange = 'XNYS' and session_date <= v.period_to)) as h1
+         from variance_rows v where v.portfolio_id = any(?::text[])`,
+      [PORTS],
+    );
+    let valued = 0;
+    for (const r of rows.rows) {
+      if (r.flag !== null) {
+        expect(r.total).toBeNull();
+        continue;
+      }
+      valued++;
+      const sum = r.e.reduce((acc, x) => acc.plus(x!), ZERO);
+      expect(sum.toFixed(2)).toBe(r.total);
+      expect(dec(r.mv1!).minus(r.mv0!).plus(r.dist).toFixed(2)).toBe(r.total);
+      // Units match the holdings exactly (0 where the position is absent).
+      expect(r.mv0).toBe(r.h0 ?? '0.00');
+      expect(r.mv1).toBe(r.h1 ?? '0.00');
+    }
+    expect(valued).toBeGreaterThan(30);
+    expect(rows.rows.some((r) => r.flag !== null)).toBe(true);
+    for (const port of PORTS) {
+      const s = await deps.repos.books.varianceSummary(port, '2024-04-01', '2024-06-30');
+      const mine = rows.rows.filter((r) => r.p === port && r.f === '2024-04-01' && r.total !== null);
+      expect(s!.total_pnl).toBe(mine.reduce((a, r) => a.plus(r.total!), ZERO).toFixed(2));
+    }
   });
 });
 
