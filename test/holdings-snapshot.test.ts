@@ -378,6 +378,27 @@ describe('holdings.snapshot', () => {
     expect(strip(again)).toEqual(strip(before));
   });
 
+  it('concurrent runs over the same books take turns and leave the rows of one run', async () => {
+    const before = (await holdingsOf(deps.db, 'PORT-203')).map((h) => JSON.stringify(h));
+    const runs = await Promise.all([
+      ...Array.from({ length: 4 }, (_, i) =>
+        holdingsSnapshot(
+          deps,
+          {
+            from: i % 2 ? '2024-03-01' : FROM,
+            to: TO,
+            portfolioIds: i % 2 ? ['PORT-203', 'PORT-202'] : PORTS,
+          },
+          directContext(),
+        ),
+      ),
+      varianceQuarterly(deps, { quarter: '2024Q2', portfolioIds: ['PORT-203'] }, directContext()),
+      varianceQuarterly(deps, { quarter: '2024Q2', portfolioIds: ['PORT-203'] }, directContext()),
+    ]);
+    expect(runs[1]).toMatchObject({ chunks: 4 });
+    expect((await holdingsOf(deps.db, 'PORT-203')).map((h) => JSON.stringify(h))).toEqual(before);
+  });
+
   it('a run killed after some months resumes from its checkpoints (same job id)', async () => {
     const port = 'PORT-202';
     const before = await holdingsOf(deps.db, port);

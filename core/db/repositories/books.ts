@@ -15,7 +15,7 @@
  *   missing (flagged), never a previous close.
  */
 import { preparedQuery, rawTransaction, type Knex } from '../knex.ts';
-import { claimCheckpointOn, writeCheckpointOn } from './checkpoints.ts';
+import { claimCheckpointOn, lockKeyOn, writeCheckpointOn } from './checkpoints.ts';
 import { NYSE_EXCHANGE } from './calendar.ts';
 import { col, type Conn } from './sql.ts';
 
@@ -207,6 +207,9 @@ export async function writeHoldingsOn(
   to: string,
   intervals: readonly HoldingInterval[],
 ): Promise<{ rows: number; flagged: number }> {
+  // Two writers of the same portfolio's books (the nightly run and a backfill) take turns, in one
+  // order (no deadlock), instead of deleting under each other and colliding on the insert.
+  for (const id of [...portfolioIds].sort()) await lockKeyOn(conn, `holdings:${id}`);
   await conn.query(
     'delete from holdings where portfolio_id = any($1::text[]) and as_of_date between $2::date and $3::date',
     [portfolioIds, from, to],
@@ -492,6 +495,7 @@ export function createBooksRepository(db: Knex) {
       rows: readonly VarianceRowInsert[],
     ): Promise<number> {
       return rawTransaction(db, async (conn) => {
+        await lockKeyOn(conn, `variance:${portfolioId}`);
         await conn.query(
           'delete from variance_rows where portfolio_id = $1 and period_from = $2::date and period_to = $3::date',
           [portfolioId, period.start, period.end],
