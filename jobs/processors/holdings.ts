@@ -155,6 +155,11 @@ export async function holdingsSnapshot(
     if (v !== undefined && !isValidDate(v)) throw new UnrecoverableError(`${k}: not a calendar date: ${v}`);
   }
   if (from > to) throw new UnrecoverableError(`from: must be on or before to (${to})`);
+  const latest = lastCompletedSession(deps.clock.now()).date;
+  if (to > latest)
+    throw new UnrecoverableError(
+      `${payload.date !== undefined ? 'date' : 'to'}: ${to} is after the last completed session (${latest}): no close to value it at`,
+    );
   const ids = await portfoliosOf(deps, payload.portfolioIds);
   await deps.repos.calendar.ensureSessions(from, to);
   const intervals = await holdingIntervals(deps, ids, to);
