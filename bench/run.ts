@@ -2,7 +2,7 @@
  * `npm run bench`: the speed figures the issues ask for, each as a ratio against a baseline
  * measured in the same run on the same machine. Runs in a scratch database it creates and drops.
  *
- * Sections (BENCH_ONLY=generate,rollup,ingest,incremental,indicators,api,orders picks some; default all):
+ * Sections (BENCH_ONLY=generate,rollup,ingest,incremental,indicators,api,orders,books picks some; default all):
  *  1. generate: the generator + COPY load vs server-side COPY (issue 2)
  *  2. rollup: the full 5-minute rollup vs a bare GROUP BY (issue 2)
  *  3. ingest: the provider path (synthetic 1-minute bars → validate → ticks) vs server-side COPY
@@ -10,6 +10,8 @@
  *  5. indicators: all indicators for 1,000 securities x 5 years of daily bars
  *  6. api: historical and intraday endpoints vs /health under a bounded local load (bench/api.ts)
  *  7. orders: paper-trading orders through the API vs /health, many clients and one (bench/orders.ts)
+ *  8. books: holdings.snapshot (5 years of daily books) vs INSERT … SELECT, variance.quarterly
+ *     (21 quarters) vs a bare SQL aggregation (issue 9; bench/books.ts; BENCH_BOOKS_SECURITIES)
  *
  * Sizes: BENCH_SECURITIES (default 100) x BENCH_SESSIONS (default 20) sessions of 20-second ticks
  * for 1-2; BENCH_LANES (default 2): concurrent COPY connections of the generator;
@@ -24,6 +26,7 @@ import { buildDeps, closeDeps } from '../core/deps.ts';
 import { dataGenerate } from '../jobs/processors/data-generate.ts';
 import { directContext } from '../jobs/types.ts';
 import { benchApi } from './api.ts';
+import { benchBooks } from './books.ts';
 import { benchGenerate } from './generate.ts';
 import { benchIndicators } from './indicators.ts';
 import { benchIngest } from './ingest.ts';
@@ -34,7 +37,7 @@ import { benchIncrementalRollup } from './rollup-incremental.ts';
 const securities = Number(process.env.BENCH_SECURITIES ?? 100);
 const sessions = Number(process.env.BENCH_SESSIONS ?? 20);
 const only = new Set(
-  (process.env.BENCH_ONLY ?? 'generate,rollup,ingest,incremental,indicators,api,orders').split(','),
+  (process.env.BENCH_ONLY ?? 'generate,rollup,ingest,incremental,indicators,api,orders,books').split(','),
 );
 
 const base = loadConfig({ ...process.env, LOG_LEVEL: 'warn' });
@@ -187,6 +190,24 @@ try {
     );
     console.log(
       `   ${line('orders, one client:      ', r.oneClient)}   ratio to /health ${fmt(r.oneClient.perSecond / r.health.perSecond, 3)}   (the account lock serializes them)\n`,
+    );
+  }
+
+  if (only.has('books')) {
+    console.log("8. books at seed 2's shape: 7 portfolios x ~150 positions x 5 years (issue 9)");
+    const b = await benchBooks(deps, {
+      securities: Number(process.env.BENCH_BOOKS_SECURITIES ?? 1050),
+      log: (l) => console.log(`   ${l}`),
+    });
+    console.log(`   holdings.snapshot:      ${fmt(b.holdings)} rows in ${fmt(b.snapshotSeconds, 2)} s`);
+    console.log(
+      `   INSERT … SELECT:        ${fmt(b.insertSelectSeconds, 2)} s   ratio ${fmt(b.snapshotRatio, 2)}   aim <= 2`,
+    );
+    console.log(
+      `   variance.quarterly:     ${b.quarters} quarters, ${fmt(b.varianceRows)} rows in ${fmt(b.varianceSeconds, 2)} s`,
+    );
+    console.log(
+      `   bare SQL aggregation:   ${fmt(b.aggregationSeconds, 2)} s   ratio ${fmt(b.varianceRatio, 2)}   aim <= 2\n`,
     );
   }
 } finally {

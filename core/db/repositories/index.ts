@@ -6,6 +6,7 @@ import type { Knex } from '../knex.ts';
 import { createAnalyticsRepository } from './analytics.ts';
 import { createAuthRepository } from './auth.ts';
 import { createBarsRepository } from './bars.ts';
+import { createBooksRepository } from './books.ts';
 import { createCalendarRepository } from './calendar.ts';
 import { createCheckpointsRepository } from './checkpoints.ts';
 import { createClientsRepository } from './clients.ts';
@@ -28,6 +29,7 @@ export function createRepositories(db: Knex) {
     analytics: createAnalyticsRepository(db),
     auth: createAuthRepository(db),
     bars: createBarsRepository(db),
+    books: createBooksRepository(db),
     calendar: createCalendarRepository(db),
     checkpoints: createCheckpointsRepository(db),
     clients: createClientsRepository(db),

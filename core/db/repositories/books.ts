@@ -1,0 +1,630 @@
+/**
+ * Portfolio books (issue 9): the events daily holdings are derived from, the set-based write of
+ * holdings over a date range, the inputs of the variance attribution and its rows, and the reads
+ * the API serves (summary, details, top movers).
+ *
+ * Conventions shared by every statement here (and by the attribution in jobs/processors/holdings.ts):
+ * - Units: MV = Q · P · unit · X, with unit = face_value / 100 for BOND, CLO and ABS (prices are per
+ *   100 face; the generator's face is 100, so unit = 1 there) and 1 otherwise. Accrued interest is
+ *   a column of its own (Q · face · coupon_rate · days since the last coupon / 365 · X), not in MV.
+ * - FX local → base on a day: the direct pair (ccy → base) dated on or before the day, else the
+ *   inverse pair's reciprocal (rounded to 10 places, as fx_rates stores rates); a rate older than
+ *   FX_MAX_AGE_DAYS calendar days is missing (the row is flagged), never carried forward further.
+ *   A base-currency security has rate 1.
+ * - Prices: the day's daily bar close as traded (bars_1d.close, session_date = the day); none =
+ *   missing (flagged), never a previous close.
+ */
+import { preparedQuery, rawTransaction, type Knex } from '../knex.ts';
+import { claimCheckpointOn, lockKeyOn, writeCheckpointOn } from './checkpoints.ts';
+import { NYSE_EXCHANGE } from './calendar.ts';
+import { col, type Conn } from './sql.ts';
+
+/** How old (calendar days) a rate may be and still value a holding on a day (weekends, FX holidays). */
+export const FX_MAX_AGE_DAYS = 5;
+
+const BOND_TYPES = `('BOND', 'CLO', 'ABS')`;
+
+/** SQL: the value of one unit of price × quantity for the securities row aliased `sec`. */
+const unitOf = (sec: string): string =>
+  `(case when ${sec}.security_type in ${BOND_TYPES} then coalesce(${sec}.face_value, 100) / 100 else 1 end)`;
+
+/**
+ * SQL: the FX rate ccy → base on `day` (expressions), at most `maxAge` days old; with `after`, the
+ * earliest later rate when there is none on or before (a trade's historical cost).
+ */
+function fxSql(ccy: string, base: string, day: string, maxAge: number | null, after = false): string {
+  const age = maxAge === null ? '' : ` and x.rate_date >= ${day} - ${maxAge}`;
+  const terms = [
+    `(select x.rate from fx_rates x where x.from_currency = ${ccy} and x.to_currency = ${base}
+        and x.rate_date <= ${day}${age} order by x.rate_date desc limit 1)`,
+    `(select round(1 / x.rate, 10) from fx_rates x where x.from_currency = ${base} and x.to_currency = ${ccy}
+        and x.rate_date <= ${day}${age} order by x.rate_date desc limit 1)`,
+  ];
+  if (after)
+    terms.push(
+      `(select x.rate from fx_rates x where x.from_currency = ${ccy} and x.to_currency = ${base}
+          and x.rate_date > ${day} order by x.rate_date limit 1)`,
+      `(select round(1 / x.rate, 10) from fx_rates x where x.from_currency = ${base} and x.to_currency = ${ccy}
+          and x.rate_date > ${day} order by x.rate_date limit 1)`,
+    );
+  return `(case when ${ccy} = ${base} then 1::numeric else coalesce(${terms.join(', ')}) end)`;
+}
+
+export interface PortfolioRef {
+  portfolioId: string;
+  baseCurrency: string;
+}
+
+/** One event of a position's replay (core/domain/books.ts), as text decimals. */
+export interface BookEventRow {
+  portfolioId: string;
+  securityId: number;
+  date: string;
+  kind: 'trade' | 'action';
+  quantity: string | null;
+  price: string | null;
+  unit: string | null;
+  fx: string | null;
+  fees: string | null;
+  actionType: string | null;
+  quantityHeld: string | null;
+  quantityDelta: string | null;
+  ratio: string | null;
+}
+
+/** A position's state over [from, until) (until null = open-ended), as the replay produced it. */
+export interface HoldingInterval {
+  portfolioId: string;
+  securityId: number;
+  from: string;
+  until: string | null;
+  quantity: string;
+  /** Cost basis in base currency (unrounded decimal text), null = unknown. */
+  cost: string | null;
+}
+
+export interface SnapshotWrite {
+  rows: number;
+  flagged: number;
+  /** True when a checkpoint said this chunk was already written (nothing done). */
+  skipped: boolean;
+}
+
+export interface VarianceInputRow {
+  portfolioId: string;
+  securityId: number;
+  securityCode: string;
+  currency: string;
+  baseCurrency: string;
+  unit: string;
+  inStart: boolean;
+  q0: string | null;
+  p0: string | null;
+  x0: string | null;
+  q1: string | null;
+  p1: string | null;
+  x1: string | null;
+  close0: string | null;
+  fx0: string | null;
+  firstTradePrice: string | null;
+  firstTradeDate: string | null;
+  splitRatios: string[] | null;
+  splitDates: string[] | null;
+  distributions: string | null;
+  distributionFxMissing: boolean;
+}
+
+export interface VarianceRowInsert {
+  securityId: number;
+  qtyStart: string;
+  qtyEnd: string;
+  priceStart: string | null;
+  priceEnd: string | null;
+  fxStart: string | null;
+  fxEnd: string | null;
+  splitFactor: string;
+  mvStart: string | null;
+  mvEnd: string | null;
+  priceEffect: string | null;
+  qtyEffect: string | null;
+  fxEffect: string | null;
+  corpActionEffect: string | null;
+  totalPnl: string | null;
+  distributions: string;
+  flag: string | null;
+}
+
+export interface StoredPeriod {
+  label: string;
+  start: string;
+  end: string;
+}
+
+export interface VarianceSummary {
+  portfolio_id: string;
+  period_label: string;
+  period_from: string;
+  period_to: string;
+  total_mv_start: string;
+  total_mv_end: string;
+  total_price_effect: string;
+  total_qty_effect: string;
+  total_fx_effect: string;
+  total_corp_action_effect: string;
+  total_distributions: string;
+  total_pnl: string;
+  rows: number;
+  flagged_rows: number;
+}
+
+export interface VarianceDetail {
+  portfolio_id: string;
+  security_id: string;
+  ticker: string;
+  security_name: string;
+  security_type: string;
+  currency: string;
+  period_label: string;
+  period_from: string;
+  period_to: string;
+  qty_start: string;
+  qty_end: string;
+  price_start: string | null;
+  price_end: string | null;
+  fx_start: string | null;
+  fx_end: string | null;
+  split_factor: string;
+  mv_start: string | null;
+  mv_end: string | null;
+  price_effect: string | null;
+  qty_effect: string | null;
+  fx_effect: string | null;
+  corp_action_effect: string | null;
+  distributions: string;
+  total_pnl: string | null;
+  flag: string | null;
+}
+
+export interface TopMoversQuery {
+  /** The period's calendar dates as stored (period_from / period_to). */
+  from: string;
+  to: string;
+  limit: number;
+  portfolioId?: string | undefined;
+  securityType?: string | undefined;
+  currency?: string | undefined;
+}
+
+/**
+ * Writes the holdings of `portfolioIds` for every NYSE session from..to from the replayed
+ * intervals, in the caller's transaction: deletes the range's rows first (a position that went to
+ * zero after a correction disappears), then one INSERT … SELECT values, weights and flags them.
+ */
+export async function writeHoldingsOn(
+  conn: Conn,
+  portfolioIds: readonly string[],
+  from: string,
+  to: string,
+  intervals: readonly HoldingInterval[],
+): Promise<{ rows: number; flagged: number }> {
+  // Two writers of the same portfolio's books (the nightly run and a backfill) take turns, in one
+  // order (no deadlock), instead of deleting under each other and colliding on the insert.
+  for (const id of [...portfolioIds].sort()) await lockKeyOn(conn, `holdings:${id}`);
+  await conn.query(
+    'delete from holdings where portfolio_id = any($1::text[]) and as_of_date between $2::date and $3::date',
+    [portfolioIds, from, to],
+  );
+  const res = await conn.query<{ rows: number; flagged: number }>(
+    `with iv as (
+       -- Each interval with what valuing it needs of its security and portfolio (joined once per
+       -- interval, not per day).
+       select iv.p, iv.s, iv.f, iv.u, iv.q, iv.c, sec.currency::text as ccy, port.base_currency::text as base,
+              ${unitOf('sec')} as unit, coalesce(sec.face_value, 100) * sec.coupon_rate as coupon,
+              sec.coupon_frequency as freq, sec.maturity_date as maturity
+         from unnest($4::text[], $5::int[], $6::date[], $7::date[], $8::numeric[], $9::numeric[])
+              as iv(p, s, f, u, q, c)
+         join securities sec on sec.id = iv.s
+         join portfolios port on port.portfolio_id = iv.p
+        where iv.q <> 0
+     ), days as (
+       select session_date as d from market_sessions
+        where exchange = $3 and session_date between $1::date and $2::date
+     ), pos as (
+       select iv.*, days.d
+         from iv join days on days.d >= iv.f and (iv.u is null or days.d < iv.u)
+     ), px as materialized (
+       -- The range's closes in one scan by date (hash-joined), not one index probe per holding.
+       select b.security_id, b.session_date, b.close from bars_1d b
+        where b.session_date between $1::date and $2::date
+          and b.security_id in (select distinct s from iv)
+     ), pairs as (
+       select distinct ccy, base from iv where ccy <> base
+     ), fxd as (
+       select pairs.ccy, pairs.base, days.d, ${fxSql('pairs.ccy', 'pairs.base', 'days.d', FX_MAX_AGE_DAYS)} as rate
+         from pairs cross join days
+     ), val as (
+       select pos.p, pos.s, pos.d, pos.q, pos.c, b.close as lp,
+              case when pos.ccy = pos.base then 1::numeric else fxd.rate end as x,
+              pos.unit,
+              case when pos.coupon is not null and pos.freq is not null and pos.maturity is not null
+                   then pos.coupon * coalesce(pos.d - last_coupon_date(pos.maturity, pos.freq, pos.d), 0) / 365
+                   else 0 end as ai
+         from pos
+         left join px b on b.security_id = pos.s and b.session_date = pos.d
+         left join fxd on fxd.ccy = pos.ccy and fxd.base = pos.base and fxd.d = pos.d
+     ), mv as (
+       select val.*, round(q * lp * unit * x, 2) as mv from val
+     ), w as (
+       select mv.*, mv / nullif(sum(mv) over (partition by p, d), 0) as wt from mv
+     ), ins as (
+       insert into holdings (portfolio_id, security_id, as_of_date, quantity, local_price, fx_rate, market_value,
+                             weight, cost_basis, accrued_interest, flag, computed_at)
+       select p, s, d, q, lp, x, mv,
+              case when abs(wt) < 10000 then round(wt, 8) end,
+              round(c, 2),
+              round(q * ai * x, 2),
+              nullif(concat_ws(',', case when lp is null then 'missing_price' end,
+                                    case when x is null then 'missing_fx' end), ''),
+              now()
+         from w
+       returning flag
+     )
+     select count(*)::int as rows, count(flag)::int as flagged from ins`,
+    [
+      from,
+      to,
+      NYSE_EXCHANGE,
+      col(intervals, 'portfolioId'),
+      col(intervals, 'securityId'),
+      col(intervals, 'from'),
+      col(intervals, 'until'),
+      col(intervals, 'quantity'),
+      col(intervals, 'cost'),
+    ],
+  );
+  return res.rows[0] ?? { rows: 0, flagged: 0 };
+}
+
+export function createBooksRepository(db: Knex) {
+  return {
+    /** The portfolios named (all when none), with their base currency; `unknown` lists ids not found. */
+    async portfolios(ids?: readonly string[]): Promise<{ found: PortfolioRef[]; unknown: string[] }> {
+      const rows = await db.raw<{ rows: { portfolio_id: string; base_currency: string }[] }>(
+        `select portfolio_id, base_currency from portfolios
+          where ?::text[] is null or portfolio_id = any(?::text[]) order by portfolio_id`,
+        [ids ? [...ids] : null, ids ? [...ids] : null],
+      );
+      const found = rows.rows.map((r) => ({ portfolioId: r.portfolio_id, baseCurrency: r.base_currency }));
+      const known = new Set(found.map((p) => p.portfolioId));
+      return { found, unknown: (ids ?? []).filter((id) => !known.has(id)) };
+    },
+
+    /** Stored NYSE session dates from..to (inclusive). */
+    async sessionDates(from: string, to: string): Promise<string[]> {
+      const res = await db.raw<{ rows: { d: string }[] }>(
+        `select session_date::text as d from market_sessions
+          where exchange = ? and session_date between ?::date and ?::date order by 1`,
+        [NYSE_EXCHANGE, from, to],
+      );
+      return res.rows.map((r) => r.d);
+    },
+
+    /**
+     * Every trade and every ledger row of the portfolios dated on or before `through`, ordered by
+     * position, date, actions before trades, then id. An APPLY and the REVERSE that exactly negates
+     * it (same action, revision, portfolio, ex-date) cancel and are both left out (their sum is
+     * zero on every day on or after the ex-date); any other ledger row counts as its signed delta.
+     * A trade carries its FX to the portfolio's base currency on its date (the newest rate on or
+     * before, else the earliest after: historical cost, as close to the trade as known).
+     */
+    async bookEvents(portfolioIds: readonly string[], through: string): Promise<BookEventRow[]> {
+      const res = await db.raw<{ rows: BookEventRow[] }>(
+        `with tr as (
+           select t.*, port.base_currency::text as base, ${unitOf('sec')} as unit
+             from transactions t
+             join securities sec on sec.id = t.security_id
+             join portfolios port on port.portfolio_id = t.portfolio_id
+            where t.portfolio_id = any(?::text[]) and t.txn_date <= ?::date
+         ), rates as (
+           -- One FX look-up per (currency, base, trade date), not per trade.
+           select k.currency, k.base, k.txn_date,
+                  ${fxSql('k.currency::text', 'k.base', 'k.txn_date', null, true)} as fx
+             from (select distinct currency, base, txn_date from tr) k
+         )
+         select * from (
+           select tr.portfolio_id as "portfolioId", tr.security_id as "securityId", tr.txn_date::text as date,
+                  'trade' as kind,
+                  (case when tr.txn_type in ('BUY', 'COVER') then tr.quantity else -tr.quantity end)::text as quantity,
+                  tr.price::text as price, tr.unit::text as unit, rates.fx::text as fx,
+                  tr.fees::text as fees, null as "actionType", null as "quantityHeld", null as "quantityDelta",
+                  null as ratio, tr.id as ord
+             from tr join rates on rates.currency = tr.currency and rates.base = tr.base and rates.txn_date = tr.txn_date
+           union all
+           select l.portfolio_id, ca.security_id, l.ex_date::text, 'action', null, null, null, null, null,
+                  l.action_type, l.quantity_held::text, l.quantity_delta::text, l.ratio::text, l.id
+             from corporate_action_ledger l
+             join corporate_actions ca on ca.id = l.action_id
+            where l.portfolio_id = any(?::text[]) and l.ex_date <= ?::date and l.quantity_delta <> 0
+              and not exists (
+                select 1 from corporate_action_ledger o
+                 where o.action_id = l.action_id and o.action_revision = l.action_revision
+                   and o.portfolio_id = l.portfolio_id and o.entry <> l.entry
+                   and o.ex_date = l.ex_date and o.quantity_delta = -l.quantity_delta)
+         ) e
+         order by "portfolioId", "securityId", date, kind, ord`,
+        [[...portfolioIds], through, [...portfolioIds], through],
+      );
+      return res.rows;
+    },
+
+    /**
+     * For each of `days`, the portfolios whose stored holdings of that day are not the books the
+     * trades and the ledger give now: a position whose quantity differs from Σ signed trades + Σ
+     * ledger deltas through the day (or is missing, or should be gone), or whose stored price is
+     * not that day's close. One set-based statement for all the days; variance.quarterly
+     * re-derives exactly those before it reads them.
+     */
+    async staleSnapshots(
+      portfolioIds: readonly string[],
+      days: readonly string[],
+    ): Promise<Map<string, string[]>> {
+      const res = await db.raw<{ rows: { d: string; p: string }[] }>(
+        `with days as (select distinct unnest(?::date[]) as d),
+         moves as (
+           select portfolio_id as p, security_id as s, txn_date as at,
+                  case when txn_type in ('BUY', 'COVER') then quantity else -quantity end as q
+             from transactions where portfolio_id = any(?::text[]) and txn_date <= (select max(d) from days)
+           union all
+           select l.portfolio_id, ca.security_id, l.ex_date, l.quantity_delta
+             from corporate_action_ledger l join corporate_actions ca on ca.id = l.action_id
+            where l.portfolio_id = any(?::text[]) and l.ex_date <= (select max(d) from days)
+         ), want as (
+           select days.d, m.p, m.s, sum(m.q) as q
+             from moves m join days on m.at <= days.d
+            group by 1, 2, 3 having sum(m.q) <> 0
+         ), have as (
+           select h.as_of_date as d, h.portfolio_id as p, h.security_id as s, h.quantity as q, h.local_price as lp
+             from holdings h join days on h.as_of_date = days.d
+            where h.portfolio_id = any(?::text[])
+         )
+         select distinct coalesce(w.d, h.d)::text as d, coalesce(w.p, h.p) as p
+           from want w full join have h on h.d = w.d and h.p = w.p and h.s = w.s
+           left join bars_1d b on b.security_id = coalesce(w.s, h.s) and b.session_date = coalesce(w.d, h.d)
+          where w.q is distinct from h.q or h.lp is distinct from b.close
+          order by 1, 2`,
+        [[...days], [...portfolioIds], [...portfolioIds], [...portfolioIds]],
+      );
+      const out = new Map<string, string[]>(days.map((d) => [d, []]));
+      for (const r of res.rows) out.get(r.d)?.push(r.p);
+      return out;
+    },
+
+    /**
+     * Writes one chunk of holdings (see writeHoldingsOn) in one transaction; with a checkpoint, a
+     * chunk already written by an earlier attempt of the same job is skipped, and the checkpoint
+     * commits with the rows.
+     */
+    async writeHoldings(
+      portfolioIds: readonly string[],
+      from: string,
+      to: string,
+      intervals: readonly HoldingInterval[],
+      checkpoint?: { jobName: string; key: string },
+    ): Promise<SnapshotWrite> {
+      return rawTransaction(db, async (conn) => {
+        if (checkpoint && (await claimCheckpointOn(conn, checkpoint.jobName, checkpoint.key)))
+          return { rows: 0, flagged: 0, skipped: true };
+        const out = await writeHoldingsOn(conn, portfolioIds, from, to, intervals);
+        if (checkpoint)
+          await writeCheckpointOn(conn, checkpoint.jobName, checkpoint.key, { from, to, ...out });
+        return { ...out, skipped: false };
+      });
+    },
+
+    /**
+     * The attribution inputs of every security a portfolio held at d0 or d1, traded in (d0, d1], or
+     * received a distribution for in (d0, d1], from the holdings rows of d0 and d1.
+     */
+    async varianceInputs(
+      portfolioIds: readonly string[],
+      d0: string,
+      d1: string,
+    ): Promise<VarianceInputRow[]> {
+      return preparedQuery<VarianceInputRow>(
+        db,
+        'books.varianceInputs',
+        `with keys as (
+           select portfolio_id as p, security_id as s from holdings
+            where portfolio_id = any($1::text[]) and as_of_date in ($2::date, $3::date)
+           union
+           select portfolio_id, security_id from transactions
+            where portfolio_id = any($1::text[]) and txn_date > $2::date and txn_date <= $3::date
+           union
+           select l.portfolio_id, ca.security_id from corporate_action_ledger l
+             join corporate_actions ca on ca.id = l.action_id
+            where l.portfolio_id = any($1::text[]) and l.ex_date > $2::date and l.ex_date <= $3::date
+              and l.cash_amount <> 0
+         )
+         select k.p as "portfolioId", k.s as "securityId", sec.security_id as "securityCode",
+                sec.currency::text as currency, port.base_currency::text as "baseCurrency",
+                ${unitOf('sec')}::text as unit,
+                h0.portfolio_id is not null as "inStart",
+                h0.quantity::text as q0, h0.local_price::text as p0, h0.fx_rate::text as x0,
+                h1.quantity::text as q1, h1.local_price::text as p1, h1.fx_rate::text as x1,
+                (select b.close::text from bars_1d b where b.security_id = k.s and b.session_date = $2::date) as close0,
+                ${fxSql('sec.currency::text', 'port.base_currency::text', '$2::date', FX_MAX_AGE_DAYS)}::text as fx0,
+                ft.price::text as "firstTradePrice", ft.txn_date::text as "firstTradeDate",
+                sp.ratios as "splitRatios", sp.dates as "splitDates",
+                dist.amount::text as distributions, coalesce(dist.missing, false) as "distributionFxMissing"
+           from keys k
+           join securities sec on sec.id = k.s
+           join portfolios port on port.portfolio_id = k.p
+           left join holdings h0 on h0.portfolio_id = k.p and h0.security_id = k.s and h0.as_of_date = $2::date
+           left join holdings h1 on h1.portfolio_id = k.p and h1.security_id = k.s and h1.as_of_date = $3::date
+           left join lateral (
+             select t.price, t.txn_date from transactions t
+              where t.portfolio_id = k.p and t.security_id = k.s and t.txn_date > $2::date and t.txn_date <= $3::date
+              order by t.txn_date, t.id limit 1) ft on true
+           left join lateral (
+             select array_agg(ca.ratio::text order by ca.ex_date) as ratios,
+                    array_agg(ca.ex_date::text order by ca.ex_date) as dates
+               from corporate_actions ca
+              where ca.security_id = k.s and ca.action_type in ('STOCK_SPLIT', 'REVERSE_SPLIT')
+                and ca.status = 'ACTIVE' and ca.ratio is not null
+                and ca.ex_date > $2::date and ca.ex_date <= $3::date) sp on true
+           left join lateral (
+             select sum(l.cash_amount * r.x) as amount, bool_or(r.x is null) as missing
+               from corporate_action_ledger l
+               join corporate_actions ca on ca.id = l.action_id
+               cross join lateral (
+                 select ${fxSql('l.currency::text', 'port.base_currency::text', 'l.ex_date', FX_MAX_AGE_DAYS)} as x) r
+              where l.portfolio_id = k.p and ca.security_id = k.s and l.cash_amount <> 0
+                and l.ex_date > $2::date and l.ex_date <= $3::date) dist on true
+          order by k.p, k.s`,
+        [portfolioIds, d0, d1],
+      );
+    },
+
+    /**
+     * Replaces a portfolio's variance rows of one period (its calendar dates) by `rows`, in one
+     * transaction: re-running a period leaves exactly what the last run computed.
+     */
+    async replaceVariance(
+      portfolioId: string,
+      period: StoredPeriod,
+      rows: readonly VarianceRowInsert[],
+    ): Promise<number> {
+      return rawTransaction(db, async (conn) => {
+        await lockKeyOn(conn, `variance:${portfolioId}`);
+        await conn.query(
+          'delete from variance_rows where portfolio_id = $1 and period_from = $2::date and period_to = $3::date',
+          [portfolioId, period.start, period.end],
+        );
+        if (rows.length === 0) return 0;
+        const res = await conn.query(
+          `insert into variance_rows (portfolio_id, security_id, period_label, period_from, period_to, qty_start, qty_end,
+              price_start, price_end, fx_start, fx_end, split_factor, mv_start, mv_end, price_effect, qty_effect,
+              fx_effect, corp_action_effect, total_pnl, distributions, flag, computed_at)
+           select $1, x.*, now()
+             from (select s, $2::text, $3::date, $4::date, qs, qe, ps, pe, xs, xe, f, ms, me, pef, qef, fef, cef, tot, dist, flag
+                     from unnest($5::int[], $6::numeric[], $7::numeric[], $8::numeric[], $9::numeric[], $10::numeric[],
+                                 $11::numeric[], $12::numeric[], $13::numeric[], $14::numeric[], $15::numeric[],
+                                 $16::numeric[], $17::numeric[], $18::numeric[], $19::numeric[], $20::numeric[], $21::text[])
+                          as u(s, qs, qe, ps, pe, xs, xe, f, ms, me, pef, qef, fef, cef, tot, dist, flag)) x`,
+          [
+            portfolioId,
+            period.label,
+            period.start,
+            period.end,
+            col(rows, 'securityId'),
+            col(rows, 'qtyStart'),
+            col(rows, 'qtyEnd'),
+            col(rows, 'priceStart'),
+            col(rows, 'priceEnd'),
+            col(rows, 'fxStart'),
+            col(rows, 'fxEnd'),
+            col(rows, 'splitFactor'),
+            col(rows, 'mvStart'),
+            col(rows, 'mvEnd'),
+            col(rows, 'priceEffect'),
+            col(rows, 'qtyEffect'),
+            col(rows, 'fxEffect'),
+            col(rows, 'corpActionEffect'),
+            col(rows, 'totalPnl'),
+            col(rows, 'distributions'),
+            col(rows, 'flag'),
+          ],
+        );
+        return res.rowCount ?? 0;
+      });
+    },
+
+    /**
+     * A portfolio's totals over one stored period (its calendar dates), summed in numeric over its
+     * valued rows (flagged rows are counted, not summed); undefined when the period has no rows.
+     */
+    async varianceSummary(
+      portfolioId: string,
+      from: string,
+      to: string,
+    ): Promise<VarianceSummary | undefined> {
+      const res = await db.raw<{ rows: VarianceSummary[] }>(
+        `select portfolio_id, min(period_label) as period_label, period_from::text, period_to::text,
+                round(coalesce(sum(mv_start), 0), 2)::text as total_mv_start, round(coalesce(sum(mv_end), 0), 2)::text as total_mv_end,
+                round(coalesce(sum(price_effect), 0), 2)::text as total_price_effect,
+                round(coalesce(sum(qty_effect), 0), 2)::text as total_qty_effect,
+                round(coalesce(sum(fx_effect), 0), 2)::text as total_fx_effect,
+                round(coalesce(sum(corp_action_effect), 0), 2)::text as total_corp_action_effect,
+                round(coalesce(sum(distributions) filter (where flag is null), 0), 2)::text as total_distributions,
+                round(coalesce(sum(total_pnl), 0), 2)::text as total_pnl,
+                count(*)::int as rows, count(flag)::int as flagged_rows
+           from variance_rows
+          where portfolio_id = ? and period_from = ?::date and period_to = ?::date
+          group by portfolio_id, period_from, period_to`,
+        [portfolioId, from, to],
+      );
+      return res.rows[0];
+    },
+
+    /** A portfolio's rows over one stored period, largest |total_pnl| first (flagged rows last). */
+    async varianceDetails(portfolioId: string, from: string, to: string): Promise<VarianceDetail[]> {
+      const res = await db.raw<{ rows: VarianceDetail[] }>(
+        `${DETAIL_SELECT}
+          where v.portfolio_id = ? and v.period_from = ?::date and v.period_to = ?::date
+          order by abs(v.total_pnl) desc nulls last, sec.security_id`,
+        [portfolioId, from, to],
+      );
+      return res.rows;
+    },
+
+    /**
+     * The rows with the largest |total_pnl| across portfolios for one stored period, each with its
+     * four effects; filterable by portfolio, security type and currency. Flagged rows never rank.
+     */
+    async topMovers(q: TopMoversQuery): Promise<VarianceDetail[]> {
+      const res = await db.raw<{ rows: VarianceDetail[] }>(
+        `${DETAIL_SELECT}
+          where v.period_from = ?::date and v.period_to = ?::date and v.flag is null
+            and (?::text is null or v.portfolio_id = ?::text)
+            and (?::text is null or sec.security_type = ?::text)
+            and (?::text is null or sec.currency = ?::text)
+          order by abs(v.total_pnl) desc, v.portfolio_id, sec.security_id
+          limit ?`,
+        [
+          q.from,
+          q.to,
+          q.portfolioId ?? null,
+          q.portfolioId ?? null,
+          q.securityType ?? null,
+          q.securityType ?? null,
+          q.currency ?? null,
+          q.currency ?? null,
+          q.limit,
+        ],
+      );
+      return res.rows;
+    },
+
+    /** The stored periods (newest first), optionally of one portfolio. */
+    async storedPeriods(portfolioId?: string): Promise<StoredPeriod[]> {
+      const res = await db.raw<{ rows: StoredPeriod[] }>(
+        `select min(period_label) as label, period_from::text as start, period_to::text as end
+           from variance_rows where ?::text is null or portfolio_id = ?::text
+          group by period_from, period_to order by period_to desc, period_from desc`,
+        [portfolioId ?? null, portfolioId ?? null],
+      );
+      return res.rows;
+    },
+  };
+}
+
+const DETAIL_SELECT = `
+  select v.portfolio_id, sec.security_id, sec.ticker, sec.security_name, sec.security_type, sec.currency::text as currency,
+         v.period_label, v.period_from::text, v.period_to::text,
+         v.qty_start::text, v.qty_end::text, v.price_start::text, v.price_end::text, v.fx_start::text, v.fx_end::text,
+         v.split_factor::text, v.mv_start::text, v.mv_end::text, v.price_effect::text, v.qty_effect::text,
+         v.fx_effect::text, v.corp_action_effect::text, v.distributions::text, v.total_pnl::text, v.flag
+    from variance_rows v
+    join securities sec on sec.id = v.security_id`;
+
+export type BooksRepository = ReturnType<typeof createBooksRepository>;
