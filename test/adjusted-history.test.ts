@@ -120,6 +120,29 @@ describe('bars_1d.adj_close', () => {
     expect(adj['2024-03-05']).toBe('24.00000000'); // 49 × 48/49 / 2
   });
 
+  it('a cancelled action stops adjusting history; reinstated, it adjusts again', async () => {
+    const { id: c } = await insertSecurity(deps, { prefix: 'CXL' });
+    await insertDailyBars(deps, c, [
+      bar('2024-03-04', '50'),
+      bar('2024-03-05', '51'),
+      bar('2024-03-06', '26'),
+    ]);
+    await insertSplit(deps, c, '2024-03-06', '2');
+    expect(await adjCloses(c)).toEqual({
+      '2024-03-04': '25.00000000',
+      '2024-03-05': '25.50000000',
+      '2024-03-06': '26.00000000',
+    });
+    await deps.db('corporate_actions').where({ security_id: c }).update({ status: 'CANCELLED' });
+    expect(await adjCloses(c)).toEqual({
+      '2024-03-04': '50.00000000',
+      '2024-03-05': '51.00000000',
+      '2024-03-06': '26.00000000',
+    });
+    await deps.db('corporate_actions').where({ security_id: c }).update({ status: 'ACTIVE' });
+    expect((await adjCloses(c))['2024-03-04']).toBe('25.00000000');
+  });
+
   it('an action dated after the newest bar waits until the security trades on its ex-date', async () => {
     await insertSplit(deps, id, '2024-03-14', '0.5'); // 1:2 reverse split, announced
     expect((await adjCloses(id))['2024-03-12']).toBe('26.00000000');
