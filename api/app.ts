@@ -25,6 +25,7 @@ import { analyticsRoutes } from './routes/analytics.ts';
 import { healthRoutes } from './routes/health.ts';
 import { jobsRoutes } from './routes/jobs.ts';
 import { marginRoutes } from './routes/margin.ts';
+import { marginRunsRoutes } from './routes/margin-runs.ts';
 import { pricesRoutes } from './routes/prices.ts';
 import { stocksRoutes } from './routes/stocks.ts';
 import { watchlistRoutes } from './routes/watchlist.ts';
@@ -54,6 +55,7 @@ export function apiRoutes(
     ...stocksRoutes(deps, queues),
     ...watchlistRoutes(deps),
     ...marginRoutes(deps),
+    ...marginRunsRoutes(deps),
     ...jobsRoutes(queues),
   ];
 }

@@ -12,6 +12,7 @@ import { createClientsRepository } from './clients.ts';
 import { createFxRepository } from './fx.ts';
 import { createGeneratorRepository } from './generator.ts';
 import { createIngestRepository } from './ingest.ts';
+import { createMarginRepository } from './margin.ts';
 import { createProviderBarsRepository } from './provider-bars.ts';
 import { createQuarantineRepository } from './quarantine.ts';
 import { createRetentionRepository } from './retention.ts';
@@ -31,6 +32,7 @@ export function createRepositories(db: Knex) {
     fx: createFxRepository(db),
     generator: createGeneratorRepository(db),
     ingest: createIngestRepository(db),
+    margin: createMarginRepository(db),
     providerBars: createProviderBarsRepository(db),
     quarantine: createQuarantineRepository(db),
     retention: createRetentionRepository(db),
