@@ -55,7 +55,11 @@ const MarginCall = z
 const MarginCalls = z
   .object({
     calls: z.array(MarginCall),
-    next_before: z.number().int().nullable().openapi({ description: 'Cursor of the next page; null at the end.' }),
+    next_before: z
+      .number()
+      .int()
+      .nullable()
+      .openapi({ description: 'Cursor of the next page; null at the end.' }),
   })
   .openapi('MarginCalls');
 
@@ -75,9 +79,7 @@ const MarginSnapshot = z
       description:
         'Why the client is not valued: missing_price, missing_fx, missing_price_and_fx, multiple_margin_accounts.',
     }),
-    missing: z
-      .array(z.object({ symbol: z.string(), reason: z.enum(['price', 'fx']) }))
-      .nullable(),
+    missing: z.array(z.object({ symbol: z.string(), reason: z.enum(['price', 'fx']) })).nullable(),
     portfolio_value: money.openapi({ description: 'Long market value at the close, account currency.' }),
     short_market_value: money,
     credit_balance: money,

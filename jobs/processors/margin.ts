@@ -89,7 +89,9 @@ async function plan(
   }
   const ids = await repos.margin.marginClientIds(payload.clientIds);
   if (payload.clientIds && ids.length < new Set(payload.clientIds).size)
-    await ctx.log(`${new Set(payload.clientIds).size - ids.length} requested client(s) have no margin account`);
+    await ctx.log(
+      `${new Set(payload.clientIds).size - ids.length} requested client(s) have no margin account`,
+    );
   const size = config.margin.batchSize;
   const batches: number[][] = [];
   for (let i = 0; i < ids.length; i += size) batches.push(ids.slice(i, i + size));
@@ -157,7 +159,17 @@ async function finalize(
   };
   let shortfall = dec(0);
   for (const r of results) {
-    for (const k of ['clients', 'snapshots', 'flagged', 'calls', 'issued', 'updated', 'met', 'cancelled', 'reopened'] as const)
+    for (const k of [
+      'clients',
+      'snapshots',
+      'flagged',
+      'calls',
+      'issued',
+      'updated',
+      'met',
+      'cancelled',
+      'reopened',
+    ] as const)
       total[k] += r[k];
     shortfall = shortfall.plus(dec(r.shortfall));
   }

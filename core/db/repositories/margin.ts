@@ -108,7 +108,10 @@ const RULES_FOR = `
  * exchange. Every CTE is over the batch's clients only.
  */
 const SNAPSHOT_BATCH = `
-  with rules as (${RULES_FOR.replace(':asOf', ':runDate')}),
+  with rules as (
+    select * from margin_house_rules where effective_from <= :runDate::date
+     order by effective_from desc limit 1
+  ),
   acct as (
     select a.id, a.client_id, a.currency, a.cash_balance, a.loan_balance,
            count(*) over (partition by a.client_id) as n,
