@@ -9,6 +9,8 @@
  *  4. incremental: one new 5-minute slice for 1,000 securities with 1x vs 10x history
  *  5. indicators: all indicators for 1,000 securities x 5 years of daily bars
  *  6. api: historical and intraday endpoints vs /health under a bounded local load (bench/api.ts)
+ *  margin: margin.nightly for BENCH_MARGIN_CLIENTS (default 100,000) x BENCH_MARGIN_POSITIONS
+ *     (default 10) vs one bare SQL aggregation of MV per client (bench/margin.ts)
  *
  * Sizes: BENCH_SECURITIES (default 100) x BENCH_SESSIONS (default 20) sessions of 20-second ticks
  * for 1-2; BENCH_LANES (default 2): concurrent COPY connections of the generator;
@@ -26,13 +28,14 @@ import { benchApi } from './api.ts';
 import { benchGenerate } from './generate.ts';
 import { benchIndicators } from './indicators.ts';
 import { benchIngest } from './ingest.ts';
+import { benchMargin } from './margin.ts';
 import { benchRollup } from './rollup.ts';
 import { benchIncrementalRollup } from './rollup-incremental.ts';
 
 const securities = Number(process.env.BENCH_SECURITIES ?? 100);
 const sessions = Number(process.env.BENCH_SESSIONS ?? 20);
 const only = new Set(
-  (process.env.BENCH_ONLY ?? 'generate,rollup,ingest,incremental,indicators,api').split(','),
+  (process.env.BENCH_ONLY ?? 'generate,rollup,ingest,incremental,indicators,api,margin').split(','),
 );
 
 const base = loadConfig({ ...process.env, LOG_LEVEL: 'warn' });
@@ -158,6 +161,24 @@ try {
     console.log(`   ${line('intraday:             ', r.intradayAtRate)}   aim p99 < 20 ms`);
     console.log(`   ${line('historical, uncached: ', r.historicalUncachedAtRate)}`);
     console.log(`   ${line('intraday, uncached:   ', r.intradayUncachedAtRate)}\n`);
+  }
+
+  if (only.has('margin')) {
+    const clients = Number(process.env.BENCH_MARGIN_CLIENTS ?? 100_000);
+    const positions = Number(process.env.BENCH_MARGIN_POSITIONS ?? 10);
+    console.log(`margin. margin.nightly, ${fmt(clients)} clients x ${positions} positions (issue 11)`);
+    const r = await benchMargin({
+      databaseUrl: config.db.url,
+      clients,
+      positionsPerClient: positions,
+      log: (l) => console.log(`   ${l}`),
+    });
+    console.log(
+      `   margin.nightly: ${fmt(r.seconds, 2)} s (${r.batches} batches, ${fmt(r.calls)} in call)   re-run ${fmt(r.rerunSeconds, 2)} s`,
+    );
+    console.log(
+      `   bare MV aggregation: ${fmt(r.bareSeconds, 2)} s   ratio ${fmt(r.ratio, 2)}   aim <= 3\n`,
+    );
   }
 } finally {
   await closeDeps(deps);

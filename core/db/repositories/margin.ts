@@ -107,31 +107,32 @@ const RULES_FOR = `
  * The snapshot statement. Named bindings: runDate, ids (int[]), maxAge (days), jobId, tz,
  * exchange. Every CTE is over the batch's clients only.
  */
-const SNAPSHOT_BATCH = `
+export const SNAPSHOT_BATCH = `
   with rules as (
     select * from margin_house_rules where effective_from <= :runDate::date
      order by effective_from desc limit 1
   ),
   acct as (
     select a.id, a.client_id, a.currency, a.cash_balance, a.loan_balance,
-           count(*) over (partition by a.client_id) as n,
-           row_number() over (partition by a.client_id order by a.id) as k
+           count(*) over (partition by a.client_id) as n
       from accounts a
      where a.client_id = any(:ids::int[]) and a.account_type = 'MARGIN'
   ),
+  -- One row per position; an account without positions (or one of several margin accounts,
+  -- flagged below) is one row without a security. Account fields ride along, so no later step
+  -- joins back to the account: every per-client figure is a window or the final aggregate.
   pos as (
-    select ac.client_id, p.security_id, p.quantity, s.ticker, s.marginable, s.house_margin_rate,
-           coalesce(s.issuer_id, '#' || s.id::text) as issuer_key,
-           s.currency as scur, ac.currency as acur
+    select ac.client_id, ac.id as account_id, ac.currency as acur, ac.cash_balance, ac.loan_balance, ac.n,
+           p.security_id, p.quantity, s.ticker, s.marginable, s.house_margin_rate,
+           coalesce(s.issuer_id, '#' || s.id::text) as issuer_key, s.currency as scur
       from acct ac
-      join positions p on p.account_id = ac.id
-      join securities s on s.id = p.security_id
-     where ac.n = 1
+      left join positions p on p.account_id = ac.id and ac.n = 1
+      left join securities s on s.id = p.security_id
   ),
   px as (
     select distinct on (b.security_id) b.security_id, b.close, b.session_date
       from bars_1d b
-     where b.security_id in (select security_id from pos)
+     where b.security_id in (select security_id from pos where security_id is not null)
        and b.session_date <= :runDate::date and b.session_date > :runDate::date - :maxAge::int
      order by b.security_id, b.session_date desc
   ),
@@ -165,61 +166,53 @@ const SNAPSHOT_BATCH = `
                     else f.rate end as fx
       ) fx
   ),
+  -- Issuer gross MV and the client's equity on every row (equity = long MV + credit − debit − short MV).
   grossed as (
-    select v.*, sum(v.mv) over (partition by v.client_id, v.issuer_key) as issuer_gross from valued v
+    select v.*,
+           sum(v.mv) over (partition by v.client_id, v.issuer_key) as issuer_gross,
+           coalesce(sum(v.mv) filter (where v.quantity > 0) over c, 0) + v.cash_balance - v.loan_balance
+             - coalesce(sum(v.mv) filter (where v.quantity < 0) over c, 0) as eq
+      from valued v
+    window c as (partition by v.client_id)
   ),
-  totals as (
-    select g.client_id, count(*) as n_pos,
+  result as (
+    select g.client_id, min(g.account_id) as account_id, min(g.acur) as currency, max(g.n) as n,
+           min(g.cash_balance) as cash_balance, min(g.loan_balance) as loan_balance,
+           count(g.security_id) as n_pos,
            count(*) filter (where g.price_date < :runDate::date) as n_stale,
-           count(*) filter (where g.price is null or g.fx is null) as n_missing,
-           bool_or(g.price is null) as no_price,
+           bool_or(g.security_id is not null and g.price is null) as no_price,
            bool_or(g.price is not null and g.fx is null) as no_fx,
            jsonb_agg(jsonb_build_object('symbol', g.ticker, 'reason', case when g.price is null then 'price' else 'fx' end)
-                     order by g.ticker) filter (where g.price is null or g.fx is null) as missing,
+                     order by g.ticker) filter (where g.security_id is not null and (g.price is null or g.fx is null)) as missing,
            coalesce(sum(g.mv) filter (where g.quantity > 0), 0) as lmv,
-           coalesce(sum(g.mv) filter (where g.quantity < 0), 0) as smv
-      from grossed g group by g.client_id
-  ),
-  equity as (
-    select t.*, t.lmv + ac.cash_balance - ac.loan_balance - t.smv as eq
-      from totals t join acct ac on ac.client_id = t.client_id and ac.k = 1
-  ),
-  required as (
-    select g.client_id, sum(
+           coalesce(sum(g.mv) filter (where g.quantity < 0), 0) as smv,
+           min(g.eq) as eq,
+           coalesce(sum(
              case when not g.marginable then g.mv
                   when g.quantity > 0 then greatest(0.25, h.rate) * g.mv
                   when g.price < 5 then greatest(greatest(1, h.rate) * g.mv, 2.5 * abs(g.quantity) * g.fx)
                   else greatest(greatest(0.30, h.rate) * g.mv, 5 * abs(g.quantity) * g.fx)
-             end) as req
+             end), 0) as req
       from grossed g
-      join equity e on e.client_id = g.client_id and e.n_missing = 0
       left join rules r on true
       cross join lateral (
         select greatest(0, g.house_margin_rate,
                  case when r.concentration_rate is not null
                        and (r.concentration_min_value is null or g.issuer_gross > r.concentration_min_value)
-                       and (e.eq <= 0 or g.issuer_gross > r.concentration_threshold * e.eq)
+                       and (g.eq <= 0 or g.issuer_gross > r.concentration_threshold * g.eq)
                       then r.concentration_rate end,
                  case when g.price < r.low_price_below then r.low_price_rate end) as rate
       ) h
      group by g.client_id
   ),
-  result as (
-    select ac.client_id, ac.id as account_id, ac.currency, ac.n, ac.cash_balance, ac.loan_balance,
-           coalesce(e.n_pos, 0) as n_pos, coalesce(e.n_stale, 0) as n_stale,
-           case when ac.n > 1 then 'multiple_margin_accounts'
-                when e.no_price and e.no_fx then 'missing_price_and_fx'
-                when e.no_price then 'missing_price'
-                when e.no_fx then 'missing_fx' end as flag,
-           e.missing,
-           coalesce(e.lmv, 0) as lmv, coalesce(e.smv, 0) as smv,
-           coalesce(e.eq, ac.cash_balance - ac.loan_balance) as eq,
-           coalesce(q.req, 0) as req,
-           greatest(coalesce(q.req, 0) - coalesce(e.eq, ac.cash_balance - ac.loan_balance), 0) as shortfall
-      from acct ac
-      left join equity e on e.client_id = ac.client_id and ac.n = 1
-      left join required q on q.client_id = ac.client_id
-     where ac.k = 1
+  flagged as (
+    select r.*,
+           case when r.n > 1 then 'multiple_margin_accounts'
+                when r.no_price and r.no_fx then 'missing_price_and_fx'
+                when r.no_price then 'missing_price'
+                when r.no_fx then 'missing_fx' end as flag,
+           greatest(r.req - r.eq, 0) as shortfall
+      from result r
   )
   insert into margin_snapshots as m
     (client_id, run_date, as_of, account_id, currency, positions, stale_positions, flag, missing,
@@ -230,7 +223,7 @@ const SNAPSHOT_BATCH = `
          coalesce((select close_at from market_sessions where exchange = :exchange and session_date = :runDate::date),
                   (:runDate::date + time '16:00') at time zone :tz),
          case when r.n = 1 then r.account_id end, case when r.n = 1 then r.currency end,
-         r.n_pos, r.n_stale, r.flag, r.missing,
+         r.n_pos, r.n_stale, r.flag, case when r.flag is not null then r.missing end,
          case when r.flag is null then r.lmv end, case when r.flag is null then r.smv end,
          case when r.n = 1 then r.cash_balance end, case when r.n = 1 then r.loan_balance end,
          case when r.flag is null then r.eq end, case when r.flag is null then r.req end,
@@ -238,7 +231,7 @@ const SNAPSHOT_BATCH = `
          case when r.flag is null then r.shortfall > 0 end,
          case when r.flag is null and r.shortfall > 0 then ceil(r.shortfall * 100) / 100 end,
          (select id from rules), :jobId, now()
-    from result r
+    from flagged r
   on conflict (client_id, run_date) do update set
     as_of = excluded.as_of, account_id = excluded.account_id, currency = excluded.currency,
     positions = excluded.positions, stale_positions = excluded.stale_positions, flag = excluded.flag,
@@ -258,20 +251,19 @@ const SNAPSHOT_BATCH = `
  * MET on the run date, or CANCELLED when the run is the night that issued it. Flagged clients'
  * calls are left as they are.
  */
-const UPDATE_CALLS = `
-  with s as (
-    select id, client_id, margin_call_triggered as call, call_amount
-      from margin_snapshots
-     where run_date = :runDate::date and client_id = any(:ids::int[]) and flag is null
-  ),
-  c as (
+export const UPDATE_CALLS = `
+  with c as (
     select distinct on (client_id) id, client_id, status, last_run_date
       from margin_calls where client_id = any(:ids::int[])
      order by client_id, id desc
   ),
   live as (
-    select c.id, c.status as was, s.id as sid, s.call, s.call_amount
-      from c join s on s.client_id = c.client_id
+    select c.id, c.status as was, s.id as sid, s.margin_call_triggered as call, s.call_amount
+      from c
+      join lateral (
+        select x.id, x.margin_call_triggered, x.call_amount from margin_snapshots x
+         where x.client_id = c.client_id and x.run_date = :runDate::date and x.flag is null
+      ) s on true
      where c.last_run_date <= :runDate::date
        and (c.status in ('OPEN', 'OVERDUE') or c.last_run_date = :runDate::date)
   )
@@ -288,16 +280,19 @@ const UPDATE_CALLS = `
    where m.id = l.id
   returning m.id, l.was, m.status`;
 
-const ISSUE_CALLS = `
+export const ISSUE_CALLS = `
   insert into margin_calls
     (client_id, snapshot_id, issued_on, due_date, amount, initial_amount, currency, status,
      last_snapshot_id, last_run_date)
   select s.client_id, s.id, :runDate::date, :dueDate::date, s.call_amount, s.call_amount, s.currency,
          'OPEN', s.id, :runDate::date
-    from margin_snapshots s
-   where s.run_date = :runDate::date and s.client_id = any(:ids::int[]) and s.flag is null
-     and s.margin_call_triggered
-     and not exists (select 1 from margin_calls m
+    from unnest(:callIds::int[]) as k(client_id)
+    join lateral (
+      select x.id, x.client_id, x.call_amount, x.currency from margin_snapshots x
+       where x.client_id = k.client_id and x.run_date = :runDate::date and x.flag is null
+         and x.margin_call_triggered
+    ) s on true
+   where not exists (select 1 from margin_calls m
                       where m.client_id = s.client_id
                         and (m.status in ('OPEN', 'OVERDUE') or m.last_run_date > :runDate::date))
   on conflict (client_id) where status in ('OPEN', 'OVERDUE') do nothing
@@ -403,7 +398,7 @@ export function createMarginRepository(db: Knex) {
         const issued = await trx.raw<{ rows: { id: number }[] }>(ISSUE_CALLS, {
           runDate: opts.runDate,
           dueDate: opts.dueDate,
-          ids,
+          callIds: snaps.rows.filter((r) => r.call === true).map((r) => r.clientId),
         });
         const overdue = await trx.raw<{
           rows: { callId: number; clientId: number; amount: string; dueDate: string }[];
