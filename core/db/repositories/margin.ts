@@ -378,6 +378,10 @@ export function createMarginRepository(db: Knex) {
     }): Promise<BatchOutcome> {
       const ids = [...opts.clientIds];
       return db.transaction(async (trx) => {
+        // A batch reads ~1% of accounts and positions: with the default random_page_cost (4, spinning
+        // disks) the planner scans both tables whole for every batch (0.5 s of 0.7 s at 100k
+        // clients); at SSD cost it probes their indexes.
+        await trx.raw('set local random_page_cost = 1.1');
         await trx.raw(`select 1 from clients where id = any(:ids::int[]) order by id for no key update`, {
           ids,
         });
