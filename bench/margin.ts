@@ -120,12 +120,9 @@ export async function benchMargin(opts: {
   }
 }
 
-export async function fillForProfile(deps: Deps, clients: number, perClient: number): Promise<number> {
-  return fill(deps, clients, perClient);
-}
-
 async function fill(deps: Deps, clients: number, perClient: number): Promise<number> {
-  const h = (expr: string, salt: number) => `((hashint8extended((${expr})::bigint, ${salt}) & 1048575) / 1048576.0)`;
+  const h = (expr: string, salt: number) =>
+    `((hashint8extended((${expr})::bigint, ${salt}) & 1048575) / 1048576.0)`;
   await deps.db.raw(
     `insert into issuers (issuer_id, issuer_name, country, sector)
      select 'ISS-' || (7000 + g), 'Margin bench issuer ' || g, 'US', 'Bench' from generate_series(0, 199) g

@@ -176,9 +176,7 @@ try {
     console.log(
       `   margin.nightly: ${fmt(r.seconds, 2)} s (${r.batches} batches, ${fmt(r.calls)} in call)   re-run ${fmt(r.rerunSeconds, 2)} s`,
     );
-    console.log(
-      `   bare MV aggregation: ${fmt(r.bareSeconds, 2)} s   ratio ${fmt(r.ratio, 2)}   aim <= 3\n`,
-    );
+    console.log(`   bare MV aggregation: ${fmt(r.bareSeconds, 2)} s   ratio ${fmt(r.ratio, 2)}   aim <= 3\n`);
   }
 } finally {
   await closeDeps(deps);

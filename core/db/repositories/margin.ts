@@ -107,7 +107,7 @@ const RULES_FOR = `
  * The snapshot statement. Named bindings: runDate, ids (int[]), maxAge (days), jobId, tz,
  * exchange. Every CTE is over the batch's clients only.
  */
-export const SNAPSHOT_BATCH = `
+const SNAPSHOT_BATCH = `
   with rules as (
     select * from margin_house_rules where effective_from <= :runDate::date
      order by effective_from desc limit 1
@@ -251,7 +251,7 @@ export const SNAPSHOT_BATCH = `
  * MET on the run date, or CANCELLED when the run is the night that issued it. Flagged clients'
  * calls are left as they are.
  */
-export const UPDATE_CALLS = `
+const UPDATE_CALLS = `
   with c as (
     select distinct on (client_id) id, client_id, status, last_run_date
       from margin_calls where client_id = any(:ids::int[])
@@ -280,7 +280,7 @@ export const UPDATE_CALLS = `
    where m.id = l.id
   returning m.id, l.was, m.status`;
 
-export const ISSUE_CALLS = `
+const ISSUE_CALLS = `
   insert into margin_calls
     (client_id, snapshot_id, issued_on, due_date, amount, initial_amount, currency, status,
      last_snapshot_id, last_run_date)
