@@ -116,6 +116,13 @@ export async function benchMargin(opts: {
     await host.close();
     await events.close();
     await queues.close();
+    // The bench's own queue prefix (no glob characters: a brace-wrapped hex tag) goes with it.
+    let cursor = '0';
+    do {
+      const [next, keys] = await deps.redis.scan(cursor, 'MATCH', `${config.queue.prefix}:*`, 'COUNT', 500);
+      cursor = next;
+      if (keys.length) await deps.redis.del(...keys);
+    } while (cursor !== '0');
     await closeDeps(deps);
   }
 }
