@@ -545,6 +545,27 @@ describe('margin call lifecycle over several nights', () => {
     expect(calls[0]).toMatchObject({ issued_on: '2024-04-15', last_run_date: '2024-04-15' });
   });
 
+  it('two runs of the same night at once: one snapshot and one call per client', async () => {
+    const a = await newClient({ loan: '8000' });
+    const b = await newClient({ loan: '8000' });
+    const s = await sec();
+    await hold(a.accountId, s.id, '100');
+    await hold(b.accountId, s.id, '100');
+    await close(s.id, '2024-04-18', '100');
+    const ids = [a.clientId, b.clientId];
+    await Promise.all([
+      runNight({ runDate: '2024-04-18', clientIds: ids }),
+      runNight({ runDate: '2024-04-18', clientIds: [...ids].reverse() }),
+      runNight({ runDate: '2024-04-18', clientIds: ids }),
+    ]);
+    for (const c of ids) {
+      await snapshot(c, '2024-04-18');
+      const calls = await callsOf(c);
+      expect(calls).toHaveLength(1);
+      expect(calls[0]).toMatchObject({ status: 'OPEN', amount: '500.00' });
+    }
+  });
+
   it('a flagged night leaves an open call as it is', async () => {
     const { clientId, accountId } = await newClient({ loan: '8000' });
     const s = await sec();
