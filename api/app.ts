@@ -26,6 +26,7 @@ import { clientRoutes } from './routes/clients.ts';
 import { healthRoutes } from './routes/health.ts';
 import { jobsRoutes } from './routes/jobs.ts';
 import { marginRoutes } from './routes/margin.ts';
+import { marginRunsRoutes } from './routes/margin-runs.ts';
 import { platformRoutes } from './routes/platform.ts';
 import { pricesRoutes } from './routes/prices.ts';
 import { stocksRoutes } from './routes/stocks.ts';
@@ -57,7 +58,8 @@ export function apiRoutes(
     ...watchlistRoutes(deps),
     ...marginRoutes(deps),
     ...platformRoutes(deps),
-    ...clientRoutes(deps),
+    ...clientRoutes(deps, { houseRules: (asOf) => deps.repos.margin.houseRules(asOf) }),
+    ...marginRunsRoutes(deps),
     ...jobsRoutes(queues),
   ];
 }

@@ -2,7 +2,7 @@
  * `npm run bench`: the speed figures the issues ask for, each as a ratio against a baseline
  * measured in the same run on the same machine. Runs in a scratch database it creates and drops.
  *
- * Sections (BENCH_ONLY=generate,rollup,ingest,incremental,indicators,api,orders,books picks some; default all):
+ * Sections (BENCH_ONLY=generate,rollup,ingest,incremental,indicators,api,orders,books,margin picks some; default all):
  *  1. generate: the generator + COPY load vs server-side COPY (issue 2)
  *  2. rollup: the full 5-minute rollup vs a bare GROUP BY (issue 2)
  *  3. ingest: the provider path (synthetic 1-minute bars → validate → ticks) vs server-side COPY
@@ -12,6 +12,8 @@
  *  7. orders: paper-trading orders through the API vs /health, many clients and one (bench/orders.ts)
  *  8. books: holdings.snapshot (5 years of daily books) vs INSERT … SELECT, variance.quarterly
  *     (21 quarters) vs a bare SQL aggregation (issue 9; bench/books.ts; BENCH_BOOKS_SECURITIES)
+ *  9. margin: margin.nightly for BENCH_MARGIN_CLIENTS (default 100,000) x BENCH_MARGIN_POSITIONS
+ *     (default 10) vs one bare SQL aggregation of MV per client (bench/margin.ts)
  *
  * Sizes: BENCH_SECURITIES (default 100) x BENCH_SESSIONS (default 20) sessions of 20-second ticks
  * for 1-2; BENCH_LANES (default 2): concurrent COPY connections of the generator;
@@ -30,6 +32,7 @@ import { benchBooks } from './books.ts';
 import { benchGenerate } from './generate.ts';
 import { benchIndicators } from './indicators.ts';
 import { benchIngest } from './ingest.ts';
+import { benchMargin } from './margin.ts';
 import { benchOrders } from './orders.ts';
 import { benchRollup } from './rollup.ts';
 import { benchIncrementalRollup } from './rollup-incremental.ts';
@@ -37,7 +40,9 @@ import { benchIncrementalRollup } from './rollup-incremental.ts';
 const securities = Number(process.env.BENCH_SECURITIES ?? 100);
 const sessions = Number(process.env.BENCH_SESSIONS ?? 20);
 const only = new Set(
-  (process.env.BENCH_ONLY ?? 'generate,rollup,ingest,incremental,indicators,api,orders,books').split(','),
+  (process.env.BENCH_ONLY ?? 'generate,rollup,ingest,incremental,indicators,api,orders,books,margin').split(
+    ',',
+  ),
 );
 
 const base = loadConfig({ ...process.env, LOG_LEVEL: 'warn' });
@@ -209,6 +214,22 @@ try {
     console.log(
       `   bare SQL aggregation:   ${fmt(b.aggregationSeconds, 2)} s   ratio ${fmt(b.varianceRatio, 2)}   aim <= 2\n`,
     );
+  }
+
+  if (only.has('margin')) {
+    const clients = Number(process.env.BENCH_MARGIN_CLIENTS ?? 100_000);
+    const positions = Number(process.env.BENCH_MARGIN_POSITIONS ?? 10);
+    console.log(`9. margin.nightly, ${fmt(clients)} clients x ${positions} positions (issue 11)`);
+    const r = await benchMargin({
+      databaseUrl: config.db.url,
+      clients,
+      positionsPerClient: positions,
+      log: (l) => console.log(`   ${l}`),
+    });
+    console.log(
+      `   margin.nightly: ${fmt(r.seconds, 2)} s (${r.batches} batches, ${fmt(r.calls)} in call)   re-run ${fmt(r.rerunSeconds, 2)} s`,
+    );
+    console.log(`   bare MV aggregation: ${fmt(r.bareSeconds, 2)} s   ratio ${fmt(r.ratio, 2)}   aim <= 3\n`);
   }
 } finally {
   await closeDeps(deps);

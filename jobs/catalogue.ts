@@ -188,6 +188,8 @@ export const jobCatalogue = {
     schema: strictObject({
       runDate: isoDate.optional(),
       clientIds: z.array(z.number().int().min(1).max(2_147_483_647)).min(1).max(100_000).optional(),
+      // Set only on the flow parent the run adds over its margin.batch children: it sums them.
+      finalize: z.literal(true).optional(),
     }),
   },
   'margin.batch': {

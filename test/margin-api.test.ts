@@ -345,7 +345,9 @@ describe('GET /margin/{clientId}', () => {
           houseRate: houseRate ?? null,
         });
       }
-      const direct = accountMargin({ positions: expected, creditBalance: cash, debitBalance: loan });
+      // The route applies the house rules in force today (margin_house_rules, seeded defaults).
+      const house = await deps.repos.margin.houseRules(NOW.slice(0, 10));
+      const direct = accountMargin({ positions: expected, creditBalance: cash, debitBalance: loan, house });
       if (!direct.ok) throw new Error('generated account not priced');
       const c = (v: typeof direct.equity) => round(v, 2).toNumber();
       const res = await get(`/margin/${client}`).expect(200);

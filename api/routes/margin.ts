@@ -5,8 +5,8 @@
  * Margin is computed on the fly by `accountMargin()` (core/domain/margin.ts, FINRA 4210 and the
  * security's own house rate) from one set-based read (`clients.marginBook`): each position's
  * latest price (the newer of its newest tick and its newest daily close) and FX rate to the
- * account currency. No concentration or low-price house table yet: that comes with
- * `margin.nightly`, which will pass its `HouseRules` to the same function.
+ * account currency, with the house rules (`margin_house_rules`) in force today, the table
+ * `margin.nightly` reads for its run date.
  *
  * A position without a price or FX rate is never valued at zero: the answer is a 422
  * (`unpriced_positions`) naming each such position (`fields`: `positions.<ticker>`) and why.
@@ -15,6 +15,7 @@
  * (half away from zero), like the seed's `20000.0`. Quantities, prices and rates leave as stored.
  */
 import { z } from 'zod';
+import { sessionDateOf } from '../../core/calendar/nyse.ts';
 import type { Deps } from '../../core/deps.ts';
 import type { ClientPositionRecord } from '../../core/db/repositories/clients.ts';
 import { accountMargin, type MarginPosition } from '../../core/domain/margin.ts';
@@ -207,10 +208,13 @@ export function marginRoutes(deps: Deps): RouteDef[] {
             missing.map((m) => ({ path: `positions.${m.symbol}`, message: m.message })),
           );
         }
+        // The house rules in force today (exchange date), the table margin.nightly reads too.
+        const house = await repos.margin.houseRules(sessionDateOf(clock.now()));
         const result = accountMargin({
           positions: inputs,
           creditBalance: account.cashBalance,
           debitBalance: account.loanBalance,
+          house,
         });
         if (!result.ok)
           throw new Error(`accountMargin flagged ${JSON.stringify(result.missing)} after the checks`);

@@ -10,7 +10,7 @@
  *   short, price ≥ $5: max(max(effective rate, 30%) × MV, $5 × shares);
  *   short, price < $5: max(100% × MV, $2.50 × shares);
  *   the effective rate is the highest of the security's house rate, the concentration rate (when
- *   the issuer's gross MV exceeds the threshold share of equity) and the low-price rate (when the
+ *   the issuer's gross MV exceeds the threshold share of equity and the minimum value, if any) and the low-price rate (when the
  *   price is below the low-price threshold); per-share minimums are in the security's currency
  *   and converted like the MV;
  * - shortfall = max(0, requirement − equity); a call when shortfall > 0 (equal is not a call).
@@ -36,6 +36,11 @@ export interface HouseRules {
   concentrationThreshold: Dec | null;
   /** Rate applied to a concentrated issuer's positions (e.g. 0.40). */
   concentrationRate: Dec | null;
+  /**
+   * An issuer is concentrated only when its gross MV is also more than this (account currency);
+   * null or absent = no minimum.
+   */
+  concentrationMinValue?: Dec | null;
   /** A price below this (security currency) is low-priced (e.g. 10). */
   lowPriceBelow: Dec | null;
   /** Rate applied to low-priced positions (e.g. 0.50). */
@@ -132,6 +137,8 @@ export function accountMargin(opts: {
   const concentrated = (v: (typeof valued)[number]): boolean => {
     if (house.concentrationThreshold === null || house.concentrationRate === null) return false;
     const gross = issuerGross.get(v.p.issuerId ?? `security:${v.p.securityId}`) ?? ZERO;
+    const floor = house.concentrationMinValue ?? null;
+    if (floor !== null && !gross.greaterThan(floor)) return false;
     // With no positive equity every position is as concentrated as it can be.
     return !equity.greaterThan(0) || gross.greaterThan(house.concentrationThreshold.times(equity));
   };

@@ -14,6 +14,7 @@ import { createFxRepository } from './fx.ts';
 import { createGeneratorRepository } from './generator.ts';
 import { createIngestRepository } from './ingest.ts';
 import { createLedgerRepository } from './ledger.ts';
+import { createMarginRepository } from './margin.ts';
 import { createPlatformRepository } from './platform.ts';
 import { createProviderBarsRepository } from './provider-bars.ts';
 import { createQuarantineRepository } from './quarantine.ts';
@@ -37,6 +38,7 @@ export function createRepositories(db: Knex) {
     generator: createGeneratorRepository(db),
     ingest: createIngestRepository(db),
     ledger: createLedgerRepository(db),
+    margin: createMarginRepository(db),
     platform: createPlatformRepository(db),
     providerBars: createProviderBarsRepository(db),
     quarantine: createQuarantineRepository(db),
