@@ -29,6 +29,8 @@ import { jobNames, type JobInput } from '../jobs/catalogue.ts';
 import { datasetPlan, GeneratePayloadError } from '../core/generator/dataset.ts';
 import { booksPeriod } from '../core/generator/periods.ts';
 import { addGeneratePipeline, generatePipelineSteps } from '../jobs/flows.ts';
+import { jobOptions } from '../jobs/options.ts';
+import type { MarginPlanResult } from '../jobs/processors/margin.ts';
 import { createQueues, progressPercent } from '../jobs/queues.ts';
 import { startWorkers, upsertSchedulers } from '../jobs/worker-host.ts';
 import { varianceSummaryLines } from './demo-summary.ts';
@@ -151,6 +153,32 @@ console.log('');
 const summaryRows = books.quarter === null ? [] : await deps.repos.generator.varianceSummary(books.quarter);
 for (const line of varianceSummaryLines(books.quarter, summaryRows)) console.log(`  ${line}`);
 
+// The nightly margin run for the range's last session, as the 17:15 schedule would run it: the
+// planning job adds the flow of batches, whose parent sums them.
+const marginDate = generate.endDate ?? books.asOf;
+const marginOutcome = await runAndWait(
+  await queues.enqueue('margin.nightly', { runDate: marginDate }, jobOptions['margin.nightly'].job),
+);
+const finalizeId = (marginOutcome.result as MarginPlanResult | undefined)?.finalizeJobId;
+const finalOutcome =
+  marginOutcome.failure === undefined && finalizeId !== undefined
+    ? await runAndWait(await queues.get('margin.nightly').getJob(finalizeId))
+    : marginOutcome;
+if (finalOutcome.failure !== undefined) {
+  console.error(`\nmargin.nightly failed: ${finalOutcome.failure}`);
+} else {
+  const night = await deps.repos.margin.nightSummary(marginDate);
+  const called = night.filter((n) => n.inCall);
+  const flagged = night.filter((n) => n.flag !== null);
+  console.log(
+    `\n  margin ${marginDate}: ${night.length} clients, ${called.length} in call` +
+      (called.length ? ` (${called.map((n) => `${n.clientCode} ${n.shortfall}`).join(', ')})` : '') +
+      (flagged.length
+        ? `, ${flagged.length} flagged (${flagged.map((n) => `${n.clientCode}: ${n.flag}`).join(', ')})`
+        : ''),
+  );
+}
+
 const watched = await deps.repos.watchlist.list();
 if (watched.length === 0) {
   for (const id of await deps.repos.bars.sampleEquityIds(5)) await deps.repos.watchlist.add(id, 'demo');
@@ -176,8 +204,23 @@ Token:       curl -s -u '${creds.client.clientId}:${creds.client.clientSecret}' 
 Bars:        curl -s -H "Authorization: Bearer $TOKEN" ${base}/api/v2/intraday/prices/${sampleSymbol ?? 'SYMBOL'}?interval=5min\\&limit=5
 Analytics:   curl -s -H "Authorization: Bearer $TOKEN" ${base}/api/v2/analytics/${sampleSymbol ?? 'SYMBOL'}
 Price:       curl -s -H "Authorization: Bearer $TOKEN" ${base}/stocks/${watchlist[0] ?? 'SYMBOL'}
+Variance:    curl -s -H "Authorization: Bearer $TOKEN" ${base}/api/variance/portfolio/PORT-001${books.quarter ? `?quarter=${books.quarter}` : ''}
+Margin:      curl -s -H "Authorization: Bearer $TOKEN" ${base}/margin/1   (calls: ${base}/api/margin/calls)
 Workers keep running with their schedules; Ctrl-C stops everything cleanly.`);
 });
+
+/** Waits for a job to complete or fail for good (polling, like the progress display). */
+async function runAndWait(job: Job | undefined): Promise<{ result?: unknown; failure?: string }> {
+  if (!job?.id) return { failure: 'the job was not created' };
+  for (;;) {
+    const fresh = await queues.byQueueName(job.queueName)!.getJob(job.id);
+    const state = fresh ? await fresh.getState() : 'unknown';
+    if (state === 'completed') return { result: fresh?.returnvalue };
+    if (state === 'failed' || state === 'unknown')
+      return { failure: fresh?.failedReason ?? `job ${job.id} is ${state}` };
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
 
 /** A job result for the terminal: long per-symbol maps cut down to their size. */
 function summary(result: unknown): unknown {

@@ -508,6 +508,26 @@ export function createMarginRepository(db: Knex) {
       return res.rows;
     },
 
+    /**
+     * One night at a glance (the demo, operators): every snapshot of `runDate` with its client's
+     * code, whether it is in call and for how much, or the flag that kept it from being computed.
+     */
+    async nightSummary(
+      runDate: string,
+    ): Promise<{ clientCode: string; inCall: boolean; shortfall: string | null; flag: string | null }[]> {
+      const res = await db.raw<{
+        rows: { clientCode: string; inCall: boolean; shortfall: string | null; flag: string | null }[];
+      }>(
+        `select c.client_code as "clientCode", coalesce(s.margin_call_triggered, false) as "inCall",
+                s.margin_shortfall as shortfall, s.flag
+           from margin_snapshots s join clients c on c.id = s.client_id
+          where s.run_date = :runDate::date
+          order by c.client_code`,
+        { runDate },
+      );
+      return res.rows;
+    },
+
     /** The snapshot of one client and run date, if any. */
     async snapshot(clientId: number, runDate: string): Promise<SnapshotRecord | undefined> {
       const res = await db.raw<{ rows: SnapshotRecord[] }>(
