@@ -115,6 +115,20 @@ describe('corporate-actions.apply on generated data', () => {
       );
       expect(replayed[0]!.n).toBeGreaterThan(0);
 
+      // Every action due is processed at its current revision, held or not (the API's `applied`).
+      const unprocessed = await rows<{ action_id: string }>(
+        `select a.action_id from corporate_actions a
+           left join corporate_action_processed p on p.action_id = a.id and p.revision = a.revision
+          where a.ex_date <= :end and p.action_id is null
+          limit 10`,
+        { end: END },
+      );
+      expect(unprocessed).toEqual([]);
+      const unheld = await rows<{ n: number }>(
+        `select count(*)::int as n from corporate_action_processed where holders = 0`,
+      );
+      expect(unheld[0]!.n).toBeGreaterThan(0);
+
       const again = await runApply(deps, { asOf: END });
       const total = (r: Record<string, number>): number => Object.values(r).reduce((a, b) => a + b, 0);
       expect(total(again.applied)).toBe(0);

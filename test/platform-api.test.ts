@@ -546,6 +546,12 @@ beforeAll(async () => {
       applied_at: '2025-01-16T13:00:00Z',
     }),
   ]);
+  // What corporate-actions.apply records once it has processed a revision for every holder.
+  await deps.db('corporate_action_processed').insert([
+    { action_id: aid.get('CA-0001'), revision: 1, holders: 2, processed_at: '2025-02-03T13:00:02Z' },
+    { action_id: aid.get('CA-0002'), revision: 2, holders: 1, processed_at: '2025-03-12T13:00:01Z' },
+    { action_id: aid.get('CA-0003'), revision: 1, holders: 1, processed_at: '2025-01-15T13:00:01Z' },
+  ]);
 
   const fx = (from: string, date: string, rate: string) => ({
     from_currency: from,
@@ -1071,6 +1077,8 @@ describe('GET /api/corporate-actions', () => {
       status: 'ACTIVE',
       ledger: {
         applied: true,
+        holders: 2,
+        processed_at: '2025-02-03T13:00:02.000Z',
         entries: 2,
         apply_entries: 2,
         reverse_entries: 0,
@@ -1104,11 +1112,11 @@ describe('GET /api/corporate-actions', () => {
       status: 'CANCELLED',
       ledger: { applied: false, apply_entries: 1, reverse_entries: 1 },
     });
-    // Never applied (no book held it).
+    // Not processed yet: no ledger entries, and nothing says it was looked at.
     expect(reverse).toMatchObject({
       action_type: 'REVERSE_SPLIT',
       ratio: 0.1,
-      ledger: { applied: false, entries: 0, first_applied_at: null },
+      ledger: { applied: false, holders: null, processed_at: null, entries: 0, first_applied_at: null },
     });
   });
 

@@ -385,8 +385,16 @@ const Application = z
   .object({
     applied: z.boolean().openapi({
       description:
-        'The ledger holds an APPLY entry for the current revision and no REVERSE of it (an ACTIVE action no book held at its ex-date has no entries and shows false).',
+        'The current revision of an ACTIVE action has been applied to every book and account that held the security at its ex-date (`holders`, possibly 0) and not reversed.',
     }),
+    holders: z.number().int().nullable().openapi({
+      description:
+        'Books and accounts holding the security the day before the ex-date when corporate-actions.apply processed the current revision (null: not processed yet).',
+    }),
+    processed_at: z
+      .string()
+      .nullable()
+      .openapi({ description: 'When corporate-actions.apply processed the current revision.' }),
     entries: z.number().int(),
     apply_entries: z.number().int(),
     reverse_entries: z.number().int(),
@@ -535,7 +543,9 @@ function actionBody(a: ActionRecord) {
     source: a.source,
     updated_at: a.updated_at.toISOString(),
     ledger: {
-      applied: a.status === 'ACTIVE' && a.applied_current && !a.reversed_current,
+      applied: a.status === 'ACTIVE' && a.processed_current && !a.reversed_current,
+      holders: a.processed_current ? a.holders : null,
+      processed_at: a.processed_current ? iso(a.processed_at) : null,
       entries: a.entries,
       apply_entries: a.apply_entries,
       reverse_entries: a.reverse_entries,

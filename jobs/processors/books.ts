@@ -146,6 +146,7 @@ export async function corporateActionsApply(
     const priced = split ? await ledger.exDatePrice(action.securityId, action.exDate, asOf) : null;
     let applied = 0;
     let skipped = 0;
+    let invalid = 0;
     const missingPrice: string[] = [];
     for (const [k, { target, applied: already }] of targets.entries()) {
       if (k > 0 && k % 500 === 0) {
@@ -166,8 +167,13 @@ export async function corporateActionsApply(
       if (outcome.kind === 'applied') applied += 1;
       else if (outcome.kind === 'skipped') skipped += 1;
       else if (outcome.kind === 'no-price') missingPrice.push(describe(target));
-      else if (outcome.kind === 'invalid')
+      else if (outcome.kind === 'invalid') {
+        invalid += 1;
         await problem({ actionId: action.actionId, target: describe(target), reason: outcome.reason });
+      }
+    }
+    if (missingPrice.length === 0 && invalid === 0) {
+      await ledger.markProcessed(action.id, action.revision, targets.length, jobId);
     }
     if (missingPrice.length > 0) {
       await problem({

@@ -353,6 +353,24 @@ export function createLedgerRepository(db: Knex) {
      * and no REVERSE of that revision exists for the target. In the order they were applied,
      * newest first (a reversal undoes the latest effect first).
      */
+    /**
+     * Records that `revision` of an action has been applied to every holder it had (`holders`,
+     * possibly none), so the API can say an action no book held was processed. Kept at the
+     * first time a revision was processed; a new revision replaces it.
+     */
+    async markProcessed(actionId: number, revision: number, holders: number, jobId: string): Promise<void> {
+      await db.raw(
+        `insert into corporate_action_processed (action_id, revision, holders, job_id)
+         values (:actionId, :revision, :holders, :jobId)
+         on conflict (action_id) do update
+            set revision = excluded.revision, holders = excluded.holders,
+                processed_at = now(), job_id = excluded.job_id
+          where corporate_action_processed.revision <> excluded.revision
+             or corporate_action_processed.holders <> excluded.holders`,
+        { actionId, revision, holders, jobId },
+      );
+    },
+
     async staleApplies(actionIds: readonly string[] | null): Promise<StaleApply[]> {
       const res = await db.raw<{
         rows: (Omit<StaleApply, 'target'> & { portfolioId: string | null; accountId: number | null })[];

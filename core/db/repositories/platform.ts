@@ -224,6 +224,11 @@ export interface ActionRecord {
   cash_entries: number;
   paid_entries: number;
   last_paid_at: Date | null;
+  /** corporate-actions.apply processed the current revision for every holder it had … */
+  processed_current: boolean;
+  /** … this many (null: never processed). */
+  holders: number | null;
+  processed_at: Date | null;
 }
 
 export interface LedgerRecord {
@@ -268,9 +273,11 @@ const ACTION_SELECT = `
   select ca.action_id, s.security_id, s.ticker, ca.action_type, ca.ex_date, ca.record_date, ca.payment_date,
          ca.ratio, ca.amount, coalesce(ca.currency, s.currency) as currency, ca.revision, ca.status, ca.source,
          ca.updated_at, l.entries, l.apply_entries, l.reverse_entries, l.applied_current, l.reversed_current,
-         l.first_applied_at, l.last_applied_at, l.cash_entries, l.paid_entries, l.last_paid_at
+         l.first_applied_at, l.last_applied_at, l.cash_entries, l.paid_entries, l.last_paid_at,
+         coalesce(p.revision = ca.revision, false) as processed_current, p.holders, p.processed_at
     from corporate_actions ca
     join securities s on s.id = ca.security_id
+    left join corporate_action_processed p on p.action_id = ca.id
     cross join lateral (
       select count(*)::int as entries,
              count(*) filter (where e.entry = 'APPLY')::int as apply_entries,
