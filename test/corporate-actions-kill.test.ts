@@ -2,9 +2,9 @@
  * corporate-actions.apply killed halfway (kill -9 of a real worker process) and resumed through
  * BullMQ's stalled-job recovery by another worker process: every effect is applied exactly once.
  *
- * A book large enough for the kill to land mid-run: 2,500 client accounts holding one security
+ * A book large enough for the kill to land mid-run: 1,000 client accounts holding one security
  * (odd and even quantities), a 3:2 split (cash in lieu on odd holdings, priced at the ex-date close)
- * and a dividend paid on its ex-date. The first worker is SIGKILLed once a few hundred ledger rows
+ * and a dividend paid on its ex-date. The first worker is SIGKILLed once a hundred ledger rows
  * are committed; right then every committed ledger row must already have its effect (positions),
  * since both are one transaction. The dead worker's lock would expire by itself (JOB_LOCK_MS); the
  * test deletes it and the stalled-check key instead of waiting, as test/backfill-resume.test.ts
@@ -21,7 +21,7 @@ import { insertAction, insertClose, insertSecurity } from './ca-fixtures.ts';
 import { closeDeps, dropPrefix, scratchDatabase, testConfig, testDeps, uniquePrefix } from './support.ts';
 import { kill, killAll, startWorkerProcess, until } from './worker-process.ts';
 
-const ACCOUNTS = 2500;
+const ACCOUNTS = 1000;
 let scratch: { url: string; drop: () => Promise<void> };
 let deps: Deps;
 
@@ -94,7 +94,7 @@ describe('corporate-actions.apply killed mid-run', () => {
     const job = await queues.enqueue('corporate-actions.apply', { asOf: '2025-03-04' });
     const env = { DATABASE_URL: scratch.url, QUEUE_PREFIX: prefix };
     const first = startWorkerProcess(env, { names: ['corporate-actions.apply'] });
-    await until(async () => (await ledgerCount()) >= 300, 120_000, 'the first ledger rows');
+    await until(async () => (await ledgerCount()) >= 100, 120_000, 'the first ledger rows');
     await kill(first);
 
     // Killed mid-run: some applied, not all; and no committed row lacks its effect.

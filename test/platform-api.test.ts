@@ -2,7 +2,7 @@
  * Seed 2's securities-platform API as it runs: the real app (real auth, tokens from its own
  * endpoint) over rows written straight to the real tables, in a database of this file's own (the
  * list endpoints count whole tables). Shapes are checked against seed 2's examples (copied here:
- * nothing reads ../shared at test time); money is checked digit for digit in the response text.
+ * the project stands alone); money is checked digit for digit in the response text.
  */
 import type express from 'express';
 import request from 'supertest';

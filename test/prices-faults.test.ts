@@ -105,7 +105,7 @@ beforeEach(async () => {
   server.reset();
   server.always(splitsRequest, respond.yahooFixture('chart-AAPL-2020-08-31-to-2020-11-07'));
   await deps.db.raw(
-    'truncate bars_1d, ticks, bar_changes, quarantined_rows, corporate_action_ledger, corporate_actions, job_checkpoints',
+    'truncate bars_1d, ticks, bar_changes, quarantined_rows, corporate_action_ledger, corporate_action_processed, corporate_actions, job_checkpoints',
   );
 });
 
