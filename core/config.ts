@@ -166,6 +166,10 @@ const envSchema = z.object({
   RETENTION_BARS_5M_DAYS: decimalInt({ min: 5, max: 36_500, default: 730 }),
   /** Monthly partitions kept created ahead of now. */
   PARTITIONS_AHEAD_MONTHS: decimalInt({ min: 1, max: 24, default: 3 }),
+  /** Report runs finished longer ago are deleted (the newest successful version of each report stays). */
+  REPORTS_RETENTION_DAYS: decimalInt({ min: 1, max: 36_500, default: 400 }),
+  /** A RUNNING report whose heartbeat is older than this is a lost render: failed, chunks deleted. */
+  REPORTS_STALE_SECONDS: decimalInt({ min: 10, max: 86_400, default: 300 }),
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -223,6 +227,7 @@ export interface Config {
   };
   risk: { benchmark: string; windowDays: number };
   retention: { ticksDays: number; bars5mDays: number; partitionsAheadMonths: number };
+  reports: { retentionDays: number; staleSeconds: number };
 }
 
 const DEV_SESSION_SECRET = 'dev-only-session-secret-change-me';
@@ -366,5 +371,6 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       bars5mDays: e.RETENTION_BARS_5M_DAYS,
       partitionsAheadMonths: e.PARTITIONS_AHEAD_MONTHS,
     },
+    reports: { retentionDays: e.REPORTS_RETENTION_DAYS, staleSeconds: e.REPORTS_STALE_SECONDS },
   };
 }

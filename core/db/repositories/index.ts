@@ -14,6 +14,7 @@ import { createGeneratorRepository } from './generator.ts';
 import { createIngestRepository } from './ingest.ts';
 import { createProviderBarsRepository } from './provider-bars.ts';
 import { createQuarantineRepository } from './quarantine.ts';
+import { createReportsRepository } from './reports.ts';
 import { createRetentionRepository } from './retention.ts';
 import { createRollupsRepository } from './rollups.ts';
 import { createSecuritiesRepository } from './securities.ts';
@@ -33,6 +34,7 @@ export function createRepositories(db: Knex) {
     ingest: createIngestRepository(db),
     providerBars: createProviderBarsRepository(db),
     quarantine: createQuarantineRepository(db),
+    reports: createReportsRepository(db),
     retention: createRetentionRepository(db),
     rollups: createRollupsRepository(db),
     securities: createSecuritiesRepository(db),
