@@ -26,6 +26,7 @@ import { healthRoutes } from './routes/health.ts';
 import { jobsRoutes } from './routes/jobs.ts';
 import { marginRoutes } from './routes/margin.ts';
 import { pricesRoutes } from './routes/prices.ts';
+import { reportsRoutes } from './routes/reports.ts';
 import { stocksRoutes } from './routes/stocks.ts';
 import { watchlistRoutes } from './routes/watchlist.ts';
 import { createSeriesCache, type SeriesCache } from './series-cache.ts';
@@ -54,6 +55,7 @@ export function apiRoutes(
     ...stocksRoutes(deps, queues),
     ...watchlistRoutes(deps),
     ...marginRoutes(deps),
+    ...reportsRoutes(deps),
     ...jobsRoutes(queues),
   ];
 }

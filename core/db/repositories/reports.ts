@@ -513,12 +513,18 @@ export function createReportsRepository(db: Knex) {
      */
     async withSnapshot<T>(appName: string, fn: (snap: ReportSnapshot) => Promise<T>): Promise<T> {
       const conn = (await db.client.acquireConnection()) as pg.Client;
+      // The server's own words when the connection dies (pg then only says "not queryable").
+      let lost: Error | undefined;
+      const onError = (err: Error): void => {
+        lost ??= err;
+      };
+      conn.on('error', onError);
       let healthy = true;
       try {
         await conn.query(`select set_config('application_name', $1, false)`, [appName]);
         const pidRes = await conn.query<{ pid: number }>('select pg_backend_pid() as pid');
         await conn.query('begin isolation level repeatable read read only');
-        const snap = snapshotOn(conn, pidRes.rows[0]!.pid);
+        const snap = snapshotOn(conn, pidRes.rows[0]!.pid, () => lost);
         try {
           const out = await fn(snap);
           await conn.query('commit');
@@ -530,13 +536,19 @@ export function createReportsRepository(db: Knex) {
           throw err;
         }
       } catch (err) {
-        healthy = false;
+        if (lost) {
+          healthy = false;
+          throw new Error(`database connection lost mid-render: ${lost.message}`, { cause: err });
+        }
         throw err;
       } finally {
-        if (healthy) await conn.query(`select set_config('application_name', 'market-data-workers', false)`).catch(() => {
-          healthy = false;
-        });
-        if (!healthy) await conn.end().catch(() => undefined);
+        conn.off('error', onError);
+        if (healthy)
+          await conn.query(`select set_config('application_name', 'market-data-workers', false)`).catch(() => {
+            healthy = false;
+          });
+        // Not awaited: end() on a connection the server already closed never resolves.
+        if (!healthy) void conn.end().catch(() => undefined);
         await db.client.releaseConnection(conn);
       }
     },
@@ -568,7 +580,7 @@ export function createReportsRepository(db: Knex) {
   };
 }
 
-function snapshotOn(conn: pg.Client, pid: number): ReportSnapshot {
+function snapshotOn(conn: pg.Client, pid: number, lost: () => Error | undefined): ReportSnapshot {
   return {
     pid,
     async summary(periodLabel, portfolioIds) {
@@ -635,11 +647,31 @@ function snapshotOn(conn: pg.Client, pid: number): ReportSnapshot {
       );
       return res.rows[0]!;
     },
-    detail(periodLabel, portfolioId) {
+    async *detail(periodLabel, portfolioId) {
+      // A cursor opened on a connection that already died waits forever (pg-cursor): refuse it,
+      // and end a running one with the connection's error.
+      const dead = lost();
+      if (dead) throw dead;
       const stream = conn.query(
         new QueryStream(REPORT_SQL.detail, [periodLabel, portfolioId], { batchSize: 2000, highWaterMark: 2000 }),
       );
-      return stream as AsyncIterable<VarianceDetailRow>;
+      // pg-query-stream's _destroy closes the cursor and waits for the server's ReadyForQuery,
+      // which a dead connection never sends: after an error, finish destroying at once (the
+      // transaction is rolled back, or the connection discarded, by withSnapshot).
+      const destroy = stream._destroy.bind(stream);
+      stream._destroy = (err: Error | null, cb: (e?: Error | null) => void): void => {
+        if (err) cb(err);
+        else destroy(err as unknown as Error, cb);
+      };
+      const onError = (err: Error): void => {
+        stream.destroy(err);
+      };
+      conn.on('error', onError);
+      try {
+        yield* stream as AsyncIterable<VarianceDetailRow>;
+      } finally {
+        conn.off('error', onError);
+      }
     },
     async topMovers(periodLabel, portfolioIds, limit) {
       return (await conn.query<TopMover>(REPORT_SQL.topMovers, [periodLabel, portfolioIds, limit])).rows;
