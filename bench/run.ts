@@ -9,6 +9,7 @@
  *  4. incremental: one new 5-minute slice for 1,000 securities with 1x vs 10x history
  *  5. indicators: all indicators for 1,000 securities x 5 years of daily bars
  *  6. api: historical and intraday endpoints vs /health under a bounded local load (bench/api.ts)
+ *  7. reports: a BENCH_REPORT_ROWS-row (default 1,000,000) variance workbook vs COPY of its query (bench/reports.ts)
  *
  * Sizes: BENCH_SECURITIES (default 100) x BENCH_SESSIONS (default 20) sessions of 20-second ticks
  * for 1-2; BENCH_LANES (default 2): concurrent COPY connections of the generator;
@@ -28,11 +29,12 @@ import { benchIndicators } from './indicators.ts';
 import { benchIngest } from './ingest.ts';
 import { benchRollup } from './rollup.ts';
 import { benchIncrementalRollup } from './rollup-incremental.ts';
+import { benchReports } from './reports.ts';
 
 const securities = Number(process.env.BENCH_SECURITIES ?? 100);
 const sessions = Number(process.env.BENCH_SESSIONS ?? 20);
 const only = new Set(
-  (process.env.BENCH_ONLY ?? 'generate,rollup,ingest,incremental,indicators,api').split(','),
+  (process.env.BENCH_ONLY ?? 'generate,rollup,ingest,incremental,indicators,api,reports').split(','),
 );
 
 const base = loadConfig({ ...process.env, LOG_LEVEL: 'warn' });
@@ -158,6 +160,27 @@ try {
     console.log(`   ${line('intraday:             ', r.intradayAtRate)}   aim p99 < 20 ms`);
     console.log(`   ${line('historical, uncached: ', r.historicalUncachedAtRate)}`);
     console.log(`   ${line('intraday, uncached:   ', r.intradayUncachedAtRate)}\n`);
+  }
+
+  if (only.has('reports')) {
+    const rows = Number(process.env.BENCH_REPORT_ROWS ?? 1_000_000);
+    const r = await benchReports(deps, { rows });
+    console.log(`7. variance workbook, ${fmt(r.rows)} detail rows in ${r.portfolios} sheets (issue 10)`);
+    console.log(`   seed (set-based SQL):   ${fmt(r.seedSeconds, 1)} s`);
+    console.log(
+      `   render (child process): ${fmt(r.renderSeconds, 1)} s   ${fmt(r.rowsPerSecond)} rows/s   ${fmt(r.bytes / 1048576, 1)} MB xlsx`,
+    );
+    console.log(
+      `   peak RSS of the render: ${fmt(r.peakRssMb)} MB   aim < 300   (node ${r.nodeOptions || 'defaults'})`,
+    );
+    if (r.uncapped)
+      console.log(
+        `   without heap flags:     ${fmt(r.uncapped.renderSeconds, 1)} s   peak RSS ${fmt(r.uncapped.peakRssMb)} MB`,
+      );
+    console.log(
+      `   COPY … TO STDOUT (CSV): ${fmt(r.copySeconds, 2)} s   ${fmt(r.copyBytes / 1048576, 1)} MB`,
+    );
+    console.log(`   ratio render / COPY:    ${fmt(r.ratio, 1)}   aim <= 4\n`);
   }
 } finally {
   await closeDeps(deps);

@@ -85,7 +85,8 @@ export interface RenderHooks {
   every?: number;
 }
 
-const num = (v: string | null | undefined): number | null => (v === null || v === undefined ? null : Number(v));
+const num = (v: string | null | undefined): number | null =>
+  v === null || v === undefined ? null : Number(v);
 /** A pg `date` ('YYYY-MM-DD') as an Excel date (UTC midnight, shown with DATE_FMT). */
 const day = (v: string | null): Date | null => (v === null ? null : new Date(`${v}T00:00:00Z`));
 
@@ -178,7 +179,11 @@ export async function renderVarianceWorkbook(
     if (sinkError) throw sinkError;
   };
 
-  const wb = new ExcelJS.stream.xlsx.WorkbookWriter({ stream: out, useStyles: true, useSharedStrings: false });
+  const wb = new ExcelJS.stream.xlsx.WorkbookWriter({
+    stream: out,
+    useStyles: true,
+    useSharedStrings: false,
+  });
   wb.creator = 'market-data-workers';
   wb.created = p.generatedAt;
   const sheets: SheetInfo[] = [];
@@ -275,7 +280,10 @@ export async function renderVarianceWorkbook(
         row.commit();
         const suffix = byCcy.size === 1 ? '' : `_${ccy}`;
         SUMMARY_FIELDS.forEach(([, , nm], i) => {
-          wb.definedNames.add(`'Summary'!$${colLetter(firstCol + i)}$${r}`, definedName(`Total_${nm}${suffix}`));
+          wb.definedNames.add(
+            `'Summary'!$${colLetter(firstCol + i)}$${r}`,
+            definedName(`Total_${nm}${suffix}`),
+          );
         });
         wb.definedNames.add(`'Summary'!$D$${r}`, definedName(`Total_Rows${suffix}`));
         r++;
@@ -313,7 +321,11 @@ export async function renderVarianceWorkbook(
         'Corporate-action effect',
         'Distributions',
         'Total P&L',
-      ].map((label) => ({ label, width: clampWidth(moneyWidth(widths.money_digits + 1)), numFmt: MONEY_FMT })),
+      ].map((label) => ({
+        label,
+        width: clampWidth(moneyWidth(widths.money_digits + 1)),
+        numFmt: MONEY_FMT,
+      })),
       { label: 'Flag', width: clampWidth(Math.max(6, widths.flag), 6, 50) },
     ];
     const MONEY_KEYS = [
@@ -330,7 +342,9 @@ export async function renderVarianceWorkbook(
     const effectsFrom = colLetter(moneyFirst + 2); // price effect
     const effectsTo = colLetter(moneyFirst + 5); // corporate-action effect
     const lastCol = detailCols.length;
-    const columnStyles: Partial<ExcelJS.Style>[] = detailCols.map((c) => (c.numFmt ? { numFmt: c.numFmt } : {}));
+    const columnStyles: Partial<ExcelJS.Style>[] = detailCols.map((c) =>
+      c.numFmt ? { numFmt: c.numFmt } : {},
+    );
 
     for (const s of portfolios) {
       check();
@@ -339,8 +353,14 @@ export async function renderVarianceWorkbook(
         views: [{ state: 'frozen', ySplit: 2, xSplit: 2 }],
         pageSetup: printSetup(2),
       });
-      ws.columns = detailCols.map((c) => ({ width: c.width, ...(c.numFmt ? { style: { numFmt: c.numFmt } } : {}) }));
-      titleRow(ws, `${s.portfolioId} ${s.portfolioName}: variance ${p.periodLabel}, base currency ${s.baseCurrency}`);
+      ws.columns = detailCols.map((c) => ({
+        width: c.width,
+        ...(c.numFmt ? { style: { numFmt: c.numFmt } } : {}),
+      }));
+      titleRow(
+        ws,
+        `${s.portfolioId} ${s.portfolioName}: variance ${p.periodLabel}, base currency ${s.baseCurrency}`,
+      );
       headerRow(
         ws,
         detailCols.map((c) => c.label),
@@ -452,8 +472,7 @@ export async function renderVarianceWorkbook(
         );
       });
       ws.autoFilter = { from: { row: 2, column: 1 }, to: { row: Math.max(2, lastData), column: lastCol } };
-      if (lastData >= 3)
-        dataBars(ws, [`${effectsFrom}3:${effectsTo}${lastData}`]);
+      if (lastData >= 3) dataBars(ws, [`${effectsFrom}3:${effectsTo}${lastData}`]);
       ws.commit();
       await hooks.onRows(written, totalRows);
       sheets.push({ name, rows: sheetRows, query: REPORT_SQL.detail });
@@ -480,7 +499,18 @@ export async function renderVarianceWorkbook(
         { width: 10, style: { numFmt: PCT_FMT } },
       ];
       titleRow(ws, `Top ${TOP_MOVERS} movers by absolute total P&L, ${p.periodLabel}`);
-      headerRow(ws, ['Rank', 'Portfolio', 'Ticker', 'Name', 'Type', 'Ccy', 'MV start', 'MV end', 'Total P&L', 'Return %']);
+      headerRow(ws, [
+        'Rank',
+        'Portfolio',
+        'Ticker',
+        'Name',
+        'Type',
+        'Ccy',
+        'MV start',
+        'MV end',
+        'Total P&L',
+        'Return %',
+      ]);
       movers.forEach((m, i) => {
         ws.addRow([
           i + 1,
@@ -495,7 +525,10 @@ export async function renderVarianceWorkbook(
           num(m.return_pct),
         ]).commit();
       });
-      ws.autoFilter = { from: { row: 2, column: 1 }, to: { row: 2 + Math.max(movers.length, 0), column: 10 } };
+      ws.autoFilter = {
+        from: { row: 2, column: 1 },
+        to: { row: 2 + Math.max(movers.length, 0), column: 10 },
+      };
       if (movers.length) dataBars(ws, [`I3:I${2 + movers.length}`]);
       ws.commit();
       sheets.push({ name: 'Top movers', rows: movers.length, query: REPORT_SQL.topMovers });
@@ -504,7 +537,10 @@ export async function renderVarianceWorkbook(
     // ---- FX rates used -------------------------------------------------------------------
     {
       const fx: FxUsed[] = await snap.fxUsed(p.periodLabel, p.portfolioIds);
-      const ws = wb.addWorksheet('FX rates', { views: [{ state: 'frozen', ySplit: 2 }], pageSetup: printSetup(2) });
+      const ws = wb.addWorksheet('FX rates', {
+        views: [{ state: 'frozen', ySplit: 2 }],
+        pageSetup: printSetup(2),
+      });
       ws.columns = [
         { width: 8 },
         { width: 8 },
@@ -517,7 +553,17 @@ export async function renderVarianceWorkbook(
         { width: 8, style: { numFmt: '#,##0' } },
       ];
       titleRow(ws, `FX rates used (security currency → portfolio base currency), ${p.periodLabel}`);
-      headerRow(ws, ['From', 'To', 'Rate at start', 'Rate at end', 'Change %', 'Start date', 'End date', 'Source', 'Rows']);
+      headerRow(ws, [
+        'From',
+        'To',
+        'Rate at start',
+        'Rate at end',
+        'Change %',
+        'Start date',
+        'End date',
+        'Source',
+        'Rows',
+      ]);
       for (const f of fx) {
         const chg =
           f.fx_start !== null && f.fx_end !== null && !dec(f.fx_start).isZero()
@@ -542,7 +588,12 @@ export async function renderVarianceWorkbook(
 
     // ---- Corporate actions in the period -------------------------------------------------
     {
-      const actions: ActionInPeriod[] = await snap.actions(p.periodLabel, p.portfolioIds, p.periodFrom, p.periodTo);
+      const actions: ActionInPeriod[] = await snap.actions(
+        p.periodLabel,
+        p.portfolioIds,
+        p.periodFrom,
+        p.periodTo,
+      );
       const ws = wb.addWorksheet('Corporate actions', {
         views: [{ state: 'frozen', ySplit: 2 }],
         pageSetup: printSetup(2),
@@ -566,7 +617,10 @@ export async function renderVarianceWorkbook(
         { width: 24, style: { numFmt: TIME_FMT } },
         { width: 24, style: { numFmt: TIME_FMT } },
       ];
-      titleRow(ws, `Corporate actions with ex-date in ${p.periodFrom} to ${p.periodTo}, as applied to the portfolios`);
+      titleRow(
+        ws,
+        `Corporate actions with ex-date in ${p.periodFrom} to ${p.periodTo}, as applied to the portfolios`,
+      );
       headerRow(ws, [
         'Action',
         'Ticker',
@@ -632,7 +686,10 @@ export async function renderVarianceWorkbook(
         ['Generated at', p.generatedAt],
         ['Detail rows', totalRows],
         ['Return %', 'Total P&L ÷ |MV start|; blank when MV start is 0'],
-        ['Totals', 'Live SUM/SUBTOTAL formulas; their stored results are the database sums (decimal, to the cent)'],
+        [
+          'Totals',
+          'Live SUM/SUBTOTAL formulas; their stored results are the database sums (decimal, to the cent)',
+        ],
       ];
       for (const [k, v] of kv) {
         const row = ws.addRow([k, null, v]);

@@ -50,7 +50,10 @@ export async function seedVarianceFixture(db: Knex, spec: FixtureSpec): Promise<
       [from, from, from, to],
     );
   }
-  const ids = Array.from({ length: spec.portfolios }, (_, i) => `PORT-${String(off + i + 1).padStart(3, '0')}`);
+  const ids = Array.from(
+    { length: spec.portfolios },
+    (_, i) => `PORT-${String(off + i + 1).padStart(3, '0')}`,
+  );
   await db.raw(
     `insert into portfolios (portfolio_id, portfolio_name, portfolio_type, inception_date, base_currency)
      select id, 'Fund ' || id, 'MIXED', date '2020-01-01', 'USD' from unnest(?::text[]) id on conflict do nothing`,

@@ -57,7 +57,9 @@ const tmp = mkdtempSync(path.join(tmpdir(), 'reports-test-'));
 function readWorkbook(bytes: Buffer): WorkbookDump {
   const file = path.join(tmp, `${createHash('sha256').update(bytes).digest('hex')}.xlsx`);
   writeFileSync(file, bytes);
-  return JSON.parse(execFileSync(PYTHON, [DUMP, file], { maxBuffer: 512 * 1024 * 1024 }).toString()) as WorkbookDump;
+  return JSON.parse(
+    execFileSync(PYTHON, [DUMP, file], { maxBuffer: 512 * 1024 * 1024 }).toString(),
+  ) as WorkbookDump;
 }
 
 const cents = (v: string | null): number | null => (v === null ? null : round(dec(v), 2).toNumber());
@@ -77,7 +79,16 @@ let writer: string;
 let writerOnly: string;
 let ports: string[];
 
-const MONEY = ['mv_start', 'mv_end', 'price_effect', 'qty_effect', 'fx_effect', 'corp_action_effect', 'distributions', 'total_pnl'];
+const MONEY = [
+  'mv_start',
+  'mv_end',
+  'price_effect',
+  'qty_effect',
+  'fx_effect',
+  'corp_action_effect',
+  'distributions',
+  'total_pnl',
+];
 
 async function sums(where: string, values: unknown[]): Promise<Record<string, string | null>> {
   const res = await deps.db.raw<{ rows: Record<string, string | null>[] }>(
@@ -103,7 +114,8 @@ beforeAll(async () => {
   deps = testDeps({ config: testConfig({ DATABASE_URL: scratch.url }) });
   // 4000 securities; 2025Q1: 3 portfolios × 150 rows (the workbook checked cell by cell);
   // 2025Q2: 3 portfolios × 4000 rows (long enough to be interrupted mid-render).
-  ports = (await seedVarianceFixture(deps.db, { securities: 4000, portfolios: 3, rowsPerPortfolio: 150 })).portfolioIds;
+  ports = (await seedVarianceFixture(deps.db, { securities: 4000, portfolios: 3, rowsPerPortfolio: 150 }))
+    .portfolioIds;
   await seedVarianceFixture(deps.db, {
     securities: 4000,
     portfolios: 3,
@@ -144,7 +156,12 @@ describe('reports.variance-excel through the API and a real worker', () => {
     const job = (await t.queues.byQueueName('reports.variance-excel')!.getJob(res.body.id as string))!;
     await job.waitUntilFinished(events, 120_000);
     const done = (await t.queues.byQueueName('reports.variance-excel')!.getJob(res.body.id as string))!;
-    expect(done.returnvalue).toMatchObject({ status: 'SUCCEEDED', period: '2025Q1', rows: 450, portfolios: 3 });
+    expect(done.returnvalue).toMatchObject({
+      status: 'SUCCEEDED',
+      period: '2025Q1',
+      rows: 450,
+      portfolios: 3,
+    });
     runId = (done.returnvalue as { runId: number }).runId;
     expect(done.progress).toMatchObject({ progress: 100 });
 
@@ -153,7 +170,13 @@ describe('reports.variance-excel through the API and a real worker', () => {
       .set('Authorization', reader);
     expect(list.status).toBe(200);
     expect(list.body.total).toBe(1);
-    expect(list.body.reports[0]).toMatchObject({ id: runId, version: 1, status: 'SUCCEEDED', rows: 450, portfolio_ids: null });
+    expect(list.body.reports[0]).toMatchObject({
+      id: runId,
+      version: 1,
+      status: 'SUCCEEDED',
+      rows: 450,
+      portfolio_ids: null,
+    });
 
     const one = await request(t.app).get(`/api/reports/${runId}`).set('Authorization', reader);
     expect(one.status).toBe(200);
@@ -202,7 +225,15 @@ describe('reports.variance-excel through the API and a real worker', () => {
 
     for (const id of ports) {
       const s = sheetOf(wb, id);
-      expect(s.rows[1]!.slice(0, 7)).toEqual(['Security ID', 'Ticker', 'ISIN', 'CUSIP', 'Name', 'Type', 'Ccy']);
+      expect(s.rows[1]!.slice(0, 7)).toEqual([
+        'Security ID',
+        'Ticker',
+        'ISIN',
+        'CUSIP',
+        'Name',
+        'Type',
+        'Ccy',
+      ]);
       expect(s.rows[1]!.slice(14, 23)).toEqual([
         'MV start',
         'MV end',
@@ -243,7 +274,10 @@ describe('reports.variance-excel through the API and a real worker', () => {
     MONEY.forEach((m, i) => expect(totalRow[5 + i], m).toBe(cents(grand[m]!)));
     expect(summary.formulas.F7).toBe('=SUM(F4:F6)');
     expect(summary.formulas.M7).toBe('=SUM(M4:M6)');
-    expect(totalRow[13]).toBeCloseTo(dec(grand.total_pnl!).dividedBy(dec(grand.mv_start!).abs()).toNumber(), 12);
+    expect(totalRow[13]).toBeCloseTo(
+      dec(grand.total_pnl!).dividedBy(dec(grand.mv_start!).abs()).toNumber(),
+      12,
+    );
 
     for (const [i, id] of ports.entries()) {
       const db = await sums('vr.period_label = ? and vr.portfolio_id = ?', ['2025Q1', id]);
@@ -256,7 +290,11 @@ describe('reports.variance-excel through the API and a real worker', () => {
       const data = s.rows.slice(2, -1);
       const details = data.filter((r) => typeof r[0] === 'string' && (r[0] as string).startsWith('SEC-'));
       expect(details).toHaveLength(Number(db.n));
-      const flagged = await deps.db('variance_rows').where({ period_label: '2025Q1', portfolio_id: id }).whereNotNull('flag').count<{ count: string }[]>();
+      const flagged = await deps
+        .db('variance_rows')
+        .where({ period_label: '2025Q1', portfolio_id: id })
+        .whereNotNull('flag')
+        .count<{ count: string }[]>();
       expect(details.filter((r) => r[22] !== null)).toHaveLength(Number(flagged[0]!.count));
       const total = s.rows[s.rows.length - 1]!;
       expect(total[0]).toBe('Total');
@@ -264,7 +302,11 @@ describe('reports.variance-excel through the API and a real worker', () => {
       expect(s.formulas[`V${s.maxRow}`]).toBe(`=SUBTOTAL(9,V3:V${s.maxRow - 1})`);
       // Subtotals by security type equal the database's group sums.
       for (const type of ['BOND', 'EQUITY']) {
-        const ts = await sums('vr.period_label = ? and vr.portfolio_id = ? and s.security_type = ?', ['2025Q1', id, type]);
+        const ts = await sums('vr.period_label = ? and vr.portfolio_id = ? and s.security_type = ?', [
+          '2025Q1',
+          id,
+          type,
+        ]);
         const sub = data.find((r) => r[0] === `Subtotal ${type}`)!;
         MONEY.forEach((m, k) => expect(sub[14 + k], `${id} ${type} ${m}`).toBe(cents(ts[m]!)));
       }
@@ -275,7 +317,9 @@ describe('reports.variance-excel through the API and a real worker', () => {
     expect(kv['Run id']).toBe(runId);
     expect(kv.Period).toBe('2025Q1');
     expect(kv['Detail rows']).toBe(450);
-    const counts = Object.fromEntries(about.rows.filter((r) => typeof r[1] === 'number').map((r) => [r[0], r[1]]));
+    const counts = Object.fromEntries(
+      about.rows.filter((r) => typeof r[1] === 'number').map((r) => [r[0], r[1]]),
+    );
     for (const id of ports) expect(counts[id]).toBe(150);
     expect(String(about.rows.find((r) => r[0] === ports[0])![2])).toMatch(/^select .* from variance_rows/);
 
@@ -299,7 +343,9 @@ describe('reports.variance-excel through the API and a real worker', () => {
 
   it('download: ETag/304, single ranges (206, exact bytes), 416, wrong id 404, bad id 400, no token 401, no scope 403', async () => {
     const full = await download(runId);
-    expect(full.headers['content-type']).toBe('application/vnd.openxmlformats-officedocument.spreadsheetml.sheet');
+    expect(full.headers['content-type']).toBe(
+      'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet',
+    );
     expect(full.headers['content-disposition']).toBe('attachment; filename="variance-2025Q1-all-v1.xlsx"');
     expect(full.headers['content-length']).toBe(String(file.length));
     const etag = `"${createHash('sha256').update(file).digest('hex')}"`;
@@ -324,34 +370,50 @@ describe('reports.variance-excel through the API and a real worker', () => {
     // If-Range with another validator: the whole file.
     expect((await download(runId, { Range: 'bytes=0-9', 'If-Range': '"other"' })).status).toBe(200);
 
-    expect((await request(t.app).get('/api/reports/999999/download').set('Authorization', reader)).status).toBe(404);
-    expect((await request(t.app).get('/api/reports/0x10/download').set('Authorization', reader)).status).toBe(400);
+    expect(
+      (await request(t.app).get('/api/reports/999999/download').set('Authorization', reader)).status,
+    ).toBe(404);
+    expect((await request(t.app).get('/api/reports/0x10/download').set('Authorization', reader)).status).toBe(
+      400,
+    );
     expect((await request(t.app).get(`/api/reports/${runId}/download`)).status).toBe(401);
-    expect((await request(t.app).get(`/api/reports/${runId}/download`).set('Authorization', writerOnly)).status).toBe(403);
+    expect(
+      (await request(t.app).get(`/api/reports/${runId}/download`).set('Authorization', writerOnly)).status,
+    ).toBe(403);
     expect((await request(t.app).get('/api/reports').set('Authorization', writerOnly)).status).toBe(403);
     const bad = await request(t.app).get('/api/reports?status=DONE&limit=0').set('Authorization', reader);
     expect(bad.status).toBe(400);
-    expect(bad.body.error.fields.map((f: { path: string }) => f.path).sort()).toEqual(['query.limit', 'query.status']);
+    expect(bad.body.error.fields.map((f: { path: string }) => f.path).sort()).toEqual([
+      'query.limit',
+      'query.status',
+    ]);
   });
 
   it('a re-run makes version 2 and keeps version 1; retention removes superseded versions past REPORTS_RETENTION_DAYS', async () => {
     const again = await runner.run('reports.variance-excel', { quarter: '2025Q1' });
     expect(again.state).toBe('completed');
     expect(again.result).toMatchObject({ version: 2 });
-    const list = await request(t.app).get('/api/reports?period=2025Q1&limit=1&offset=0').set('Authorization', reader);
+    const list = await request(t.app)
+      .get('/api/reports?period=2025Q1&limit=1&offset=0')
+      .set('Authorization', reader);
     expect(list.body.total).toBe(2);
     expect(list.body.reports).toHaveLength(1);
     expect(list.body.reports[0].version).toBe(2);
     expect((await download(runId)).status).toBe(200);
 
     const days = deps.config.reports.retentionDays;
-    const later = { ...deps, clock: frozenClock(new Date(Date.now() + (days + 1) * 86_400_000).toISOString()) };
+    const later = {
+      ...deps,
+      clock: frozenClock(new Date(Date.now() + (days + 1) * 86_400_000).toISOString()),
+    };
     const res = await maintenanceRetention(later, parsePayload('maintenance.retention', {}), directContext());
     expect(res.reports).toMatchObject({ runs: 1 });
     expect((await request(t.app).get(`/api/reports/${runId}`).set('Authorization', reader)).status).toBe(404);
     const kept = (again.result as { runId: number }).runId;
     expect((await download(kept)).status).toBe(200);
-    expect(await deps.db('report_chunks').where({ run_id: runId }).count<{ count: string }[]>()).toEqual([{ count: '0' }]);
+    expect(await deps.db('report_chunks').where({ run_id: runId }).count<{ count: string }[]>()).toEqual([
+      { count: '0' },
+    ]);
   }, 120_000);
 });
 
@@ -405,7 +467,9 @@ describe('failure paths leave a FAILED run, a clear error and no downloadable fi
     const res = await request(t.app).get(`/api/reports/${id}/download`).set('Authorization', reader);
     expect(res.status).toBe(409);
     expect(res.body.error.message).toContain('FAILED');
-    expect(await deps.db('report_chunks').where({ run_id: id }).count<{ count: string }[]>()).toEqual([{ count: '0' }]);
+    expect(await deps.db('report_chunks').where({ run_id: id }).count<{ count: string }[]>()).toEqual([
+      { count: '0' },
+    ]);
   }
 
   it('the store is unwritable (a trigger refuses chunk inserts, as a full disk would)', async () => {
@@ -414,9 +478,11 @@ describe('failure paths leave a FAILED run, a clear error and no downloadable fi
       begin raise exception 'could not extend file: No space left on device' using errcode = '53100'; end $$;
       create trigger refuse_chunk before insert on report_chunks for each row execute function refuse_chunk();`);
     try {
-      const err = await reportsVarianceExcel(deps, parsePayload('reports.variance-excel', { quarter: '2025Q1' }), directContext()).catch(
-        (e: unknown) => e as Error,
-      );
+      const err = await reportsVarianceExcel(
+        deps,
+        parsePayload('reports.variance-excel', { quarter: '2025Q1' }),
+        directContext(),
+      ).catch((e: unknown) => e as Error);
       expect((err as Error).message).toContain('No space left on device');
       const run = await lastRun('2025Q1');
       expect(run.status).toBe('FAILED');
@@ -441,9 +507,11 @@ describe('failure paths leave a FAILED run, a clear error and no downloadable fi
         expect(res.rows).toHaveLength(1);
       }
     };
-    const err = await reportsVarianceExcel(deps, parsePayload('reports.variance-excel', { quarter: '2025Q2' }), ctx).catch(
-      (e: unknown) => e as Error,
-    );
+    const err = await reportsVarianceExcel(
+      deps,
+      parsePayload('reports.variance-excel', { quarter: '2025Q2' }),
+      ctx,
+    ).catch((e: unknown) => e as Error);
     expect(terminated).toBe(true);
     expect((err as Error).message).toMatch(/^database connection lost mid-render: /);
     const run = await lastRun('2025Q2');
@@ -468,7 +536,10 @@ describe('failure paths leave a FAILED run, a clear error and no downloadable fi
     let released = false;
     try {
       const before = Number((await deps.db('report_runs').max<{ max: string }[]>('id as max'))[0]!.max);
-      const job = await t.queues.enqueue('reports.variance-excel', { quarter: '2025Q2', portfolioIds: ['PORT-002', 'PORT-001'] });
+      const job = await t.queues.enqueue('reports.variance-excel', {
+        quarter: '2025Q2',
+        portfolioIds: ['PORT-002', 'PORT-001'],
+      });
       await until(
         async () =>
           (
@@ -507,8 +578,18 @@ describe('failure paths leave a FAILED run, a clear error and no downloadable fi
       const dl = await download(Number(fresh.id));
       expect(dl.status).toBe(200);
       const wb = readWorkbook(dl.body as Buffer);
-      expect(wb.sheets.map((s) => s.name)).toEqual(['Summary', 'PORT-001', 'PORT-002', 'Top movers', 'FX rates', 'Corporate actions', 'About']);
-      const rows = sheetOf(wb, 'PORT-001').rows.filter((r) => typeof r[0] === 'string' && (r[0] as string).startsWith('SEC-'));
+      expect(wb.sheets.map((s) => s.name)).toEqual([
+        'Summary',
+        'PORT-001',
+        'PORT-002',
+        'Top movers',
+        'FX rates',
+        'Corporate actions',
+        'About',
+      ]);
+      const rows = sheetOf(wb, 'PORT-001').rows.filter(
+        (r) => typeof r[0] === 'string' && (r[0] as string).startsWith('SEC-'),
+      );
       expect(rows).toHaveLength(4000);
       await kill(second);
     } finally {

@@ -52,7 +52,10 @@ const Report = z
     period: z.string().openapi({ example: '2025Q1' }),
     period_from: z.string().nullable(),
     period_to: z.string().nullable(),
-    portfolio_ids: z.array(z.string()).nullable().openapi({ description: 'null = every portfolio with rows.' }),
+    portfolio_ids: z
+      .array(z.string())
+      .nullable()
+      .openapi({ description: 'null = every portfolio with rows.' }),
     version: z.number().int().openapi({ description: 'Per (type, period, portfolio set), from 1.' }),
     status: statusEnum,
     params: z.record(z.string(), z.unknown()),
@@ -70,7 +73,12 @@ const Report = z
   .openapi('ReportRun');
 
 const ReportList = z
-  .object({ total: z.number().int(), limit: z.number().int(), offset: z.number().int(), reports: z.array(Report) })
+  .object({
+    total: z.number().int(),
+    limit: z.number().int(),
+    offset: z.number().int(),
+    reports: z.array(Report),
+  })
   .openapi('ReportRunList');
 
 function toJson(r: ReportRun): z.input<typeof Report> {
@@ -101,7 +109,10 @@ function toJson(r: ReportRun): z.input<typeof Report> {
  * The one range a `Range` header asks for, as [start, end] inclusive; 'all' for none, several,
  * or one we do not understand (the whole file is sent); 'unsatisfiable' past the end.
  */
-export function parseRange(header: string | undefined, size: number): [number, number] | 'all' | 'unsatisfiable' {
+export function parseRange(
+  header: string | undefined,
+  size: number,
+): [number, number] | 'all' | 'unsatisfiable' {
   if (!header) return 'all';
   const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
   if (!m || (m[1] === '' && m[2] === '')) return 'all';
@@ -140,17 +151,19 @@ export function reportsRoutes(deps: Deps): RouteDef[] {
       const from = Math.max(start, cStart) - cStart;
       const to = Math.min(end, cEnd) - cStart;
       const slice = await repos.reports.chunkSlice(run.id, c.seq, from, to - from + 1);
-      if (!res.write(slice)) await new Promise<void>((resolve) => {
-        const done = (): void => {
-          res.off('drain', done);
-          res.off('close', done);
-          resolve();
-        };
-        res.on('drain', done);
-        res.on('close', done);
-      });
+      if (!res.write(slice))
+        await new Promise<void>((resolve) => {
+          const done = (): void => {
+            res.off('drain', done);
+            res.off('close', done);
+            resolve();
+          };
+          res.on('drain', done);
+          res.on('close', done);
+        });
     }
-    if (offset !== run.bytes) throw new Error(`report run ${run.id}: store holds ${offset} bytes, catalogue says ${run.bytes}`);
+    if (offset !== run.bytes)
+      throw new Error(`report run ${run.id}: store holds ${offset} bytes, catalogue says ${run.bytes}`);
     res.end();
   }
 
@@ -181,7 +194,8 @@ export function reportsRoutes(deps: Deps): RouteDef[] {
       method: 'get',
       path: '/api/reports/{id}',
       summary: 'One report run',
-      description: 'Status, parameters, period, version, size, SHA-256, row count, timings and the error of a failed run.',
+      description:
+        'Status, parameters, period, version, size, SHA-256, row count, timings and the error of a failed run.',
       tags: ['reports'],
       access: 'results:read',
       params: idParams,
@@ -225,17 +239,24 @@ export function reportsRoutes(deps: Deps): RouteDef[] {
             return;
           }
           const ifRange = req.get('if-range');
-          const range = ifRange !== undefined && ifRange !== etag ? 'all' : parseRange(req.get('range'), size);
+          const range =
+            ifRange !== undefined && ifRange !== etag ? 'all' : parseRange(req.get('range'), size);
           if (range === 'unsatisfiable') {
             res.setHeader('Content-Range', `bytes */${size}`);
-            throw new HttpError(416, 'range_not_satisfiable', `range: ${req.get('range')} is outside the file's ${size} bytes`, [
-              { path: 'range', message: `must start before byte ${size}` },
-            ]);
+            throw new HttpError(
+              416,
+              'range_not_satisfiable',
+              `range: ${req.get('range')} is outside the file's ${size} bytes`,
+              [{ path: 'range', message: `must start before byte ${size}` }],
+            );
           }
           const [start, end] = range === 'all' ? [0, size - 1] : range;
           res.status(range === 'all' ? 200 : 206);
           res.setHeader('Content-Type', XLSX_MEDIA_TYPE);
-          res.setHeader('Content-Disposition', `attachment; filename="${name.replace(/[^A-Za-z0-9._-]/g, '_')}"`);
+          res.setHeader(
+            'Content-Disposition',
+            `attachment; filename="${name.replace(/[^A-Za-z0-9._-]/g, '_')}"`,
+          );
           res.setHeader('Content-Length', String(end - start + 1));
           if (range !== 'all') res.setHeader('Content-Range', `bytes ${start}-${end}/${size}`);
           if (req.method === 'HEAD') {

@@ -22,7 +22,7 @@ import type { Deps } from '../../core/deps.ts';
 import { addDays, isTradingDay, sessionDateOf } from '../../core/calendar/nyse.ts';
 import { ChunkSink } from '../../reports/chunk-sink.ts';
 import { renderVarianceWorkbook } from '../../reports/variance-excel.ts';
-import type { JobInput, JobPayload } from '../catalogue.ts';
+import type { JobPayload } from '../catalogue.ts';
 import type { JobContext } from '../types.ts';
 
 export const VARIANCE_REPORT_TYPE = 'variance-excel';
@@ -52,7 +52,8 @@ export function periodOf(payload: JobPayload<'reports.variance-excel'>): Period 
     const [y, m] = payload.month.split('-').map(Number) as [number, number];
     return { label: payload.month, from: `${payload.month}-01`, to: lastDayOfMonth(y, m) };
   }
-  if (payload.from && payload.to) return { label: `${payload.from}/${payload.to}`, from: payload.from, to: payload.to };
+  if (payload.from && payload.to)
+    return { label: `${payload.from}/${payload.to}`, from: payload.from, to: payload.to };
   return undefined;
 }
 
@@ -86,21 +87,6 @@ export interface ReportResult {
 }
 
 export type ReportOutcome = ReportResult | { skipped: string };
-
-/**
- * The payload that renders a period's report, for chaining after variance.quarterly: the lead's
- * demo adds `ctx.enqueue('reports.variance-excel', varianceReportPayload({quarter}))`, or the
- * flow parent in `varianceThenReportFlow` (jobs/flows.ts shape) with this as the parent's data.
- */
-export function varianceReportPayload(period: {
-  quarter?: string;
-  month?: string;
-  from?: string;
-  to?: string;
-  portfolioIds?: string[];
-}): JobInput<'reports.variance-excel'> {
-  return { ...period };
-}
 
 export async function reportsVarianceExcel(
   deps: Deps,
@@ -153,7 +139,9 @@ export async function reportsVarianceExcel(
         const found = new Set(summary.map((s) => s.portfolioId));
         const missing = portfolioIds.filter((id) => !found.has(id));
         if (missing.length)
-          throw new UnrecoverableError(`portfolioIds: no variance rows for ${missing.join(', ')} in ${period.label}`);
+          throw new UnrecoverableError(
+            `portfolioIds: no variance rows for ${missing.join(', ')} in ${period.label}`,
+          );
       }
       let lastPct = -1;
       return renderVarianceWorkbook(
@@ -216,7 +204,9 @@ export async function reportsVarianceExcel(
       .failRun(run.id, `${message} (after ${rowsWritten} detail rows)`, rowsWritten)
       .catch(async (e: unknown) => {
         // The database itself may be gone: the retry (same job id) or the stale sweep fails it later.
-        await ctx.log(`could not mark run ${run.id} FAILED now: ${e instanceof Error ? e.message : String(e)}`);
+        await ctx.log(
+          `could not mark run ${run.id} FAILED now: ${e instanceof Error ? e.message : String(e)}`,
+        );
         return false;
       });
     if (failed) await ctx.log(`run ${run.id} FAILED: ${message}`);

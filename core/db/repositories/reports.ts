@@ -336,11 +336,14 @@ export function createReportsRepository(db: Knex) {
          select run_id as id from chunk`,
         [runId, seq, data],
       );
-      if (res.rows.length === 0) throw new Error(`report run ${runId} is no longer RUNNING; render abandoned`);
+      if (res.rows.length === 0)
+        throw new Error(`report run ${runId} is no longer RUNNING; render abandoned`);
     },
 
     async heartbeat(runId: number): Promise<boolean> {
-      const n = await db('report_runs').where({ id: runId, status: 'RUNNING' }).update({ heartbeat_at: db.fn.now() });
+      const n = await db('report_runs')
+        .where({ id: runId, status: 'RUNNING' })
+        .update({ heartbeat_at: db.fn.now() });
       return n === 1;
     },
 
@@ -483,7 +486,10 @@ export function createReportsRepository(db: Knex) {
       );
       let total = res.rows[0] ? Number(res.rows[0].total) : 0;
       if (!res.rows[0] && f.offset > 0) {
-        const c = await db.raw<{ rows: { n: string }[] }>(`select count(*) as n from report_runs ${w}`, values);
+        const c = await db.raw<{ rows: { n: string }[] }>(
+          `select count(*) as n from report_runs ${w}`,
+          values,
+        );
         total = Number(c.rows[0]!.n);
       }
       return { total, runs: res.rows.map(toRun) };
@@ -544,9 +550,11 @@ export function createReportsRepository(db: Knex) {
       } finally {
         conn.off('error', onError);
         if (healthy)
-          await conn.query(`select set_config('application_name', 'market-data-workers', false)`).catch(() => {
-            healthy = false;
-          });
+          await conn
+            .query(`select set_config('application_name', 'market-data-workers', false)`)
+            .catch(() => {
+              healthy = false;
+            });
         // Not awaited: end() on a connection the server already closed never resolves.
         if (!healthy) void conn.end().catch(() => undefined);
         await db.client.releaseConnection(conn);
@@ -554,7 +562,11 @@ export function createReportsRepository(db: Knex) {
     },
 
     /** `COPY (detail query) TO STDOUT` as CSV into `sink` (the bench's baseline). Returns bytes. */
-    async copyDetailCsv(periodLabel: string, portfolioId: string, sink: NodeJS.WritableStream): Promise<number> {
+    async copyDetailCsv(
+      periodLabel: string,
+      portfolioId: string,
+      sink: NodeJS.WritableStream,
+    ): Promise<number> {
       const { to: copyTo } = await import('pg-copy-streams');
       const conn = (await db.client.acquireConnection()) as pg.Client;
       try {
@@ -653,7 +665,10 @@ function snapshotOn(conn: pg.Client, pid: number, lost: () => Error | undefined)
       const dead = lost();
       if (dead) throw dead;
       const stream = conn.query(
-        new QueryStream(REPORT_SQL.detail, [periodLabel, portfolioId], { batchSize: 2000, highWaterMark: 2000 }),
+        new QueryStream(REPORT_SQL.detail, [periodLabel, portfolioId], {
+          batchSize: 2000,
+          highWaterMark: 2000,
+        }),
       );
       // pg-query-stream's _destroy closes the cursor and waits for the server's ReadyForQuery,
       // which a dead connection never sends: after an error, finish destroying at once (the
@@ -680,7 +695,8 @@ function snapshotOn(conn: pg.Client, pid: number, lost: () => Error | undefined)
       return (await conn.query<FxUsed>(REPORT_SQL.fx, [periodLabel, portfolioIds])).rows;
     },
     async actions(periodLabel, portfolioIds, from, to) {
-      return (await conn.query<ActionInPeriod>(REPORT_SQL.actions, [periodLabel, portfolioIds, from, to])).rows;
+      return (await conn.query<ActionInPeriod>(REPORT_SQL.actions, [periodLabel, portfolioIds, from, to]))
+        .rows;
     },
   };
 }
