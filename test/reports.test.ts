@@ -8,7 +8,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -341,6 +341,37 @@ describe('reports.variance-excel through the API and a real worker', () => {
     expect(top.rows[2]![8]).toBe(cents(best.rows[0]!.total_pnl));
   });
 
+  // LibreOffice (opt-in: scripts/install-report-readers.sh --libreoffice) opens the file headless
+  // and exports every sheet; its Summary totals equal the database's.
+  it.skipIf(!existsSync('/usr/bin/soffice'))(
+    'LibreOffice converts the workbook headless without error',
+    async () => {
+      const dir = mkdtempSync(path.join(tmp, 'lo-'));
+      const src = path.join(dir, 'report.xlsx');
+      writeFileSync(src, file);
+      execFileSync(
+        '/usr/bin/soffice',
+        [
+          '--headless',
+          '--norestore',
+          `-env:UserInstallation=file://${dir}/profile`,
+          '--convert-to',
+          'csv:Text - txt - csv (StarCalc):44,34,76,1,,0,false,true,false,false,false,-1',
+          '--outdir',
+          dir,
+          src,
+        ],
+        { timeout: 120_000, stdio: 'ignore' },
+      );
+      const summary = readFileSync(path.join(dir, 'report-Summary.csv'), 'utf8').trim().split('\n');
+      const total = summary.find((l) => l.startsWith('Total,'))!.split(',');
+      const grand = await sums('vr.period_label = ?', ['2025Q1']);
+      MONEY.forEach((m, i) => expect(Number(total[5 + i]), m).toBe(cents(grand[m]!)));
+      for (const id of ports) expect(existsSync(path.join(dir, `report-${id}.csv`))).toBe(true);
+    },
+    180_000,
+  );
+
   it('download: ETag/304, single ranges (206, exact bytes), 416, wrong id 404, bad id 400, no token 401, no scope 403', async () => {
     const full = await download(runId);
     expect(full.headers['content-type']).toBe(
@@ -415,6 +446,49 @@ describe('reports.variance-excel through the API and a real worker', () => {
       { count: '0' },
     ]);
   }, 120_000);
+});
+
+describe('input and catalogue hygiene', () => {
+  it('a meaningless payload is a 400 naming the field, and no job is queued', async () => {
+    for (const [body, field] of [
+      [{ quarter: '2025Q5' }, 'body.quarter'],
+      [{ quarter: '2025Q1', month: '2025-01' }, 'body.quarter'],
+      [{ from: '2025-01-01' }, 'body.to'],
+      [{ quarter: '2025Q1', portfolioIds: ['P1'] }, 'body.portfolioIds.0'],
+      [{ quarter: '2025Q1', format: 'csv' }, 'body.format'],
+    ] as const) {
+      const res = await request(t.app)
+        .post('/api/jobs/reports.variance-excel')
+        .set('Authorization', writer)
+        .send(body);
+      expect(res.status, JSON.stringify(body)).toBe(400);
+      expect(res.body.error.fields.map((f: { path: string }) => f.path)).toContain(field);
+    }
+  });
+
+  it('a RUNNING run whose heartbeat is stale is failed by maintenance.retention and its chunks deleted', async () => {
+    const [run] = await deps
+      .db('report_runs')
+      .insert({
+        report_type: 'variance-excel',
+        period_label: '2024Q4',
+        status: 'RUNNING',
+        heartbeat_at: deps.db.raw(`now() - interval '1 hour'`),
+        job_id: 'lost-job',
+      })
+      .returning<{ id: string }[]>('id');
+    await deps.db('report_chunks').insert({ run_id: run!.id, seq: 0, data: Buffer.from('partial') });
+    const res = await maintenanceRetention(deps, parsePayload('maintenance.retention', {}), directContext());
+    expect(res.reports?.staleFailed).toBeGreaterThanOrEqual(1);
+    const after = await deps.db('report_runs').where({ id: run!.id }).first();
+    expect(after.status).toBe('FAILED');
+    expect(after.error).toContain('no heartbeat');
+    expect(await deps.db('report_chunks').where({ run_id: run!.id }).count<{ count: string }[]>()).toEqual([
+      { count: '0' },
+    ]);
+    const dl = await request(t.app).get(`/api/reports/${run!.id}/download`).set('Authorization', reader);
+    expect(dl.status).toBe(409);
+  });
 });
 
 describe('the schedule: first NYSE trading day of a month, for the month just ended', () => {
@@ -502,7 +576,8 @@ describe('failure paths leave a FAILED run, a clear error and no downloadable fi
       if (!terminated && Number(detail?.rows ?? 0) > 0) {
         terminated = true;
         const res = await deps.db.raw<{ rows: { ok: boolean }[] }>(
-          `select pg_terminate_backend(pid) as ok from pg_stat_activity where application_name like 'report-render-%'`,
+          `select pg_terminate_backend(pid) as ok from pg_stat_activity
+            where datname = current_database() and application_name like 'report-render-%'`,
         );
         expect(res.rows).toHaveLength(1);
       }

@@ -576,13 +576,21 @@ export function createReportsRepository(db: Knex) {
         const stream = conn.query(copyTo(`copy (${q}) to stdout with (format csv, header)`));
         let bytes = 0;
         await new Promise<void>((resolve, reject) => {
+          const resume = (): void => {
+            stream.resume();
+          };
+          sink.on('drain', resume);
+          const done = (err?: Error): void => {
+            sink.off('drain', resume);
+            if (err) reject(err);
+            else resolve();
+          };
           stream.on('data', (b: Buffer) => {
             bytes += b.length;
             if (!sink.write(b)) stream.pause();
           });
-          sink.on('drain', () => stream.resume());
-          stream.on('end', () => resolve());
-          stream.on('error', reject);
+          stream.on('end', () => done());
+          stream.on('error', done);
         });
         return bytes;
       } finally {
