@@ -554,11 +554,11 @@ describe('failure paths leave a FAILED run, a clear error and no downloadable fi
     try {
       const err = await reportsVarianceExcel(
         deps,
-        parsePayload('reports.variance-excel', { quarter: '2025Q1' }),
+        parsePayload('reports.variance-excel', { quarter: '2025Q2' }),
         directContext(),
       ).catch((e: unknown) => e as Error);
       expect((err as Error).message).toContain('No space left on device');
-      const run = await lastRun('2025Q1');
+      const run = await lastRun('2025Q2');
       expect(run.status).toBe('FAILED');
       expect(run.error).toContain('No space left on device');
       await noFile(Number(run.id));
