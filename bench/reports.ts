@@ -5,7 +5,7 @@
  * `COPY (the same detail query) TO STDOUT` CSV export of the same rows in the same run.
  * Figures: rows/s, the rendering process's peak RSS (VmHWM; aim < 300 MB), the ratio of the
  * render time to the COPY time (aim ≤ 4). The child runs with REPORT_NODE_OPTIONS (default
- * `--max-old-space-size=128 --max-semi-space-size=4`, the flags the reports worker group is
+ * `--max-old-space-size=128 --max-semi-space-size=16`, the flags the reports worker group is
  * deployed with; see notes), and once more without them when BENCH_REPORT_UNCAPPED=1.
  */
 import { spawn } from 'node:child_process';
@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import type { Deps } from '../core/deps.ts';
 import { seedVarianceFixture } from '../test/report-fixtures.ts';
 
-export const REPORT_NODE_OPTIONS = '--max-old-space-size=128 --max-semi-space-size=4';
+export const REPORT_NODE_OPTIONS = '--max-old-space-size=128 --max-semi-space-size=16';
 const CHILD = fileURLToPath(new URL('./report-render-child.ts', import.meta.url));
 
 export interface ReportsBench {
