@@ -19,6 +19,7 @@ import type { Deps } from '../core/deps.ts';
 import { parsePayload } from '../jobs/catalogue.ts';
 import { maintenanceRetention } from '../jobs/processors/maintenance.ts';
 import { reportsVarianceExcel, scheduledPeriod } from '../jobs/processors/reports.ts';
+import { addVarianceReport } from '../jobs/report-flow.ts';
 import { directContext } from '../jobs/types.ts';
 import { startWorkers, type WorkerHost } from '../jobs/worker-host.ts';
 import { MONEY_FMT, PCT_FMT } from '../reports/variance-excel.ts';
@@ -421,7 +422,11 @@ describe('reports.variance-excel through the API and a real worker', () => {
   });
 
   it('a re-run makes version 2 and keeps version 1; retention removes superseded versions past REPORTS_RETENTION_DAYS', async () => {
-    const again = await runner.run('reports.variance-excel', { quarter: '2025Q1' });
+    // The demo's entry point (jobs/report-flow.ts), through the real queue and worker.
+    const added = await addVarianceReport(t.queues, { quarter: '2025Q1' });
+    await added.waitUntilFinished(await runner.events('reports.variance-excel'), 120_000);
+    const finished = (await t.queues.byQueueName('reports.variance-excel')!.getJob(added.id!))!;
+    const again = { state: await finished.getState(), result: finished.returnvalue as unknown };
     expect(again.state).toBe('completed');
     expect(again.result).toMatchObject({ version: 2 });
     const list = await request(t.app)
