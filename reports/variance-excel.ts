@@ -87,6 +87,17 @@ export interface RenderHooks {
 
 const num = (v: string | null | undefined): number | null =>
   v === null || v === undefined ? null : Number(v);
+/**
+ * Money columns are numeric(24,2), which pg prints with exactly two decimals: summed exactly as
+ * integer cents (BigInt; a tenth of decimal.js's cost per row); anything else goes through decimal.
+ */
+export function centsOf(v: string): bigint {
+  if (/^-?\d+\.\d{2}$/.test(v)) return BigInt(v.replace('.', ''));
+  return BigInt(dec(v).times(100).toFixed(0));
+}
+/** Cents as the JS number nearest the decimal value (one correctly rounded IEEE division). */
+export const fromCents = (c: bigint): number => Number(c) / 100;
+
 /** A pg `date` ('YYYY-MM-DD') as an Excel date (UTC midnight, shown with DATE_FMT). */
 const day = (v: string | null): Date | null => (v === null ? null : new Date(`${v}T00:00:00Z`));
 
@@ -368,8 +379,8 @@ export async function renderVarianceWorkbook(
       let r = 3;
       let groupType: string | null = null;
       let groupFirst = 3;
-      let groupSums = MONEY_KEYS.map(() => ZERO);
-      const totalSums = MONEY_KEYS.map(() => ZERO);
+      let groupSums = MONEY_KEYS.map(() => 0n);
+      const totalSums = MONEY_KEYS.map(() => 0n);
       let sheetRows = 0;
 
       const subtotal = (): void => {
@@ -383,7 +394,7 @@ export async function renderVarianceWorkbook(
           ...Array(8).fill(null),
           ...groupSums.map((v, i) => {
             const c = colLetter(moneyFirst + i);
-            return { formula: `SUBTOTAL(9,${c}${groupFirst}:${c}${r - 1})`, result: v.toNumber() };
+            return { formula: `SUBTOTAL(9,${c}${groupFirst}:${c}${r - 1})`, result: fromCents(v) };
           }),
         ]);
         row.eachCell((c) => {
@@ -396,7 +407,7 @@ export async function renderVarianceWorkbook(
       for await (const d of snap.detail(p.periodLabel, s.portfolioId) as AsyncIterable<VarianceDetailRow>) {
         if (groupType !== null && d.security_type !== groupType) {
           subtotal();
-          groupSums = MONEY_KEYS.map(() => ZERO);
+          groupSums = MONEY_KEYS.map(() => 0n);
         }
         if (groupType !== d.security_type) {
           groupType = d.security_type;
@@ -431,8 +442,9 @@ export async function renderVarianceWorkbook(
           MONEY_KEYS.forEach((k, i) => {
             const v = d[k];
             if (v !== null) {
-              groupSums[i] = groupSums[i]!.plus(dec(v));
-              totalSums[i] = totalSums[i]!.plus(dec(v));
+              const c = centsOf(v);
+              groupSums[i] = groupSums[i]! + c;
+              totalSums[i] = totalSums[i]! + c;
             }
           });
         r++;
@@ -457,7 +469,7 @@ export async function renderVarianceWorkbook(
         ...Array(7).fill(null),
         ...totalSums.map((v, i) => {
           const c = colLetter(moneyFirst + i);
-          return { formula: `SUBTOTAL(9,${c}3:${c}${Math.max(3, lastData)})`, result: v.toNumber() };
+          return { formula: `SUBTOTAL(9,${c}3:${c}${Math.max(3, lastData)})`, result: fromCents(v) };
         }),
       ]);
       total.eachCell((c) => {

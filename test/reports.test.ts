@@ -22,7 +22,7 @@ import { reportsVarianceExcel, scheduledPeriod } from '../jobs/processors/report
 import { addVarianceReport } from '../jobs/report-flow.ts';
 import { directContext } from '../jobs/types.ts';
 import { startWorkers, type WorkerHost } from '../jobs/worker-host.ts';
-import { MONEY_FMT, PCT_FMT } from '../reports/variance-excel.ts';
+import { centsOf, fromCents, MONEY_FMT, PCT_FMT } from '../reports/variance-excel.ts';
 import { clientToken, startTestApp, stopTestApp, type TestApp } from './api-fixtures.ts';
 import { createJobRunner, type JobRunner } from './job-runner.ts';
 import { seedVarianceFixture } from './report-fixtures.ts';
@@ -451,6 +451,24 @@ describe('reports.variance-excel through the API and a real worker', () => {
       { count: '0' },
     ]);
   }, 120_000);
+});
+
+describe('subtotals in integer cents agree with decimal arithmetic', () => {
+  it('centsOf/fromCents: the exact sum, and the same double as the decimal result', () => {
+    const values = ['0.00', '-0.50', '12345.67', '-99999999999.99', '0.01', '7', '-3.5', '1.239'];
+    for (const v of values) expect(fromCents(centsOf(v))).toBe(round(dec(v), 2).toNumber());
+    let seed = 7;
+    const next = (): string => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648;
+      const cents = (seed % 2_000_000_001) - 1_000_000_000;
+      return (cents / 100).toFixed(2);
+    };
+    const many = Array.from({ length: 5000 }, next);
+    const bySum = many.reduce((a, v) => a + centsOf(v), 0n);
+    const byDec = many.reduce((a, v) => a.plus(dec(v)), dec('0'));
+    expect(fromCents(bySum)).toBe(byDec.toNumber());
+    expect(bySum.toString()).toBe(byDec.times(100).toFixed(0));
+  });
 });
 
 describe('input and catalogue hygiene', () => {
