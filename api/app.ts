@@ -29,6 +29,7 @@ import { marginRoutes } from './routes/margin.ts';
 import { marginRunsRoutes } from './routes/margin-runs.ts';
 import { platformRoutes } from './routes/platform.ts';
 import { pricesRoutes } from './routes/prices.ts';
+import { reportsRoutes } from './routes/reports.ts';
 import { stocksRoutes } from './routes/stocks.ts';
 import { watchlistRoutes } from './routes/watchlist.ts';
 import { createSeriesCache, type SeriesCache } from './series-cache.ts';
@@ -60,6 +61,7 @@ export function apiRoutes(
     ...platformRoutes(deps),
     ...clientRoutes(deps, { houseRules: (asOf) => deps.repos.margin.houseRules(asOf) }),
     ...marginRunsRoutes(deps),
+    ...reportsRoutes(deps),
     ...jobsRoutes(queues),
   ];
 }

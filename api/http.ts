@@ -4,7 +4,13 @@
  * OpenAPI (api/openapi.ts). Handlers return data or throw the typed errors below; one wrapper
  * turns both into responses and one builder shapes every error body.
  */
-import express, { type ErrorRequestHandler, type Request, type RequestHandler, type Router } from 'express';
+import express, {
+  type ErrorRequestHandler,
+  type Request,
+  type RequestHandler,
+  type Response,
+  type Router,
+} from 'express';
 import { issuesOf, strictObject } from '../core/input.ts';
 import type { Logger } from '../core/logger.ts';
 import { isRedisUnavailable } from '../core/redis.ts';
@@ -129,6 +135,17 @@ export class JsonText {
   }
 }
 
+/**
+ * A response the handler writes itself (a file streamed from a store, with its own status and
+ * headers: downloads, ranges, 304). `send` must end the response or throw before writing.
+ */
+export class StreamReply {
+  readonly send: (res: Response) => Promise<void>;
+  constructor(send: (res: Response) => Promise<void>) {
+    this.send = send;
+  }
+}
+
 export type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
 /** Who may call a route: anyone, or a bearer token holding the scope (admin implies all). */
 export type Access = Scope | 'public';
@@ -179,7 +196,9 @@ export interface RouteDef<
   docsHeaders?: z.ZodObject;
   handler(
     input: RouteInput<z.output<P>, z.output<Q>, z.output<B>>,
-  ): Promise<z.input<R> | Reply<z.input<R>> | JsonText>;
+  ): Promise<z.input<R> | Reply<z.input<R>> | JsonText | StreamReply>;
+  /** Media type of the success body in the docs when it is not JSON (a StreamReply's file). */
+  mediaType?: string;
 }
 
 /** Declares a route; the generics keep the handler's input and output tied to its schemas. */
@@ -249,7 +268,8 @@ export function mountRoutes(
       // Express 5 leaves req.body undefined when nothing was sent: treat that as an empty object.
       const body = parsePart(route.body, req.body ?? {}, 'body');
       const out = await route.handler({ params, query, body, req });
-      if (out instanceof JsonText) {
+      if (out instanceof StreamReply) await out.send(res);
+      else if (out instanceof JsonText) {
         const body = typeof out.text === 'string' ? Buffer.from(out.text, 'utf8') : out.text;
         res.status(route.status ?? 200);
         res.setHeader('Content-Type', 'application/json; charset=utf-8');

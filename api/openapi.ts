@@ -56,7 +56,10 @@ function toRouteConfig(route: RouteDef): RouteConfig {
     ...(route.errors ?? []),
   ].filter((s, i, all) => all.indexOf(s) === i);
   const responses: RouteConfig['responses'] = {
-    [String(route.status ?? 200)]: { description: 'OK', content: json(route.response) },
+    [String(route.status ?? 200)]: {
+      description: 'OK',
+      content: route.mediaType ? { [route.mediaType]: { schema: route.response } } : json(route.response),
+    },
   };
   for (const status of errorStatuses) {
     responses[String(status)] = {

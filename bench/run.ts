@@ -2,7 +2,7 @@
  * `npm run bench`: the speed figures the issues ask for, each as a ratio against a baseline
  * measured in the same run on the same machine. Runs in a scratch database it creates and drops.
  *
- * Sections (BENCH_ONLY=generate,rollup,ingest,incremental,indicators,api,orders,books,margin picks some; default all):
+ * Sections (BENCH_ONLY=generate,rollup,ingest,incremental,indicators,api,orders,books,margin,reports picks some; default all):
  *  1. generate: the generator + COPY load vs server-side COPY (issue 2)
  *  2. rollup: the full 5-minute rollup vs a bare GROUP BY (issue 2)
  *  3. ingest: the provider path (synthetic 1-minute bars → validate → ticks) vs server-side COPY
@@ -14,6 +14,7 @@
  *     (21 quarters) vs a bare SQL aggregation (issue 9; bench/books.ts; BENCH_BOOKS_SECURITIES)
  *  9. margin: margin.nightly for BENCH_MARGIN_CLIENTS (default 100,000) x BENCH_MARGIN_POSITIONS
  *     (default 10) vs one bare SQL aggregation of MV per client (bench/margin.ts)
+ * 10. reports: a BENCH_REPORT_ROWS-row (default 1,000,000) variance workbook vs COPY of its query (bench/reports.ts)
  *
  * Sizes: BENCH_SECURITIES (default 100) x BENCH_SESSIONS (default 20) sessions of 20-second ticks
  * for 1-2; BENCH_LANES (default 2): concurrent COPY connections of the generator;
@@ -36,13 +37,14 @@ import { benchMargin } from './margin.ts';
 import { benchOrders } from './orders.ts';
 import { benchRollup } from './rollup.ts';
 import { benchIncrementalRollup } from './rollup-incremental.ts';
+import { benchReports } from './reports.ts';
 
 const securities = Number(process.env.BENCH_SECURITIES ?? 100);
 const sessions = Number(process.env.BENCH_SESSIONS ?? 20);
 const only = new Set(
-  (process.env.BENCH_ONLY ?? 'generate,rollup,ingest,incremental,indicators,api,orders,books,margin').split(
-    ',',
-  ),
+  (
+    process.env.BENCH_ONLY ?? 'generate,rollup,ingest,incremental,indicators,api,orders,books,margin,reports'
+  ).split(','),
 );
 
 const base = loadConfig({ ...process.env, LOG_LEVEL: 'warn' });
@@ -230,6 +232,27 @@ try {
       `   margin.nightly: ${fmt(r.seconds, 2)} s (${r.batches} batches, ${fmt(r.calls)} in call)   re-run ${fmt(r.rerunSeconds, 2)} s`,
     );
     console.log(`   bare MV aggregation: ${fmt(r.bareSeconds, 2)} s   ratio ${fmt(r.ratio, 2)}   aim <= 3\n`);
+  }
+
+  if (only.has('reports')) {
+    const rows = Number(process.env.BENCH_REPORT_ROWS ?? 1_000_000);
+    const r = await benchReports(deps, { rows });
+    console.log(`10. variance workbook, ${fmt(r.rows)} detail rows in ${r.portfolios} sheets (issue 10)`);
+    console.log(`   seed (set-based SQL):   ${fmt(r.seedSeconds, 1)} s`);
+    console.log(
+      `   render (child process): ${fmt(r.renderSeconds, 1)} s   ${fmt(r.rowsPerSecond)} rows/s   ${fmt(r.bytes / 1048576, 1)} MB xlsx`,
+    );
+    console.log(
+      `   peak RSS of the render: ${fmt(r.peakRssMb)} MB   aim < 300   (node ${r.nodeOptions || 'defaults'})`,
+    );
+    if (r.uncapped)
+      console.log(
+        `   without heap flags:     ${fmt(r.uncapped.renderSeconds, 1)} s   peak RSS ${fmt(r.uncapped.peakRssMb)} MB`,
+      );
+    console.log(
+      `   COPY … TO STDOUT (CSV): ${fmt(r.copySeconds, 2)} s   ${fmt(r.copyBytes / 1048576, 1)} MB`,
+    );
+    console.log(`   ratio render / COPY:    ${fmt(r.ratio, 1)}   aim <= 4\n`);
   }
 } finally {
   await closeDeps(deps);

@@ -175,6 +175,10 @@ const envSchema = z.object({
   MARGIN_CALL_DUE_DAYS: decimalInt({ min: 0, max: 30, default: 2 }),
   /** The nightly run values a position at its newest close at most this many calendar days old. */
   MARGIN_PRICE_MAX_AGE_DAYS: decimalInt({ min: 1, max: 366, default: 7 }),
+  /** Report runs finished longer ago are deleted (the newest successful version of each report stays). */
+  REPORTS_RETENTION_DAYS: decimalInt({ min: 1, max: 36_500, default: 400 }),
+  /** A RUNNING report whose heartbeat is older than this is a lost render: failed, chunks deleted. */
+  REPORTS_STALE_SECONDS: decimalInt({ min: 10, max: 86_400, default: 300 }),
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -233,6 +237,7 @@ export interface Config {
   risk: { benchmark: string; windowDays: number };
   retention: { ticksDays: number; bars5mDays: number; partitionsAheadMonths: number };
   margin: { batchSize: number; callDueDays: number; maxPriceAgeDays: number };
+  reports: { retentionDays: number; staleSeconds: number };
 }
 
 const DEV_SESSION_SECRET = 'dev-only-session-secret-change-me';
@@ -381,5 +386,6 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       callDueDays: e.MARGIN_CALL_DUE_DAYS,
       maxPriceAgeDays: e.MARGIN_PRICE_MAX_AGE_DAYS,
     },
+    reports: { retentionDays: e.REPORTS_RETENTION_DAYS, staleSeconds: e.REPORTS_STALE_SECONDS },
   };
 }

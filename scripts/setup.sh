@@ -14,4 +14,6 @@ if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
 fi
 if [ "${1:-}" = "--browser" ]; then
   bash scripts/install-browser.sh
+  # The report tests' independent workbook reader (Debian's python3-openpyxl).
+  bash scripts/install-report-readers.sh
 fi

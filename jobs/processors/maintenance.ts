@@ -40,6 +40,11 @@ export interface RetentionResult {
   changesPruned: number;
   /** 5-minute indicator rows expired (or, dry, that would be), or why none were looked at. */
   indicators: { table: string; rows: number } | { table: null; note: string };
+  /**
+   * Report runs (issue 10) finished before now − REPORTS_RETENTION_DAYS, deleted with their files
+   * (the newest successful version of each report is kept), and RUNNING renders found stale and failed.
+   */
+  reports?: { runs: number; bytes: number; staleFailed: number };
 }
 
 const ref = (p: PartitionInfo): PartitionRef => ({
@@ -118,6 +123,18 @@ export async function maintenanceRetention(
     ind.table === null
       ? `indicators: ${ind.note}`
       : `${ind.table}: ${ind.rows} 5-minute indicator row(s) ${dryRun ? 'to delete' : 'deleted'}`,
+  );
+  const reportCutoff = new Date(now.getTime() - deps.config.reports.retentionDays * DAY_MS);
+  const expiredReports = await deps.repos.reports.expire(reportCutoff, dryRun);
+  const stale = dryRun
+    ? []
+    : await deps.repos.reports.failAbandoned({
+        staleBefore: new Date(now.getTime() - deps.config.reports.staleSeconds * 1000),
+        reason: 'render abandoned: no heartbeat (found by maintenance.retention)',
+      });
+  result.reports = { ...expiredReports, staleFailed: stale.length };
+  await ctx.log(
+    `reports: ${expiredReports.runs} run(s), ${expiredReports.bytes} bytes ${dryRun ? 'to delete' : 'deleted'} (finished before ${reportCutoff.toISOString()}); ${stale.length} stale render(s) failed`,
   );
   await ctx.progress(100);
   deps.logger.info(

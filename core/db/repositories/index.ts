@@ -18,6 +18,7 @@ import { createMarginRepository } from './margin.ts';
 import { createPlatformRepository } from './platform.ts';
 import { createProviderBarsRepository } from './provider-bars.ts';
 import { createQuarantineRepository } from './quarantine.ts';
+import { createReportsRepository } from './reports.ts';
 import { createRetentionRepository } from './retention.ts';
 import { createRollupsRepository } from './rollups.ts';
 import { createSecuritiesRepository } from './securities.ts';
@@ -42,6 +43,7 @@ export function createRepositories(db: Knex) {
     platform: createPlatformRepository(db),
     providerBars: createProviderBarsRepository(db),
     quarantine: createQuarantineRepository(db),
+    reports: createReportsRepository(db),
     retention: createRetentionRepository(db),
     rollups: createRollupsRepository(db),
     securities: createSecuritiesRepository(db),
