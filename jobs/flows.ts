@@ -1,7 +1,7 @@
 /**
  * The offline pipeline as one BullMQ flow: data.generate → bars.rollup-5m → bars.rollup-1d →
  * analytics.indicators → analytics.risk, and with `books` (the demo) → corporate-actions.apply →
- * holdings.snapshot → variance.quarterly. In a flow a parent runs after its children, so the tree
+ * holdings.snapshot → variance.quarterly → reports.variance-excel (the quarter's workbook). In a flow a parent runs after its children, so the tree
  * is inverted: the last step is the root and data.generate the deepest leaf. Each rollup reads
  * the range it must cover from the step before it (ctx.upstreamResults), so only the generated
  * range is rolled; the analytics steps cover every security; the books steps take their period
@@ -41,10 +41,16 @@ export function generatePipelineSteps(
       },
     );
     if (books.quarter !== null)
-      steps.push({
-        name: 'variance.quarterly',
-        data: parsePayload('variance.quarterly', { quarter: books.quarter }),
-      });
+      steps.push(
+        {
+          name: 'variance.quarterly',
+          data: parsePayload('variance.quarterly', { quarter: books.quarter }),
+        },
+        {
+          name: 'reports.variance-excel',
+          data: parsePayload('reports.variance-excel', { quarter: books.quarter }),
+        },
+      );
   }
   return steps;
 }

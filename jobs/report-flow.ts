@@ -29,6 +29,8 @@ export async function addVarianceThenReport(
   connection: Redis,
   period: ReportPeriod,
   logger?: Logger,
+  /** Fixed job ids (`<jobId>` for the report, `<jobId>-variance` for the attribution), so a retried caller adds nothing twice. */
+  jobId?: string,
 ): Promise<JobNode> {
   const flow = new FlowProducer({ connection, prefix: config.queue.prefix });
   watchRedisErrors(flow, redisLogger(config, logger), 'flow producer');
@@ -37,13 +39,13 @@ export async function addVarianceThenReport(
       name: 'reports.variance-excel',
       queueName: 'reports.variance-excel',
       data: parsePayload('reports.variance-excel', period),
-      opts: jobOptions['reports.variance-excel'].job,
+      opts: { ...jobOptions['reports.variance-excel'].job, ...(jobId ? { jobId } : {}) },
       children: [
         {
           name: 'variance.quarterly',
           queueName: 'variance.quarterly',
           data: parsePayload('variance.quarterly', period),
-          opts: jobOptions['variance.quarterly'].job,
+          opts: { ...jobOptions['variance.quarterly'].job, ...(jobId ? { jobId: `${jobId}-variance` } : {}) },
         },
       ],
     });

@@ -1,7 +1,7 @@
 /**
  * The demo's flow: data.generate → rollups → analytics → corporate-actions.apply →
- * holdings.snapshot → variance.quarterly, each step the parent of the one before (BullMQ runs a
- * parent after its children, so variance.quarterly is the root), with the books steps' explicit
+ * holdings.snapshot → variance.quarterly → reports.variance-excel, each step the parent of the one
+ * before (BullMQ runs a parent after its children, so the report is the root), with the books steps' explicit
  * periods. Built as a tree (pure) and added to real Redis under a prefix of this file's own, with
  * no workers, so nothing runs.
  */
@@ -22,15 +22,17 @@ const ORDER = [
   'corporate-actions.apply',
   'holdings.snapshot',
   'variance.quarterly',
+  'reports.variance-excel',
 ];
 
 describe('the generate pipeline with the books steps', () => {
-  it('runs the books steps after the analytics, with explicit periods, variance.quarterly last', () => {
+  it('runs the books steps after the analytics, with explicit periods, the quarter’s report last', () => {
     const steps = generatePipelineSteps(generate, books);
     expect(steps.map((s) => s.name)).toEqual(ORDER);
     expect(steps.slice(5).map((s) => s.data)).toEqual([
       { asOf: '2026-10-02' },
       { from: '2024-10-03', to: '2026-10-02' },
+      { quarter: '2026Q3' },
       { quarter: '2026Q3' },
     ]);
     expect(steps[0]?.data).toEqual({ ...generate, scale: 'small' });
@@ -69,7 +71,7 @@ describe('the generate pipeline with the books steps', () => {
       }
     });
 
-    it('adds the flow: variance.quarterly waits for its children, data.generate is ready to run', async () => {
+    it('adds the flow: the report waits for its children, data.generate is ready to run', async () => {
       deps = testDeps();
       const node = await addGeneratePipeline(deps.config, deps.redis, generate, undefined, books);
       const chain: JobNode[] = [];
@@ -78,6 +80,7 @@ describe('the generate pipeline with the books steps', () => {
       expect(chain.map((n) => n.job.data as unknown).slice(5)).toEqual([
         { asOf: '2026-10-02' },
         { from: '2024-10-03', to: '2026-10-02' },
+        { quarter: '2026Q3' },
         { quarter: '2026Q3' },
       ]);
       expect(await chain[0]!.job.getState()).toBe('waiting');

@@ -541,10 +541,34 @@ describe('the schedule: first NYSE trading day of a month, for the month just en
     expect(await deps.db('report_runs').count<{ count: string }[]>()).toEqual(before);
   });
 
-  it('on the first trading day with no monthly rows: a FAILED run naming the period, failing permanently', async () => {
+  it('on the first trading day: the month’s attribution then its workbook, added once as one flow', async () => {
+    const before = await deps.db('report_runs').count<{ count: string }[]>();
+    const run = () =>
+      reportsVarianceExcel(
+        { ...deps, clock: frozenClock('2025-04-01T11:00:00Z') },
+        parsePayload('reports.variance-excel', {}),
+        directContext(),
+      );
+    const out = await run();
+    expect(out).toEqual({ chained: { month: '2025-03', reportJobId: 'scheduled-variance-excel-2025-03' } });
+    expect(await run()).toEqual(out); // a retried scheduled run adds nothing twice
+    expect(await deps.db('report_runs').count<{ count: string }[]>()).toEqual(before);
+    const report = await t.queues.get('reports.variance-excel').getJob('scheduled-variance-excel-2025-03');
+    const variance = await t.queues
+      .get('variance.quarterly')
+      .getJob('scheduled-variance-excel-2025-03-variance');
+    expect(report?.data).toEqual({ month: '2025-03' });
+    expect(variance?.data).toEqual({ month: '2025-03' });
+    // No variance worker runs in this file: the attribution waits, the report waits for it.
+    expect(await variance!.getState()).toBe('waiting');
+    expect(await report!.getState()).toBe('waiting-children');
+    await report!.remove({ removeChildren: true });
+  });
+
+  it('a month with no variance rows: a FAILED run naming the period, failing permanently', async () => {
     const err = await reportsVarianceExcel(
-      { ...deps, clock: frozenClock('2025-04-01T11:00:00Z') },
-      parsePayload('reports.variance-excel', {}),
+      deps,
+      parsePayload('reports.variance-excel', { month: '2025-03' }),
       directContext(),
     ).catch((e: unknown) => e as Error);
     expect(err).toBeInstanceOf(Error);

@@ -179,6 +179,14 @@ if (finalOutcome.failure !== undefined) {
   );
 }
 
+// The quarter's workbook, rendered by the flow's last step (reports.variance-excel).
+const report = results.find(([step]) => step === 'reports.variance-excel')?.[1] as
+  { runId: number; period: string; rows: number; bytes: number } | undefined;
+if (report?.runId !== undefined)
+  console.log(
+    `  report: ${report.period} workbook, run ${report.runId}, ${report.rows} rows, ${report.bytes} bytes`,
+  );
+
 const watched = await deps.repos.watchlist.list();
 if (watched.length === 0) {
   for (const id of await deps.repos.bars.sampleEquityIds(5)) await deps.repos.watchlist.add(id, 'demo');
@@ -205,7 +213,12 @@ Bars:        curl -s -H "Authorization: Bearer $TOKEN" ${base}/api/v2/intraday/p
 Analytics:   curl -s -H "Authorization: Bearer $TOKEN" ${base}/api/v2/analytics/${sampleSymbol ?? 'SYMBOL'}
 Price:       curl -s -H "Authorization: Bearer $TOKEN" ${base}/stocks/${watchlist[0] ?? 'SYMBOL'}
 Variance:    curl -s -H "Authorization: Bearer $TOKEN" ${base}/api/variance/portfolio/PORT-001${books.quarter ? `?quarter=${books.quarter}` : ''}
-Margin:      curl -s -H "Authorization: Bearer $TOKEN" ${base}/margin/1   (calls: ${base}/api/margin/calls)
+Margin:      curl -s -H "Authorization: Bearer $TOKEN" ${base}/margin/1   (calls: ${base}/api/margin/calls)${
+    report
+      ? `
+Report:      curl -s -H "Authorization: Bearer $TOKEN" -OJ ${base}/api/reports/${report.runId}/download   (${report.period}, ${report.rows} rows, ${report.bytes} bytes)`
+      : ''
+  }
 Workers keep running with their schedules; Ctrl-C stops everything cleanly.`);
 });
 

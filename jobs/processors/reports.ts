@@ -10,9 +10,12 @@
  *   leaves a RUNNING row: the retry of the same job (same job id) fails it first, and any run
  *   sweeps RUNNING rows whose heartbeat (beaten by every stored chunk) is older than
  *   REPORTS_STALE_SECONDS. So no partial file is ever downloadable.
- * - The scheduled run (payload `{}`) renders the month just ended, on the first NYSE trading day
- *   of a month only (the schedule fires 07:00 on weekdays 1–7); on other days it returns
- *   `{ skipped }`. An explicit empty payload from the API means the same.
+ * - The scheduled run (payload `{}`), on the first NYSE trading day of a month only (the schedule
+ *   fires 07:00 on weekdays 1–7; other days return `{ skipped }`), does not render itself: it adds
+ *   the month just ended as a flow, variance.quarterly `{month}` then reports.variance-excel
+ *   `{month}` (jobs/report-flow.ts), with job ids fixed by the month so a retry adds nothing twice,
+ *   and returns `{ chained }`. Monthly attribution rows exist only if computed, and this computes
+ *   them from the books as they stand. An explicit empty payload from the API means the same.
  * - No variance rows for the period and set: a permanent failure naming the period (the run is
  *   FAILED with that message); run variance.quarterly for the period first.
  */
@@ -23,6 +26,7 @@ import { addDays, isTradingDay, sessionDateOf } from '../../core/calendar/nyse.t
 import { ChunkSink } from '../../reports/chunk-sink.ts';
 import { renderVarianceWorkbook } from '../../reports/variance-excel.ts';
 import type { JobPayload } from '../catalogue.ts';
+import { addVarianceThenReport } from '../report-flow.ts';
 import type { JobContext } from '../types.ts';
 
 export const VARIANCE_REPORT_TYPE = 'variance-excel';
@@ -86,7 +90,8 @@ export interface ReportResult {
   download: string;
 }
 
-export type ReportOutcome = ReportResult | { skipped: string };
+export type ReportOutcome =
+  ReportResult | { skipped: string } | { chained: { month: string; reportJobId: string } };
 
 export async function reportsVarianceExcel(
   deps: Deps,
@@ -94,15 +99,25 @@ export async function reportsVarianceExcel(
   ctx: JobContext,
 ): Promise<ReportOutcome> {
   const { repos, clock } = deps;
-  let period = periodOf(payload);
+  const period = periodOf(payload);
   if (!period) {
     const s = scheduledPeriod(clock.now());
     if (!s.period) {
       await ctx.log(`skipped: ${s.reason}`);
       return { skipped: s.reason };
     }
-    period = s.period;
-    await ctx.log(`scheduled run (${s.reason}): month ${period.label}`);
+    const jobId = `scheduled-variance-excel-${s.period.label}`;
+    const node = await addVarianceThenReport(
+      deps.config,
+      deps.redis,
+      { month: s.period.label },
+      undefined,
+      jobId,
+    );
+    await ctx.log(
+      `scheduled run (${s.reason}): month ${s.period.label}: variance.quarterly then reports.variance-excel added as one flow (report job ${node.job.id})`,
+    );
+    return { chained: { month: s.period.label, reportJobId: node.job.id ?? jobId } };
   }
   const portfolioIds = payload.portfolioIds ? [...new Set(payload.portfolioIds)].sort() : null;
 
