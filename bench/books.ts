@@ -141,7 +141,24 @@ export async function measureBooks(deps: Deps): Promise<BooksBench> {
   });
   await deps.db.raw('drop table if exists bench_holdings');
   await deps.db.raw('vacuum analyze holdings');
+  return {
+    holdings,
+    snapshotSeconds,
+    insertSelectSeconds,
+    snapshotRatio: snapshotSeconds / insertSelectSeconds,
+    ...(await measureVariance(deps)),
+  };
+}
 
+/** variance.quarterly over the 21 quarters vs the bare aggregation, over books already written. */
+export async function measureVariance(deps: Deps): Promise<{
+  quarters: number;
+  varianceRows: number;
+  varianceSeconds: number;
+  aggregationSeconds: number;
+  varianceRatio: number;
+}> {
+  const ids = (await deps.repos.books.portfolios()).found.map((p) => p.portfolioId);
   const chain: string[] = ['2020Q4'];
   for (let y = 2021; y <= 2025; y++) for (let q = 1; q <= 4; q++) chain.push(`${y}Q${q}`);
   let varianceRows = 0;
@@ -181,10 +198,6 @@ export async function measureBooks(deps: Deps): Promise<BooksBench> {
   });
   await deps.db.raw('drop table if exists bench_variance');
   return {
-    holdings,
-    snapshotSeconds,
-    insertSelectSeconds,
-    snapshotRatio: snapshotSeconds / insertSelectSeconds,
     quarters: chain.length,
     varianceRows,
     varianceSeconds,

@@ -134,6 +134,15 @@ export interface VarianceRowInsert {
   flag: string | null;
 }
 
+/** One portfolio's part of a period written by writeVariance. */
+export interface VarianceWrite {
+  portfolioId: string;
+  rows: number;
+  flagged: number;
+  /** Σ total_pnl of its valued rows (numeric text). */
+  totalPnl: string;
+}
+
 export interface StoredPeriod {
   label: string;
   start: string;
@@ -285,6 +294,58 @@ export async function writeHoldingsOn(
   return res.rows[0] ?? { rows: 0, flagged: 0 };
 }
 
+/**
+ * The attribution inputs ($1 portfolio ids, $2 d0, $3 d1), one row per portfolio × security, as
+ * text (the shape VarianceInputRow names): read by varianceInputs and by the set-based write.
+ */
+const VARIANCE_INPUTS = `with keys as (
+           select portfolio_id as p, security_id as s from holdings
+            where portfolio_id = any($1::text[]) and as_of_date in ($2::date, $3::date)
+           union
+           select portfolio_id, security_id from transactions
+            where portfolio_id = any($1::text[]) and txn_date > $2::date and txn_date <= $3::date
+           union
+           select l.portfolio_id, ca.security_id from corporate_action_ledger l
+             join corporate_actions ca on ca.id = l.action_id
+            where l.portfolio_id = any($1::text[]) and l.ex_date > $2::date and l.ex_date <= $3::date
+              and l.cash_amount <> 0
+         )
+         select k.p as "portfolioId", k.s as "securityId", sec.security_id as "securityCode",
+                sec.currency::text as currency, port.base_currency::text as "baseCurrency",
+                ${unitOf('sec')}::text as unit,
+                h0.portfolio_id is not null as "inStart",
+                h0.quantity::text as q0, h0.local_price::text as p0, h0.fx_rate::text as x0,
+                h1.quantity::text as q1, h1.local_price::text as p1, h1.fx_rate::text as x1,
+                (select b.close::text from bars_1d b where b.security_id = k.s and b.session_date = $2::date) as close0,
+                ${fxSql('sec.currency::text', 'port.base_currency::text', '$2::date', FX_MAX_AGE_DAYS)}::text as fx0,
+                ft.price::text as "firstTradePrice", ft.txn_date::text as "firstTradeDate",
+                sp.ratios as "splitRatios", sp.dates as "splitDates",
+                dist.amount::text as distributions, coalesce(dist.missing, false) as "distributionFxMissing"
+           from keys k
+           join securities sec on sec.id = k.s
+           join portfolios port on port.portfolio_id = k.p
+           left join holdings h0 on h0.portfolio_id = k.p and h0.security_id = k.s and h0.as_of_date = $2::date
+           left join holdings h1 on h1.portfolio_id = k.p and h1.security_id = k.s and h1.as_of_date = $3::date
+           left join lateral (
+             select t.price, t.txn_date from transactions t
+              where t.portfolio_id = k.p and t.security_id = k.s and t.txn_date > $2::date and t.txn_date <= $3::date
+              order by t.txn_date, t.id limit 1) ft on true
+           left join lateral (
+             select array_agg(ca.ratio::text order by ca.ex_date) as ratios,
+                    array_agg(ca.ex_date::text order by ca.ex_date) as dates
+               from corporate_actions ca
+              where ca.security_id = k.s and ca.action_type in ('STOCK_SPLIT', 'REVERSE_SPLIT')
+                and ca.status = 'ACTIVE' and ca.ratio is not null
+                and ca.ex_date > $2::date and ca.ex_date <= $3::date) sp on true
+           left join lateral (
+             select sum(l.cash_amount * r.x) as amount, bool_or(r.x is null) as missing
+               from corporate_action_ledger l
+               join corporate_actions ca on ca.id = l.action_id
+               cross join lateral (
+                 select ${fxSql('l.currency::text', 'port.base_currency::text', 'l.ex_date', FX_MAX_AGE_DAYS)} as x) r
+              where l.portfolio_id = k.p and ca.security_id = k.s and l.cash_amount <> 0
+                and l.ex_date > $2::date and l.ex_date <= $3::date) dist on true`;
+
 export function createBooksRepository(db: Knex) {
   return {
     /** The portfolios named (all when none), with their base currency; `unknown` lists ids not found. */
@@ -433,56 +494,97 @@ export function createBooksRepository(db: Knex) {
       return preparedQuery<VarianceInputRow>(
         db,
         'books.varianceInputs',
-        `with keys as (
-           select portfolio_id as p, security_id as s from holdings
-            where portfolio_id = any($1::text[]) and as_of_date in ($2::date, $3::date)
-           union
-           select portfolio_id, security_id from transactions
-            where portfolio_id = any($1::text[]) and txn_date > $2::date and txn_date <= $3::date
-           union
-           select l.portfolio_id, ca.security_id from corporate_action_ledger l
-             join corporate_actions ca on ca.id = l.action_id
-            where l.portfolio_id = any($1::text[]) and l.ex_date > $2::date and l.ex_date <= $3::date
-              and l.cash_amount <> 0
-         )
-         select k.p as "portfolioId", k.s as "securityId", sec.security_id as "securityCode",
-                sec.currency::text as currency, port.base_currency::text as "baseCurrency",
-                ${unitOf('sec')}::text as unit,
-                h0.portfolio_id is not null as "inStart",
-                h0.quantity::text as q0, h0.local_price::text as p0, h0.fx_rate::text as x0,
-                h1.quantity::text as q1, h1.local_price::text as p1, h1.fx_rate::text as x1,
-                (select b.close::text from bars_1d b where b.security_id = k.s and b.session_date = $2::date) as close0,
-                ${fxSql('sec.currency::text', 'port.base_currency::text', '$2::date', FX_MAX_AGE_DAYS)}::text as fx0,
-                ft.price::text as "firstTradePrice", ft.txn_date::text as "firstTradeDate",
-                sp.ratios as "splitRatios", sp.dates as "splitDates",
-                dist.amount::text as distributions, coalesce(dist.missing, false) as "distributionFxMissing"
-           from keys k
-           join securities sec on sec.id = k.s
-           join portfolios port on port.portfolio_id = k.p
-           left join holdings h0 on h0.portfolio_id = k.p and h0.security_id = k.s and h0.as_of_date = $2::date
-           left join holdings h1 on h1.portfolio_id = k.p and h1.security_id = k.s and h1.as_of_date = $3::date
-           left join lateral (
-             select t.price, t.txn_date from transactions t
-              where t.portfolio_id = k.p and t.security_id = k.s and t.txn_date > $2::date and t.txn_date <= $3::date
-              order by t.txn_date, t.id limit 1) ft on true
-           left join lateral (
-             select array_agg(ca.ratio::text order by ca.ex_date) as ratios,
-                    array_agg(ca.ex_date::text order by ca.ex_date) as dates
-               from corporate_actions ca
-              where ca.security_id = k.s and ca.action_type in ('STOCK_SPLIT', 'REVERSE_SPLIT')
-                and ca.status = 'ACTIVE' and ca.ratio is not null
-                and ca.ex_date > $2::date and ca.ex_date <= $3::date) sp on true
-           left join lateral (
-             select sum(l.cash_amount * r.x) as amount, bool_or(r.x is null) as missing
-               from corporate_action_ledger l
-               join corporate_actions ca on ca.id = l.action_id
-               cross join lateral (
-                 select ${fxSql('l.currency::text', 'port.base_currency::text', 'l.ex_date', FX_MAX_AGE_DAYS)} as x) r
-              where l.portfolio_id = k.p and ca.security_id = k.s and l.cash_amount <> 0
-                and l.ex_date > $2::date and l.ex_date <= $3::date) dist on true
-          order by k.p, k.s`,
+        `${VARIANCE_INPUTS} order by 1, 2`,
         [portfolioIds, d0, d1],
       );
+    },
+
+    /**
+     * Attributes one period for all `portfolioIds` and replaces their variance rows of that period
+     * (its calendar dates), in one transaction: one DELETE, then one INSERT … SELECT that computes
+     * SPEC §8's effects from the inputs of VARIANCE_INPUTS in numeric, reproducing to the digit
+     * jobs/processors/holdings.ts varianceRow() (attribute() + inCents() of core/domain, which stay
+     * the reference: test/variance-sql.test.ts compares both on thousands of random holdings).
+     * Every decimal.js step (40 significant digits, half up) is mirrored by dec40() around the
+     * exact numeric operation; the cents go through cents_preserving_sum() (inCents' largest
+     * remainder). Migration 20261205000320_variance_sql defines both.
+     */
+    async writeVariance(
+      portfolioIds: readonly string[],
+      period: StoredPeriod,
+      d0: string,
+      d1: string,
+    ): Promise<VarianceWrite[]> {
+      return rawTransaction(db, async (conn) => {
+        for (const id of [...portfolioIds].sort()) await lockKeyOn(conn, `variance:${id}`);
+        await conn.query(
+          'delete from variance_rows where portfolio_id = any($1::text[]) and period_from = $2::date and period_to = $3::date',
+          [portfolioIds, period.start, period.end],
+        );
+        const res = await conn.query<VarianceWrite>(
+          `with inp as (${VARIANCE_INPUTS}
+           ), s1 as (
+             select i."portfolioId" as p, i."securityId" as s, i."distributionFxMissing" as dfx,
+                    i.unit::numeric as u,
+                    coalesce(i.q0, '0')::numeric as q0, coalesce(i.q1, '0')::numeric as q1,
+                    case when i."inStart" then i.p0::numeric
+                         else coalesce(i.close0::numeric,
+                                       dec40(i."firstTradePrice"::numeric * coalesce((
+                                         select dec40_product(z.r::numeric order by z.o)
+                                           from unnest(i."splitRatios") with ordinality as z(r, o)
+                                          where i."firstTradeDate" is not null
+                                            and coalesce(i."splitDates"[z.o]::date <= i."firstTradeDate"::date, true)), 1)))
+                    end as p0,
+                    case when i."inStart" then i.x0::numeric else i.fx0::numeric end as x0,
+                    i.p1::numeric as p1, i.x1::numeric as x1,
+                    coalesce((select dec40_product(z.r::numeric order by z.o)
+                                from unnest(i."splitRatios") with ordinality as z(r, o)), 1) as f,
+                    round(coalesce(i.distributions, '0')::numeric, 2) as dist
+               from inp i
+           ), s2 as (
+             select s1.*,
+                    nullif(concat_ws(',',
+                      case when (q0 <> 0 or q1 <> 0) and p0 is null then 'price_start' end,
+                      case when q1 <> 0 and p1 is null then 'price_end' end,
+                      case when (q0 <> 0 or q1 <> 0) and x0 is null then 'fx_start' end,
+                      case when q1 <> 0 and x1 is null then 'fx_end' end,
+                      case when dfx then 'fx_distribution' end), '') as flag,
+                    dec40(coalesce(p0, 0) * u) as p0u, dec40(coalesce(p1, 0) * u) as p1u,
+                    coalesce(x0, 0) as x0z, coalesce(x1, 0) as x1z
+               from s1
+           ), s3 as (
+             select s2.*,
+                    dec40(dec40(q0 * p0u) * x0z) as mv0,
+                    dec40(dec40(q1 * p1u) * x1z) as mv1,
+                    -- t = Q₁·(P₀/f)·X₀ at 20 decimals; the quotient at 100 decimals, then 40 digits
+                    round(dec40(dec40(q1 * dec40(round(p0u, 100) / f)) * x0z), 20) as t,
+                    dec40(q1 * p1u) as q1p1
+               from s2
+           ), s4 as (
+             select s3.*,
+                    case when flag is null then cents_preserving_sum(
+                      array[dist, dec40(t - mv0), dec40(dec40(q1p1 * x0z) - t), dec40(q1p1 * dec40(x1z - x0z))],
+                      round(mv1, 2) - round(mv0, 2) + dist) end as c
+               from s3
+           ), ins as (
+             insert into variance_rows (portfolio_id, security_id, period_label, period_from, period_to, qty_start, qty_end,
+                 price_start, price_end, fx_start, fx_end, split_factor, mv_start, mv_end, price_effect, qty_effect,
+                 fx_effect, corp_action_effect, total_pnl, distributions, flag, computed_at)
+             select p, s, $4::text, $5::date, $6::date, q0, q1, p0, p1, x0, x1, round(f, 10),
+                    case when flag is null then round(mv0, 2) end, case when flag is null then round(mv1, 2) end,
+                    c[3], c[2], c[4], c[1],
+                    case when flag is null then round(mv1, 2) - round(mv0, 2) + dist end,
+                    case when dfx then 0 else dist end, flag, now()
+               from s4
+             returning portfolio_id, flag, total_pnl
+           )
+           select portfolio_id as "portfolioId", count(*)::int as rows, count(flag)::int as flagged,
+                  coalesce(sum(total_pnl), 0)::text as "totalPnl"
+             from ins group by portfolio_id order by portfolio_id`,
+          [portfolioIds, d0, d1, period.label, period.start, period.end],
+        );
+        return res.rows;
+      });
     },
 
     /**
