@@ -30,7 +30,11 @@ try {
   if ((n.rows[0]?.n ?? 0) === 0) {
     await fillBooks(deps, Number(process.env.BENCH_BOOKS_SECURITIES ?? 1050), (l) => console.log(l));
     const ids = (await deps.repos.books.portfolios()).found.map((p) => p.portfolioId);
-    await holdingsSnapshot(deps, { from: '2020-09-30', to: '2025-12-31', portfolioIds: ids }, directContext());
+    await holdingsSnapshot(
+      deps,
+      { from: '2020-09-30', to: '2025-12-31', portfolioIds: ids },
+      directContext(),
+    );
     await deps.db.raw('vacuum analyze');
     console.log('holdings written');
   }

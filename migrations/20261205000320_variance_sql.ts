@@ -33,7 +33,7 @@ export async function up(knex: Knex): Promise<void> {
     create function cents_preserving_sum(parts numeric[], total numeric) returns numeric[]
     language sql immutable strict parallel safe as $$
       with p as (
-        select u.i, u.v, floor(u.v * 100) / 100 as fl
+        select u.i, u.v, floor(u.v * 100) * 0.01 as fl
           from unnest(parts) with ordinality as u(v, i)
          where u.v <> 0
       ), r as (

@@ -98,4 +98,3 @@ export function varianceRow(r: VarianceInputRow): VarianceRowInsert {
     flag: null,
   };
 }
-

@@ -491,12 +491,11 @@ export function createBooksRepository(db: Knex) {
       d0: string,
       d1: string,
     ): Promise<VarianceInputRow[]> {
-      return preparedQuery<VarianceInputRow>(
-        db,
-        'books.varianceInputs',
-        `${VARIANCE_INPUTS} order by 1, 2`,
-        [portfolioIds, d0, d1],
-      );
+      return preparedQuery<VarianceInputRow>(db, 'books.varianceInputs', `${VARIANCE_INPUTS} order by 1, 2`, [
+        portfolioIds,
+        d0,
+        d1,
+      ]);
     },
 
     /**
