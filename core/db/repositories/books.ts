@@ -346,6 +346,70 @@ const VARIANCE_INPUTS = `with keys as (
               where l.portfolio_id = k.p and ca.security_id = k.s and l.cash_amount <> 0
                 and l.ex_date > $2::date and l.ex_date <= $3::date) dist on true`;
 
+/**
+ * The attribution of one period, inserted into variance_rows ($1 portfolio ids, $2 d0, $3 d1,
+ * $4 label, $5 period start, $6 period end); see writeVariance. Exported for EXPLAIN.
+ */
+export const WRITE_VARIANCE = `with inp as materialized (${VARIANCE_INPUTS}
+           ), s1 as materialized (
+             select i."portfolioId" as p, i."securityId" as s, i."distributionFxMissing" as dfx,
+                    i.unit::numeric as u,
+                    coalesce(i.q0, '0')::numeric as q0, coalesce(i.q1, '0')::numeric as q1,
+                    case when i."inStart" then i.p0::numeric
+                         else coalesce(i.close0::numeric,
+                                       dec40(i."firstTradePrice"::numeric * coalesce((
+                                         select dec40_product(z.r::numeric order by z.o)
+                                           from unnest(i."splitRatios") with ordinality as z(r, o)
+                                          where i."firstTradeDate" is not null
+                                            and coalesce(i."splitDates"[z.o]::date <= i."firstTradeDate"::date, true)), 1)))
+                    end as p0,
+                    case when i."inStart" then i.x0::numeric else i.fx0::numeric end as x0,
+                    i.p1::numeric as p1, i.x1::numeric as x1,
+                    coalesce((select dec40_product(z.r::numeric order by z.o)
+                                from unnest(i."splitRatios") with ordinality as z(r, o)), 1) as f,
+                    round(coalesce(i.distributions, '0')::numeric, 2) as dist
+               from inp i
+           ), s2 as materialized (
+             select s1.*,
+                    nullif(concat_ws(',',
+                      case when (q0 <> 0 or q1 <> 0) and p0 is null then 'price_start' end,
+                      case when q1 <> 0 and p1 is null then 'price_end' end,
+                      case when (q0 <> 0 or q1 <> 0) and x0 is null then 'fx_start' end,
+                      case when q1 <> 0 and x1 is null then 'fx_end' end,
+                      case when dfx then 'fx_distribution' end), '') as flag,
+                    dec40(coalesce(p0, 0) * u) as p0u, dec40(coalesce(p1, 0) * u) as p1u,
+                    coalesce(x0, 0) as x0z, coalesce(x1, 0) as x1z
+               from s1
+           ), s3 as materialized (
+             select s2.*,
+                    dec40(dec40(q0 * p0u) * x0z) as mv0,
+                    dec40(dec40(q1 * p1u) * x1z) as mv1,
+                    -- t = Q₁·(P₀/f)·X₀ at 20 decimals; the quotient at 100 decimals, then 40 digits
+                    round(dec40(dec40(q1 * dec40(round(p0u, 100) / f)) * x0z), 20) as t,
+                    dec40(q1 * p1u) as q1p1
+               from s2
+           ), s4 as materialized (
+             select s3.*,
+                    case when flag is null then cents_preserving_sum(
+                      array[dist, dec40(t - mv0), dec40(dec40(q1p1 * x0z) - t), dec40(q1p1 * dec40(x1z - x0z))],
+                      round(mv1, 2) - round(mv0, 2) + dist) end as c
+               from s3
+           ), ins as (
+             insert into variance_rows (portfolio_id, security_id, period_label, period_from, period_to, qty_start, qty_end,
+                 price_start, price_end, fx_start, fx_end, split_factor, mv_start, mv_end, price_effect, qty_effect,
+                 fx_effect, corp_action_effect, total_pnl, distributions, flag, computed_at)
+             select p, s, $4::text, $5::date, $6::date, q0, q1, p0, p1, x0, x1, round(f, 10),
+                    case when flag is null then round(mv0, 2) end, case when flag is null then round(mv1, 2) end,
+                    c[3], c[2], c[4], c[1],
+                    case when flag is null then round(mv1, 2) - round(mv0, 2) + dist end,
+                    case when dfx then 0 else dist end, flag, now()
+               from s4
+             returning portfolio_id, flag, total_pnl
+           )
+           select portfolio_id as "portfolioId", count(*)::int as rows, count(flag)::int as flagged,
+                  coalesce(sum(total_pnl), 0)::text as "totalPnl"
+             from ins group by portfolio_id order by portfolio_id`;
+
 export function createBooksRepository(db: Knex) {
   return {
     /** The portfolios named (all when none), with their base currency; `unknown` lists ids not found. */
@@ -520,68 +584,14 @@ export function createBooksRepository(db: Knex) {
           'delete from variance_rows where portfolio_id = any($1::text[]) and period_from = $2::date and period_to = $3::date',
           [portfolioIds, period.start, period.end],
         );
-        const res = await conn.query<VarianceWrite>(
-          `with inp as (${VARIANCE_INPUTS}
-           ), s1 as (
-             select i."portfolioId" as p, i."securityId" as s, i."distributionFxMissing" as dfx,
-                    i.unit::numeric as u,
-                    coalesce(i.q0, '0')::numeric as q0, coalesce(i.q1, '0')::numeric as q1,
-                    case when i."inStart" then i.p0::numeric
-                         else coalesce(i.close0::numeric,
-                                       dec40(i."firstTradePrice"::numeric * coalesce((
-                                         select dec40_product(z.r::numeric order by z.o)
-                                           from unnest(i."splitRatios") with ordinality as z(r, o)
-                                          where i."firstTradeDate" is not null
-                                            and coalesce(i."splitDates"[z.o]::date <= i."firstTradeDate"::date, true)), 1)))
-                    end as p0,
-                    case when i."inStart" then i.x0::numeric else i.fx0::numeric end as x0,
-                    i.p1::numeric as p1, i.x1::numeric as x1,
-                    coalesce((select dec40_product(z.r::numeric order by z.o)
-                                from unnest(i."splitRatios") with ordinality as z(r, o)), 1) as f,
-                    round(coalesce(i.distributions, '0')::numeric, 2) as dist
-               from inp i
-           ), s2 as (
-             select s1.*,
-                    nullif(concat_ws(',',
-                      case when (q0 <> 0 or q1 <> 0) and p0 is null then 'price_start' end,
-                      case when q1 <> 0 and p1 is null then 'price_end' end,
-                      case when (q0 <> 0 or q1 <> 0) and x0 is null then 'fx_start' end,
-                      case when q1 <> 0 and x1 is null then 'fx_end' end,
-                      case when dfx then 'fx_distribution' end), '') as flag,
-                    dec40(coalesce(p0, 0) * u) as p0u, dec40(coalesce(p1, 0) * u) as p1u,
-                    coalesce(x0, 0) as x0z, coalesce(x1, 0) as x1z
-               from s1
-           ), s3 as (
-             select s2.*,
-                    dec40(dec40(q0 * p0u) * x0z) as mv0,
-                    dec40(dec40(q1 * p1u) * x1z) as mv1,
-                    -- t = Q₁·(P₀/f)·X₀ at 20 decimals; the quotient at 100 decimals, then 40 digits
-                    round(dec40(dec40(q1 * dec40(round(p0u, 100) / f)) * x0z), 20) as t,
-                    dec40(q1 * p1u) as q1p1
-               from s2
-           ), s4 as (
-             select s3.*,
-                    case when flag is null then cents_preserving_sum(
-                      array[dist, dec40(t - mv0), dec40(dec40(q1p1 * x0z) - t), dec40(q1p1 * dec40(x1z - x0z))],
-                      round(mv1, 2) - round(mv0, 2) + dist) end as c
-               from s3
-           ), ins as (
-             insert into variance_rows (portfolio_id, security_id, period_label, period_from, period_to, qty_start, qty_end,
-                 price_start, price_end, fx_start, fx_end, split_factor, mv_start, mv_end, price_effect, qty_effect,
-                 fx_effect, corp_action_effect, total_pnl, distributions, flag, computed_at)
-             select p, s, $4::text, $5::date, $6::date, q0, q1, p0, p1, x0, x1, round(f, 10),
-                    case when flag is null then round(mv0, 2) end, case when flag is null then round(mv1, 2) end,
-                    c[3], c[2], c[4], c[1],
-                    case when flag is null then round(mv1, 2) - round(mv0, 2) + dist end,
-                    case when dfx then 0 else dist end, flag, now()
-               from s4
-             returning portfolio_id, flag, total_pnl
-           )
-           select portfolio_id as "portfolioId", count(*)::int as rows, count(flag)::int as flagged,
-                  coalesce(sum(total_pnl), 0)::text as "totalPnl"
-             from ins group by portfolio_id order by portfolio_id`,
-          [portfolioIds, d0, d1, period.label, period.start, period.end],
-        );
+        const res = await conn.query<VarianceWrite>(WRITE_VARIANCE, [
+          portfolioIds,
+          d0,
+          d1,
+          period.label,
+          period.start,
+          period.end,
+        ]);
         return res.rows;
       });
     },

@@ -1,0 +1,10 @@
+import pg from 'pg';
+import { WRITE_VARIANCE } from '../core/db/repositories/books.ts';
+const c = new pg.Client({ connectionString: 'postgres://postgres@127.0.0.1:5432/mdw_vspeed_bench' });
+await c.connect();
+await c.query('begin'); await c.query("delete from variance_rows where period_from = '2023-04-01'");
+const ids = ['PORT-001','PORT-002','PORT-003','PORT-004','PORT-005','PORT-006','PORT-007'];
+const r = await c.query(`explain (analyze, buffers off) ${WRITE_VARIANCE}`, [ids, '2023-03-31', '2023-06-30', '2023Q2', '2023-04-01', '2023-06-30']);
+console.log(r.rows.map((x) => x['QUERY PLAN']).join('\n'));
+await c.query('rollback');
+await c.end();
