@@ -7,12 +7,13 @@
  * either end, distributions (and one whose rate is missing), bonds per 100 face, half-cent values,
  * huge and tiny quantities and prices (beyond 40 significant digits, where decimal.js rounds).
  * Every stored column must be identical. Also the SQL helpers alone: dec40() against decimal.js
- * and cents_preserving_sum() against roundPreservingSum().
+ * and centsPreservingSum() against roundPreservingSum().
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Deps } from '../core/deps.ts';
 import { D, dec, roundPreservingSum, round } from '../core/domain/money.ts';
 import { resolvePeriod } from '../core/domain/periods.ts';
+import { centsPreservingSum } from '../core/db/repositories/books.ts';
 import { addPortfolio } from './books-fixtures.ts';
 import { varianceRow } from './variance-oracle.ts';
 import { closeDeps, frozenClock, scratchDatabase, testConfig, testDeps } from './support.ts';
@@ -385,7 +386,7 @@ describe('variance attribution in SQL = attribute() + inCents()', () => {
     expect(bad.slice(0, 10)).toEqual([]);
   });
 
-  it('cents_preserving_sum() is roundPreservingSum() of the non-zero parts, zero parts staying zero', async () => {
+  it('centsPreservingSum() is roundPreservingSum() of the non-zero parts, zero parts staying zero', async () => {
     const cases: { parts: string[]; total: string }[] = [];
     for (let i = 0; i < 4000; i++) {
       const parts = Array.from({ length: 4 }, () =>
@@ -405,10 +406,13 @@ describe('variance attribution in SQL = attribute() + inCents()', () => {
         .toFixed(2);
       cases.push({ parts, total });
     }
-    const res = await deps.db.raw<{ rows: { c: string[] }[] }>(
-      `select cents_preserving_sum(string_to_array(p, ',')::numeric[], t)::text[] as c
-         from unnest(?::text[], ?::numeric[]) with ordinality as u(p, t, i) order by i`,
-      [cases.map((c) => c.parts.join(',')), cases.map((c) => c.total)],
+    const res = await deps.db.raw<{ rows: { c1: string; c2: string; c3: string; c4: string }[] }>(
+      `with src as (
+         select u.* from unnest(?::numeric[], ?::numeric[], ?::numeric[], ?::numeric[], ?::numeric[])
+                with ordinality as u(e1, e2, e3, e4, total, i)
+       ), ${centsPreservingSum('src', 'o')}
+       select c1::text, c2::text, c3::text, c4::text from o order by i`,
+      [0, 1, 2, 3].map((k) => cases.map((c) => c.parts[k]!)).concat([cases.map((c) => c.total)]),
     );
     const bad: string[] = [];
     let moved = 0;
@@ -422,7 +426,7 @@ describe('variance attribution in SQL = attribute() + inCents()', () => {
       );
       const want = parts.map(() => '0.00');
       nz.forEach(({ k }, j) => (want[k] = rounded[j]!.toFixed(2)));
-      const got = row.c.map((v) => dec(v).toFixed(2));
+      const got = [row.c1, row.c2, row.c3, row.c4].map((v) => dec(v).toFixed(2));
       if (want.join() !== parts.map((p) => round(dec(p)).toFixed(2)).join()) moved++;
       if (got.join() !== want.join())
         bad.push(`${parts.join(',')} → ${total}: ${got.join()} vs ${want.join()}`);

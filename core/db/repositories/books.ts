@@ -347,6 +347,39 @@ const VARIANCE_INPUTS = `with keys as (
                 and l.ex_date > $2::date and l.ex_date <= $3::date) dist on true`;
 
 /**
+ * SQL: CTEs (the last one named `out`) reproducing inCents' rounding of core/domain/attribution.ts
+ * (money.ts roundPreservingSum of the non-zero parts, places 2, given total) on the rows of `from`,
+ * which has the exact parts e1..e4 and the total in cents `total`: `out` adds c1..c4. A zero part
+ * stays 0; the others are floored to the cent, then the cents still missing go one each, cycling,
+ * to the parts that lost the most (ties: the earlier part); a surplus comes off the parts that lost
+ * the least. Plain expressions over four columns (no function call per row), in three steps.
+ */
+export function centsPreservingSum(from: string, out: string): string {
+  const I = [1, 2, 3, 4];
+  const rank = (i: number): string =>
+    I.filter((j) => j !== i)
+      .map((j) => `case when z${j} and (r${j} > r${i}${j < i ? ` or r${j} = r${i}` : ''}) then 1 else 0 end`)
+      .join(' + ');
+  const cents = (i: number): string =>
+    `case when not z${i} then 0 else f${i} + 0.01 * case
+       when m >= 0 then floor(m / n) + case when k${i} < mod(m, n) then 1 else 0 end
+       else -(floor(-m / n) + case when mod(n - 1 - k${i}, n) < mod(-m, n) then 1 else 0 end) end end as c${i}`;
+  return `${out}_a as materialized (
+             select ${from}.*, ${I.map((i) => `e${i} <> 0 as z${i}, floor(e${i} * 100) * 0.01 as f${i}`).join(', ')}
+               from ${from}
+           ), ${out}_b as materialized (
+             select ${out}_a.*, ${I.map((i) => `e${i} - f${i} as r${i}`).join(', ')},
+                    nullif(${I.map((i) => `z${i}::int`).join(' + ')}, 0) as n,
+                    (round(total, 2) - (${I.map((i) => `case when z${i} then f${i} else 0 end`).join(' + ')})) * 100 as m
+               from ${out}_a
+           ), ${out}_k as materialized (
+             select ${out}_b.*, ${I.map((i) => `${rank(i)} as k${i}`).join(', ')} from ${out}_b
+           ), ${out} as materialized (
+             select ${out}_k.*, ${I.map(cents).join(', ')} from ${out}_k
+           )`;
+}
+
+/**
  * The attribution of one period, inserted into variance_rows ($1 portfolio ids, $2 d0, $3 d1,
  * $4 label, $5 period start, $6 period end); see writeVariance. Exported for EXPLAIN.
  */
@@ -389,21 +422,21 @@ export const WRITE_VARIANCE = `with inp as materialized (${VARIANCE_INPUTS}
                     dec40(q1 * p1u) as q1p1
                from s2
            ), s4 as materialized (
-             select s3.*,
-                    case when flag is null then cents_preserving_sum(
-                      array[dist, dec40(t - mv0), dec40(dec40(q1p1 * x0z) - t), dec40(q1p1 * dec40(x1z - x0z))],
-                      round(mv1, 2) - round(mv0, 2) + dist) end as c
+             select s3.*, dist as e1, dec40(t - mv0) as e2, dec40(dec40(q1p1 * x0z) - t) as e3,
+                    dec40(q1p1 * dec40(x1z - x0z)) as e4, round(mv1, 2) - round(mv0, 2) + dist as total
                from s3
-           ), ins as (
+           ), ${centsPreservingSum('s4', 'c')}
+           , ins as (
              insert into variance_rows (portfolio_id, security_id, period_label, period_from, period_to, qty_start, qty_end,
                  price_start, price_end, fx_start, fx_end, split_factor, mv_start, mv_end, price_effect, qty_effect,
                  fx_effect, corp_action_effect, total_pnl, distributions, flag, computed_at)
              select p, s, $4::text, $5::date, $6::date, q0, q1, p0, p1, x0, x1, round(f, 10),
                     case when flag is null then round(mv0, 2) end, case when flag is null then round(mv1, 2) end,
-                    c[3], c[2], c[4], c[1],
+                    case when flag is null then c3 end, case when flag is null then c2 end,
+                    case when flag is null then c4 end, case when flag is null then c1 end,
                     case when flag is null then round(mv1, 2) - round(mv0, 2) + dist end,
                     case when dfx then 0 else dist end, flag, now()
-               from s4
+               from c
              returning portfolio_id, flag, total_pnl
            )
            select portfolio_id as "portfolioId", count(*)::int as rows, count(flag)::int as flagged,
@@ -569,8 +602,8 @@ export function createBooksRepository(db: Knex) {
      * jobs/processors/holdings.ts varianceRow() (attribute() + inCents() of core/domain, which stay
      * the reference: test/variance-sql.test.ts compares both on thousands of random holdings).
      * Every decimal.js step (40 significant digits, half up) is mirrored by dec40() around the
-     * exact numeric operation; the cents go through cents_preserving_sum() (inCents' largest
-     * remainder). Migration 20261205000320_variance_sql defines both.
+     * exact numeric operation (migration 20261205000320_variance_sql); the cents follow inCents'
+     * largest remainder (centsPreservingSum).
      */
     async writeVariance(
       portfolioIds: readonly string[],
@@ -593,60 +626,6 @@ export function createBooksRepository(db: Knex) {
           period.end,
         ]);
         return res.rows;
-      });
-    },
-
-    /**
-     * Replaces a portfolio's variance rows of one period (its calendar dates) by `rows`, in one
-     * transaction: re-running a period leaves exactly what the last run computed.
-     */
-    async replaceVariance(
-      portfolioId: string,
-      period: StoredPeriod,
-      rows: readonly VarianceRowInsert[],
-    ): Promise<number> {
-      return rawTransaction(db, async (conn) => {
-        await lockKeyOn(conn, `variance:${portfolioId}`);
-        await conn.query(
-          'delete from variance_rows where portfolio_id = $1 and period_from = $2::date and period_to = $3::date',
-          [portfolioId, period.start, period.end],
-        );
-        if (rows.length === 0) return 0;
-        const res = await conn.query(
-          `insert into variance_rows (portfolio_id, security_id, period_label, period_from, period_to, qty_start, qty_end,
-              price_start, price_end, fx_start, fx_end, split_factor, mv_start, mv_end, price_effect, qty_effect,
-              fx_effect, corp_action_effect, total_pnl, distributions, flag, computed_at)
-           select $1, x.*, now()
-             from (select s, $2::text, $3::date, $4::date, qs, qe, ps, pe, xs, xe, f, ms, me, pef, qef, fef, cef, tot, dist, flag
-                     from unnest($5::int[], $6::numeric[], $7::numeric[], $8::numeric[], $9::numeric[], $10::numeric[],
-                                 $11::numeric[], $12::numeric[], $13::numeric[], $14::numeric[], $15::numeric[],
-                                 $16::numeric[], $17::numeric[], $18::numeric[], $19::numeric[], $20::numeric[], $21::text[])
-                          as u(s, qs, qe, ps, pe, xs, xe, f, ms, me, pef, qef, fef, cef, tot, dist, flag)) x`,
-          [
-            portfolioId,
-            period.label,
-            period.start,
-            period.end,
-            col(rows, 'securityId'),
-            col(rows, 'qtyStart'),
-            col(rows, 'qtyEnd'),
-            col(rows, 'priceStart'),
-            col(rows, 'priceEnd'),
-            col(rows, 'fxStart'),
-            col(rows, 'fxEnd'),
-            col(rows, 'splitFactor'),
-            col(rows, 'mvStart'),
-            col(rows, 'mvEnd'),
-            col(rows, 'priceEffect'),
-            col(rows, 'qtyEffect'),
-            col(rows, 'fxEffect'),
-            col(rows, 'corpActionEffect'),
-            col(rows, 'totalPnl'),
-            col(rows, 'distributions'),
-            col(rows, 'flag'),
-          ],
-        );
-        return res.rowCount ?? 0;
       });
     },
 
