@@ -298,6 +298,11 @@ export async function writeHoldingsOn(
  * The attribution inputs ($1 portfolio ids, $2 d0, $3 d1), one row per portfolio × security, as
  * text (the shape VarianceInputRow names): read by varianceInputs and by the set-based write.
  */
+const FIRST_TRADE = (what: string): string =>
+  `select ${what} from transactions t
+    where t.portfolio_id = k.p and t.security_id = k.s and t.txn_date > $2::date and t.txn_date <= $3::date
+    order by t.txn_date, t.id limit 1`;
+
 const VARIANCE_INPUTS = `with keys as (
            select portfolio_id as p, security_id as s from holdings
             where portfolio_id = any($1::text[]) and as_of_date in ($2::date, $3::date)
@@ -312,26 +317,26 @@ const VARIANCE_INPUTS = `with keys as (
          )
          select k.p as "portfolioId", k.s as "securityId", sec.security_id as "securityCode",
                 sec.currency::text as currency, port.base_currency::text as "baseCurrency",
-                ${unitOf('sec')}::text as unit,
+                ${unitOf('sec')} as unit,
                 h0.portfolio_id is not null as "inStart",
-                h0.quantity::text as q0, h0.local_price::text as p0, h0.fx_rate::text as x0,
-                h1.quantity::text as q1, h1.local_price::text as p1, h1.fx_rate::text as x1,
-                (select b.close::text from bars_1d b where b.security_id = k.s and b.session_date = $2::date) as close0,
-                ${fxSql('sec.currency::text', 'port.base_currency::text', '$2::date', FX_MAX_AGE_DAYS)}::text as fx0,
-                ft.price::text as "firstTradePrice", ft.txn_date::text as "firstTradeDate",
+                h0.quantity as q0, h0.local_price as p0, h0.fx_rate as x0,
+                h1.quantity as q1, h1.local_price as p1, h1.fx_rate as x1,
+                -- What only a new position needs (its start price and rate), looked up only for one.
+                case when h0.portfolio_id is null then
+                  (select b.close from bars_1d b where b.security_id = k.s and b.session_date = $2::date) end as close0,
+                case when h0.portfolio_id is null then
+                  ${fxSql('sec.currency::text', 'port.base_currency::text', '$2::date', FX_MAX_AGE_DAYS)} end as fx0,
+                case when h0.portfolio_id is null then (${FIRST_TRADE('t.price')}) end as "firstTradePrice",
+                case when h0.portfolio_id is null then (${FIRST_TRADE('t.txn_date::text')}) end as "firstTradeDate",
                 sp.ratios as "splitRatios", sp.dates as "splitDates",
-                dist.amount::text as distributions, coalesce(dist.missing, false) as "distributionFxMissing"
+                dist.amount as distributions, coalesce(dist.missing, false) as "distributionFxMissing"
            from keys k
            join securities sec on sec.id = k.s
            join portfolios port on port.portfolio_id = k.p
            left join holdings h0 on h0.portfolio_id = k.p and h0.security_id = k.s and h0.as_of_date = $2::date
            left join holdings h1 on h1.portfolio_id = k.p and h1.security_id = k.s and h1.as_of_date = $3::date
            left join lateral (
-             select t.price, t.txn_date from transactions t
-              where t.portfolio_id = k.p and t.security_id = k.s and t.txn_date > $2::date and t.txn_date <= $3::date
-              order by t.txn_date, t.id limit 1) ft on true
-           left join lateral (
-             select array_agg(ca.ratio::text order by ca.ex_date) as ratios,
+             select array_agg(ca.ratio order by ca.ex_date) as ratios,
                     array_agg(ca.ex_date::text order by ca.ex_date) as dates
                from corporate_actions ca
               where ca.security_id = k.s and ca.action_type in ('STOCK_SPLIT', 'REVERSE_SPLIT')
@@ -380,27 +385,36 @@ export function centsPreservingSum(from: string, out: string): string {
 }
 
 /**
+ * SQL: decimal.js's rounding of an operation's exact result `e` to 40 significant digits (dec40),
+ * skipping the call when e visibly has at most 40 digits (the common case). `e` is repeated: pass
+ * an operation on columns only.
+ */
+const d40 = (e: string): string =>
+  `(case when scale(${e}) <= 20 and abs(${e}) < 1e20 then ${e} else dec40(${e}) end)`;
+
+/**
  * The attribution of one period, inserted into variance_rows ($1 portfolio ids, $2 d0, $3 d1,
  * $4 label, $5 period start, $6 period end); see writeVariance. Exported for EXPLAIN.
  */
 export const WRITE_VARIANCE = `with inp as materialized (${VARIANCE_INPUTS}
            ), s1 as materialized (
              select i."portfolioId" as p, i."securityId" as s, i."distributionFxMissing" as dfx,
-                    i.unit::numeric as u,
-                    coalesce(i.q0, '0')::numeric as q0, coalesce(i.q1, '0')::numeric as q1,
-                    case when i."inStart" then i.p0::numeric
-                         else coalesce(i.close0::numeric,
-                                       dec40(i."firstTradePrice"::numeric * coalesce((
-                                         select dec40_product(z.r::numeric order by z.o)
+                    trim_scale(i.unit) as u,
+                    trim_scale(coalesce(i.q0, 0)) as q0, trim_scale(coalesce(i.q1, 0)) as q1,
+                    trim_scale(case when i."inStart" then i.p0
+                         else coalesce(i.close0,
+                                       dec40(i."firstTradePrice" * case when i."splitRatios" is null then 1 else coalesce((
+                                         select dec40_product(z.r order by z.o)
                                            from unnest(i."splitRatios") with ordinality as z(r, o)
                                           where i."firstTradeDate" is not null
-                                            and coalesce(i."splitDates"[z.o]::date <= i."firstTradeDate"::date, true)), 1)))
-                    end as p0,
-                    case when i."inStart" then i.x0::numeric else i.fx0::numeric end as x0,
-                    i.p1::numeric as p1, i.x1::numeric as x1,
-                    coalesce((select dec40_product(z.r::numeric order by z.o)
-                                from unnest(i."splitRatios") with ordinality as z(r, o)), 1) as f,
-                    round(coalesce(i.distributions, '0')::numeric, 2) as dist
+                                            and coalesce(i."splitDates"[z.o]::date <= i."firstTradeDate"::date, true)), 1) end))
+                    end) as p0,
+                    trim_scale(case when i."inStart" then i.x0 else i.fx0 end) as x0,
+                    trim_scale(i.p1) as p1, trim_scale(i.x1) as x1,
+                    case when i."splitRatios" is null then 1 else coalesce((
+                      select dec40_product(z.r order by z.o)
+                        from unnest(i."splitRatios") with ordinality as z(r, o)), 1) end as f,
+                    round(coalesce(i.distributions, 0), 2) as dist
                from inp i
            ), s2 as materialized (
              select s1.*,
@@ -410,21 +424,26 @@ export const WRITE_VARIANCE = `with inp as materialized (${VARIANCE_INPUTS}
                       case when (q0 <> 0 or q1 <> 0) and x0 is null then 'fx_start' end,
                       case when q1 <> 0 and x1 is null then 'fx_end' end,
                       case when dfx then 'fx_distribution' end), '') as flag,
-                    dec40(coalesce(p0, 0) * u) as p0u, dec40(coalesce(p1, 0) * u) as p1u,
+                    ${d40('coalesce(p0, 0) * u')} as p0u, ${d40('coalesce(p1, 0) * u')} as p1u,
                     coalesce(x0, 0) as x0z, coalesce(x1, 0) as x1z
                from s1
            ), s3 as materialized (
-             select s2.*,
-                    dec40(dec40(q0 * p0u) * x0z) as mv0,
-                    dec40(dec40(q1 * p1u) * x1z) as mv1,
-                    -- t = Q₁·(P₀/f)·X₀ at 20 decimals; the quotient at 100 decimals, then 40 digits
-                    round(dec40(dec40(q1 * dec40(round(p0u, 100) / f)) * x0z), 20) as t,
-                    dec40(q1 * p1u) as q1p1
+             -- One decimal.js operation per column and step, as attribute() does them.
+             select s2.*, ${d40('q0 * p0u')} as q0p0, ${d40('q1 * p1u')} as q1p1, ${d40('x1z - x0z')} as dx,
+                    -- P₀/f: the quotient at 100 decimals, then 40 digits (P₀ itself when f = 1)
+                    case when f = 1 then p0u else dec40(round(p0u, 100) / f) end as p0f
                from s2
-           ), s4 as materialized (
-             select s3.*, dist as e1, dec40(t - mv0) as e2, dec40(dec40(q1p1 * x0z) - t) as e3,
-                    dec40(q1p1 * dec40(x1z - x0z)) as e4, round(mv1, 2) - round(mv0, 2) + dist as total
+           ), s3b as materialized (
+             select s3.*, ${d40('q0p0 * x0z')} as mv0, ${d40('q1p1 * x1z')} as mv1, ${d40('q1 * p0f')} as q1p0f,
+                    ${d40('q1p1 * x0z')} as q1p1x0, ${d40('q1p1 * dx')} as e4
                from s3
+           ), s3c as materialized (
+             -- t = Q₁·(P₀/f)·X₀ at 20 decimals
+             select s3b.*, round(${d40('q1p0f * x0z')}, 20) as t from s3b
+           ), s4 as materialized (
+             select s3c.*, dist as e1, ${d40('t - mv0')} as e2, ${d40('q1p1x0 - t')} as e3,
+                    round(mv1, 2) - round(mv0, 2) + dist as total
+               from s3c
            ), ${centsPreservingSum('s4', 'c')}
            , ins as (
              insert into variance_rows (portfolio_id, security_id, period_label, period_from, period_to, qty_start, qty_end,
