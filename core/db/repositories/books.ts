@@ -303,9 +303,12 @@ const FIRST_TRADE = (what: string): string =>
     where t.portfolio_id = k.p and t.security_id = k.s and t.txn_date > $2::date and t.txn_date <= $3::date
     order by t.txn_date, t.id limit 1`;
 
-const VARIANCE_INPUTS = `with keys as (
-           select portfolio_id as p, security_id as s from holdings
+const VARIANCE_INPUTS = `with hd as materialized (
+           -- Both snapshot days in one range read (hash-joined below, not probed per position).
+           select portfolio_id, security_id, as_of_date, quantity, local_price, fx_rate from holdings
             where portfolio_id = any($1::text[]) and as_of_date in ($2::date, $3::date)
+         ), keys as (
+           select portfolio_id as p, security_id as s from hd
            union
            select portfolio_id, security_id from transactions
             where portfolio_id = any($1::text[]) and txn_date > $2::date and txn_date <= $3::date
@@ -333,8 +336,8 @@ const VARIANCE_INPUTS = `with keys as (
            from keys k
            join securities sec on sec.id = k.s
            join portfolios port on port.portfolio_id = k.p
-           left join holdings h0 on h0.portfolio_id = k.p and h0.security_id = k.s and h0.as_of_date = $2::date
-           left join holdings h1 on h1.portfolio_id = k.p and h1.security_id = k.s and h1.as_of_date = $3::date
+           left join hd h0 on h0.portfolio_id = k.p and h0.security_id = k.s and h0.as_of_date = $2::date
+           left join hd h1 on h1.portfolio_id = k.p and h1.security_id = k.s and h1.as_of_date = $3::date
            left join lateral (
              select array_agg(ca.ratio order by ca.ex_date) as ratios,
                     array_agg(ca.ex_date::text order by ca.ex_date) as dates
@@ -545,34 +548,44 @@ export function createBooksRepository(db: Knex) {
       portfolioIds: readonly string[],
       days: readonly string[],
     ): Promise<Map<string, string[]>> {
-      const res = await db.raw<{ rows: { d: string; p: string }[] }>(
-        `with days as (select distinct unnest(?::date[]) as d),
-         moves as (
-           select portfolio_id as p, security_id as s, txn_date as at,
-                  case when txn_type in ('BUY', 'COVER') then quantity else -quantity end as q
-             from transactions where portfolio_id = any(?::text[]) and txn_date <= (select max(d) from days)
-           union all
-           select l.portfolio_id, ca.security_id, l.ex_date, l.quantity_delta
-             from corporate_action_ledger l join corporate_actions ca on ca.id = l.action_id
-            where l.portfolio_id = any(?::text[]) and l.ex_date <= (select max(d) from days)
+      const sorted = [...new Set(days)].sort();
+      const rows = await preparedQuery<{ d: string; p: string }>(
+        db,
+        `books.staleSnapshots.${sorted.length}`,
+        `with days as (select unnest($1::date[]) as d),
+         m as (
+           -- Σ signed quantities per position through each day, in one pass over the moves
+           select x.p, x.s, ${sorted.map((_, i) => `sum(x.q) filter (where x.at <= ($1::date[])[${i + 1}]) as q${i}`).join(', ')}
+             from (select portfolio_id as p, security_id as s, txn_date as at,
+                          case when txn_type in ('BUY', 'COVER') then quantity else -quantity end as q
+                     from transactions where portfolio_id = any($2::text[]) and txn_date <= (select max(d) from days)
+                   union all
+                   select l.portfolio_id, ca.security_id, l.ex_date, l.quantity_delta
+                     from corporate_action_ledger l join corporate_actions ca on ca.id = l.action_id
+                    where l.portfolio_id = any($2::text[]) and l.ex_date <= (select max(d) from days)) x
+            group by 1, 2
          ), want as (
-           select days.d, m.p, m.s, sum(m.q) as q
-             from moves m join days on m.at <= days.d
-            group by 1, 2, 3 having sum(m.q) <> 0
+           select x.d, m.p, m.s, x.q
+             from m cross join lateral (values ${sorted.map((_, i) => `(($1::date[])[${i + 1}], m.q${i})`).join(', ')}) x(d, q)
+            where x.q <> 0
+         ), px as materialized (
+           -- The days' closes read by date (hash-joined), not probed once per holding.
+           select b.security_id, b.session_date, b.close from bars_1d b where b.session_date in (select d from days)
          ), have as (
-           select h.as_of_date as d, h.portfolio_id as p, h.security_id as s, h.quantity as q, h.local_price as lp
-             from holdings h join days on h.as_of_date = days.d
-            where h.portfolio_id = any(?::text[])
+           select h.as_of_date as d, h.portfolio_id as p, h.security_id as s, h.quantity as q,
+                  h.local_price is distinct from px.close as bad_price
+             from holdings h
+             left join px on px.security_id = h.security_id and px.session_date = h.as_of_date
+            where h.portfolio_id = any($2::text[]) and h.as_of_date in (select d from days)
          )
          select distinct coalesce(w.d, h.d)::text as d, coalesce(w.p, h.p) as p
            from want w full join have h on h.d = w.d and h.p = w.p and h.s = w.s
-           left join bars_1d b on b.security_id = coalesce(w.s, h.s) and b.session_date = coalesce(w.d, h.d)
-          where w.q is distinct from h.q or h.lp is distinct from b.close
+          where w.q is distinct from h.q or h.bad_price
           order by 1, 2`,
-        [[...days], [...portfolioIds], [...portfolioIds], [...portfolioIds]],
+        [sorted, [...portfolioIds]],
       );
       const out = new Map<string, string[]>(days.map((d) => [d, []]));
-      for (const r of res.rows) out.get(r.d)?.push(r.p);
+      for (const r of rows) out.get(r.d)?.push(r.p);
       return out;
     },
 
