@@ -39,7 +39,6 @@ try {
     console.log('holdings written');
   }
   const v = await measureVariance(deps);
-  console.log(JSON.stringify((globalThis as any).__T));
   console.log(
     `variance.quarterly: ${v.quarters} quarters, ${v.varianceRows} rows in ${v.varianceSeconds.toFixed(2)} s; ` +
       `bare aggregation ${v.aggregationSeconds.toFixed(2)} s; ratio ${v.varianceRatio.toFixed(2)}; ` +
