@@ -345,7 +345,7 @@ describe('variance attribution in SQL = attribute() + inCents()', () => {
     expect(count((x) => x.flag === null && dec(x.qtyEnd).isZero())).toBeGreaterThan(50);
   }, 120_000);
 
-  it('a second run replaces the period exactly (same rows, no duplicates)', async () => {
+  it('a second run, and concurrent runs, replace the period exactly (same rows, no duplicates)', async () => {
     const ports = PORTS.map((p) => p.id);
     const q = `select md5(string_agg(v::text, '|' order by portfolio_id, security_id)) as h, count(*)::int as n
                  from (select portfolio_id, security_id, qty_start, qty_end, price_start, price_end, fx_start, fx_end,
@@ -353,6 +353,16 @@ describe('variance attribution in SQL = attribute() + inCents()', () => {
                               total_pnl, distributions, flag from variance_rows) v`;
     const before = (await deps.db.raw<{ rows: { h: string; n: number }[] }>(q)).rows[0];
     await deps.repos.books.writeVariance(ports, PERIOD, PERIOD.d0, PERIOD.d1);
+    expect((await deps.db.raw<{ rows: { h: string; n: number }[] }>(q)).rows[0]).toEqual(before);
+    // Concurrent runs over overlapping portfolio sets, named in different orders: they take the
+    // advisory locks in one order (no deadlock) and leave exactly one run's rows (no duplicates).
+    const [a, b] = ports;
+    await Promise.all([
+      deps.repos.books.writeVariance([b!, a!], PERIOD, PERIOD.d0, PERIOD.d1),
+      deps.repos.books.writeVariance([a!], PERIOD, PERIOD.d0, PERIOD.d1),
+      deps.repos.books.writeVariance([a!, b!], PERIOD, PERIOD.d0, PERIOD.d1),
+      deps.repos.books.writeVariance([b!], PERIOD, PERIOD.d0, PERIOD.d1),
+    ]);
     expect((await deps.db.raw<{ rows: { h: string; n: number }[] }>(q)).rows[0]).toEqual(before);
   });
 
