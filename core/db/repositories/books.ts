@@ -372,14 +372,12 @@ export function centsPreservingSum(from: string, out: string): string {
     `case when not z${i} then 0 else f${i} + 0.01 * case
        when m >= 0 then floor(m / n) + case when k${i} < mod(m, n) then 1 else 0 end
        else -(floor(-m / n) + case when mod(n - 1 - k${i}, n) < mod(-m, n) then 1 else 0 end) end end as c${i}`;
-  return `${out}_a as materialized (
-             select ${from}.*, ${I.map((i) => `e${i} <> 0 as z${i}, floor(e${i} * 100) * 0.01 as f${i}`).join(', ')}
+  const floor = (i: number): string => `floor(e${i} * 100) * 0.01`;
+  return `${out}_b as materialized (
+             select ${from}.*, ${I.map((i) => `e${i} <> 0 as z${i}, ${floor(i)} as f${i}, e${i} - ${floor(i)} as r${i}`).join(', ')},
+                    nullif(${I.map((i) => `(e${i} <> 0)::int`).join(' + ')}, 0) as n,
+                    (round(total, 2) - (${I.map((i) => `case when e${i} <> 0 then ${floor(i)} else 0 end`).join(' + ')})) * 100 as m
                from ${from}
-           ), ${out}_b as materialized (
-             select ${out}_a.*, ${I.map((i) => `e${i} - f${i} as r${i}`).join(', ')},
-                    nullif(${I.map((i) => `z${i}::int`).join(' + ')}, 0) as n,
-                    (round(total, 2) - (${I.map((i) => `case when z${i} then f${i} else 0 end`).join(' + ')})) * 100 as m
-               from ${out}_a
            ), ${out}_k as materialized (
              select ${out}_b.*, ${I.map((i) => `${rank(i)} as k${i}`).join(', ')} from ${out}_b
            ), ${out} as materialized (
@@ -393,7 +391,7 @@ export function centsPreservingSum(from: string, out: string): string {
  * an operation on columns only.
  */
 const d40 = (e: string): string =>
-  `(case when scale(${e}) <= 20 and abs(${e}) < 1e20 then ${e} else dec40(${e}) end)`;
+  `(case when (scale(${e}) <= 20 and abs(${e}) < 1e20) or (scale(${e}) <= 30 and abs(${e}) < 1e10) then ${e} else dec40(${e}) end)`;
 
 /**
  * The attribution of one period, inserted into variance_rows ($1 portfolio ids, $2 d0, $3 d1,
