@@ -6,7 +6,7 @@
  *   operation of core/domain/money.ts does to its exact result (precision 40, ROUND_HALF_UP).
  *   numeric's + − × are exact, so `dec40(a * b)` is decimal.js's `a.times(b)`.
  * - `dec40_product(v order by …)`: the running product with dec40 after each step (the split
- *   factor f = Π ratios, as splitFactors() in jobs/processors/holdings.ts multiplies them).
+ *   factor f = Π ratios, as splitFactors() in test/variance-oracle.ts multiplies them).
  * (inCents' largest remainder is plain SQL expressions: centsPreservingSum in
  * core/db/repositories/books.ts.)
  */

@@ -629,7 +629,7 @@ export function createBooksRepository(db: Knex) {
      * Attributes one period for all `portfolioIds` and replaces their variance rows of that period
      * (its calendar dates), in one transaction: one DELETE, then one INSERT … SELECT that computes
      * SPEC §8's effects from the inputs of VARIANCE_INPUTS in numeric, reproducing to the digit
-     * jobs/processors/holdings.ts varianceRow() (attribute() + inCents() of core/domain, which stay
+     * varianceRow() of test/variance-oracle.ts (attribute() + inCents() of core/domain, which stay
      * the reference: test/variance-sql.test.ts compares both on thousands of random holdings).
      * Every decimal.js step (40 significant digits, half up) is mirrored by dec40() around the
      * exact numeric operation (migration 20261205000320_variance_sql); the cents follow inCents'
