@@ -18,23 +18,21 @@
  * trading day of the period); see core/domain/periods.ts. It reads the stored holdings of d0 and
  * d1; a portfolio whose stored day disagrees with its trades and ledger (a quantity that is not
  * Σ trades + Σ ledger deltas, a missing or extra position, a price that is not the day's close) or
- * has none is derived again first by the same replay, so the attribution never reads stale books. With
+ * has none is derived again first by the same replay, so the attribution never reads stale books.
+ * The attribution is then one INSERT … SELECT for all the portfolios of the period, after a DELETE
+ * of the period's rows, in one transaction (BooksRepository.writeVariance): SPEC §8 in numeric,
+ * digit for digit what attribute() + inCents() of core/domain compute (test/variance-sql.test.ts
+ * compares both on thousands of random holdings; test/variance-oracle.ts is the JS reference). With
  * an empty payload (the schedule) it works only on the first NYSE trading day after a quarter end
  * and attributes that quarter; on any other day it returns `{skipped}`.
  */
 import { UnrecoverableError } from 'bullmq';
 import { addDays, isValidDate, lastCompletedSession, sessionDateOf } from '../../core/calendar/nyse.ts';
 import type { Deps } from '../../core/deps.ts';
-import { attribute, inCents } from '../../core/domain/attribution.ts';
 import { replayPosition, type BookEvent } from '../../core/domain/books.ts';
-import { dec, ONE, round, type Dec } from '../../core/domain/money.ts';
+import { dec } from '../../core/domain/money.ts';
 import { quarterClosedOn, resolvePeriod, type Period } from '../../core/domain/periods.ts';
-import type {
-  BookEventRow,
-  HoldingInterval,
-  VarianceInputRow,
-  VarianceRowInsert,
-} from '../../core/db/repositories/books.ts';
+import type { BookEventRow, HoldingInterval } from '../../core/db/repositories/books.ts';
 import type { JobPayload } from '../catalogue.ts';
 import type { JobContext } from '../types.ts';
 
@@ -205,97 +203,6 @@ export async function holdingsSnapshot(
   return result;
 }
 
-/** The split factor f (product of the ratios) and the part of it up to and including `through`. */
-function splitFactors(r: VarianceInputRow, through: string | null): { f: Dec; before: Dec } {
-  let f = ONE;
-  let before = ONE;
-  (r.splitRatios ?? []).forEach((ratio, i) => {
-    f = f.times(ratio);
-    if (through !== null && (r.splitDates?.[i] ?? '') <= through) before = before.times(ratio);
-  });
-  return { f, before };
-}
-
-const text = (v: Dec | null): string | null => (v === null ? null : v.toFixed());
-
-/**
- * One variance row from its inputs through attribute() and inCents() (SPEC §8). Prices enter the
- * attribution per unit of quantity (local price × face/100 for bonds), so MV₀ and MV₁ are exactly
- * the holdings' market values; the stored prices are the local prices of the holdings.
- */
-export function varianceRow(r: VarianceInputRow): VarianceRowInsert {
-  const unit = dec(r.unit);
-  const { f, before } = splitFactors(r, r.firstTradeDate);
-  const q0 = r.q0 ?? '0';
-  const q1 = r.q1 ?? '0';
-  let p0: Dec | null;
-  let x0: string | null;
-  if (r.inStart) {
-    p0 = r.p0 === null ? null : dec(r.p0);
-    x0 = r.x0;
-  } else {
-    // A new position: the period-start close, else the first trade's price restated on the
-    // period-start basis (times the splits that went ex up to the trade).
-    p0 =
-      r.close0 !== null
-        ? dec(r.close0)
-        : r.firstTradePrice !== null
-          ? dec(r.firstTradePrice).times(before)
-          : null;
-    x0 = r.fx0;
-  }
-  const p1 = r.p1 === null ? null : dec(r.p1);
-  const distributions = round(dec(r.distributions ?? '0'));
-  const a = attribute({
-    q0,
-    p0: p0 === null ? null : p0.times(unit),
-    x0,
-    q1,
-    p1: p1 === null ? null : p1.times(unit),
-    x1: r.x1,
-    splitFactor: f,
-    distributions,
-  });
-  const base = {
-    securityId: r.securityId,
-    qtyStart: q0,
-    qtyEnd: q1,
-    priceStart: text(p0),
-    priceEnd: text(p1),
-    fxStart: x0,
-    fxEnd: r.x1,
-    splitFactor: f.toDecimalPlaces(10).toFixed(),
-  };
-  const flags = [...(a.ok ? [] : a.missing), ...(r.distributionFxMissing ? ['fx_distribution'] : [])];
-  if (!a.ok || flags.length) {
-    return {
-      ...base,
-      mvStart: null,
-      mvEnd: null,
-      priceEffect: null,
-      qtyEffect: null,
-      fxEffect: null,
-      corpActionEffect: null,
-      totalPnl: null,
-      distributions: r.distributionFxMissing ? '0' : distributions.toFixed(2),
-      flag: flags.join(','),
-    };
-  }
-  const c = inCents(a.effects, distributions);
-  return {
-    ...base,
-    mvStart: c.mv0.toFixed(2),
-    mvEnd: c.mv1.toFixed(2),
-    priceEffect: c.price.toFixed(2),
-    qtyEffect: c.quantity.toFixed(2),
-    fxEffect: c.fx.toFixed(2),
-    corpActionEffect: c.corporateAction.toFixed(2),
-    totalPnl: c.total.toFixed(2),
-    distributions: distributions.toFixed(2),
-    flag: null,
-  };
-}
-
 function periodOf(deps: Deps, payload: JobPayload<'variance.quarterly'>): Period | { skipped: string } {
   const given = payload.quarter ?? payload.month ?? payload.from;
   if (given === undefined) {
@@ -333,8 +240,10 @@ export async function varianceQuarterly(
   );
   // The books at both ends, as the trades and the ledger give them now: stored snapshot days that
   // disagree with them (or are missing) are derived again first, by the same replay.
+  const started = performance.now();
   await deps.repos.calendar.ensureSessions(period.d0, period.d1);
   const stale = await deps.repos.books.staleSnapshots(ids, [period.d0, period.d1]);
+  const checked = performance.now();
   const any = [...new Set([...stale.values()].flat())];
   if (any.length) {
     const intervals = await holdingIntervals(deps, any, period.d1);
@@ -353,9 +262,14 @@ export async function varianceQuarterly(
   }
   await ctx.progress(10, { step: 'holdings', portfolios: ids.length });
 
-  const inputs = await deps.repos.books.varianceInputs(ids, period.d0, period.d1);
-  const byPortfolio = new Map<string, VarianceInputRow[]>(ids.map((id) => [id, []]));
-  for (const r of inputs) byPortfolio.get(r.portfolioId)?.push(r);
+  // One statement attributes every portfolio of the period (SPEC §8 in numeric, see
+  // BooksRepository.writeVariance) and replaces its rows, in one transaction.
+  const attributing = performance.now();
+  const written = await deps.repos.books.writeVariance(ids, period, period.d0, period.d1);
+  const ms = (a: number, b: number): string => `${Math.round(b - a)} ms`;
+  await ctx.log(
+    `${period.label}: books checked in ${ms(started, checked)}, attributed and written in ${ms(attributing, performance.now())}`,
+  );
   const result: VarianceResult = {
     period: period.label,
     periodFrom: period.start,
@@ -366,23 +280,15 @@ export async function varianceQuarterly(
     rows: 0,
     flagged: 0,
   };
-  let done = 0;
-  for (const [portfolioId, rows] of byPortfolio) {
-    const out = rows.map(varianceRow);
-    await deps.repos.books.replaceVariance(portfolioId, period, out);
-    const flagged = out.filter((r) => r.flag !== null).length;
-    const total = out.reduce((s, r) => (r.totalPnl === null ? s : s.plus(r.totalPnl)), dec(0));
-    result.rows += out.length;
-    result.flagged += flagged;
-    done++;
+  const byPortfolio = new Map(written.map((w) => [w.portfolioId, w]));
+  for (const portfolioId of ids) {
+    const w = byPortfolio.get(portfolioId) ?? { rows: 0, flagged: 0, totalPnl: '0' };
+    result.rows += w.rows;
+    result.flagged += w.flagged;
     await ctx.log(
-      `${portfolioId} ${period.label}: ${out.length} rows, ${flagged} flagged, total_pnl ${total.toFixed(2)}`,
+      `${portfolioId} ${period.label}: ${w.rows} rows, ${w.flagged} flagged, total_pnl ${dec(w.totalPnl).toFixed(2)}`,
     );
-    await ctx.progress(10 + Math.round((done / ids.length) * 90), {
-      portfolio: portfolioId,
-      done,
-      of: ids.length,
-    });
   }
+  await ctx.progress(100, { step: 'attribution', portfolios: ids.length, rows: result.rows });
   return result;
 }

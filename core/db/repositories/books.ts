@@ -134,6 +134,15 @@ export interface VarianceRowInsert {
   flag: string | null;
 }
 
+/** One portfolio's part of a period written by writeVariance. */
+export interface VarianceWrite {
+  portfolioId: string;
+  rows: number;
+  flagged: number;
+  /** Σ total_pnl of its valued rows (numeric text). */
+  totalPnl: string;
+}
+
 export interface StoredPeriod {
   label: string;
   start: string;
@@ -285,6 +294,175 @@ export async function writeHoldingsOn(
   return res.rows[0] ?? { rows: 0, flagged: 0 };
 }
 
+/**
+ * The attribution inputs ($1 portfolio ids, $2 d0, $3 d1), one row per portfolio × security, as
+ * text (the shape VarianceInputRow names): read by varianceInputs and by the set-based write.
+ */
+const FIRST_TRADE = (what: string): string =>
+  `select ${what} from transactions t
+    where t.portfolio_id = k.p and t.security_id = k.s and t.txn_date > $2::date and t.txn_date <= $3::date
+    order by t.txn_date, t.id limit 1`;
+
+const VARIANCE_INPUTS = `with hd as materialized (
+           -- Both snapshot days in one range read (hash-joined below, not probed per position).
+           select portfolio_id, security_id, as_of_date, quantity, local_price, fx_rate from holdings
+            where portfolio_id = any($1::text[]) and as_of_date in ($2::date, $3::date)
+         ), keys as (
+           select portfolio_id as p, security_id as s from hd
+           union
+           select portfolio_id, security_id from transactions
+            where portfolio_id = any($1::text[]) and txn_date > $2::date and txn_date <= $3::date
+           union
+           select l.portfolio_id, ca.security_id from corporate_action_ledger l
+             join corporate_actions ca on ca.id = l.action_id
+            where l.portfolio_id = any($1::text[]) and l.ex_date > $2::date and l.ex_date <= $3::date
+              and l.cash_amount <> 0
+         )
+         select k.p as "portfolioId", k.s as "securityId", sec.security_id as "securityCode",
+                sec.currency::text as currency, port.base_currency::text as "baseCurrency",
+                ${unitOf('sec')} as unit,
+                h0.portfolio_id is not null as "inStart",
+                h0.quantity as q0, h0.local_price as p0, h0.fx_rate as x0,
+                h1.quantity as q1, h1.local_price as p1, h1.fx_rate as x1,
+                -- What only a new position needs (its start price and rate), looked up only for one.
+                case when h0.portfolio_id is null then
+                  (select b.close from bars_1d b where b.security_id = k.s and b.session_date = $2::date) end as close0,
+                case when h0.portfolio_id is null then
+                  ${fxSql('sec.currency::text', 'port.base_currency::text', '$2::date', FX_MAX_AGE_DAYS)} end as fx0,
+                case when h0.portfolio_id is null then (${FIRST_TRADE('t.price')}) end as "firstTradePrice",
+                case when h0.portfolio_id is null then (${FIRST_TRADE('t.txn_date::text')}) end as "firstTradeDate",
+                sp.ratios as "splitRatios", sp.dates as "splitDates",
+                dist.amount as distributions, coalesce(dist.missing, false) as "distributionFxMissing"
+           from keys k
+           join securities sec on sec.id = k.s
+           join portfolios port on port.portfolio_id = k.p
+           left join hd h0 on h0.portfolio_id = k.p and h0.security_id = k.s and h0.as_of_date = $2::date
+           left join hd h1 on h1.portfolio_id = k.p and h1.security_id = k.s and h1.as_of_date = $3::date
+           left join lateral (
+             select array_agg(ca.ratio order by ca.ex_date) as ratios,
+                    array_agg(ca.ex_date::text order by ca.ex_date) as dates
+               from corporate_actions ca
+              where ca.security_id = k.s and ca.action_type in ('STOCK_SPLIT', 'REVERSE_SPLIT')
+                and ca.status = 'ACTIVE' and ca.ratio is not null
+                and ca.ex_date > $2::date and ca.ex_date <= $3::date) sp on true
+           left join lateral (
+             select sum(l.cash_amount * r.x) as amount, bool_or(r.x is null) as missing
+               from corporate_action_ledger l
+               join corporate_actions ca on ca.id = l.action_id
+               cross join lateral (
+                 select ${fxSql('l.currency::text', 'port.base_currency::text', 'l.ex_date', FX_MAX_AGE_DAYS)} as x) r
+              where l.portfolio_id = k.p and ca.security_id = k.s and l.cash_amount <> 0
+                and l.ex_date > $2::date and l.ex_date <= $3::date) dist on true`;
+
+/**
+ * SQL: CTEs (the last one named `out`) reproducing inCents' rounding of core/domain/attribution.ts
+ * (money.ts roundPreservingSum of the non-zero parts, places 2, given total) on the rows of `from`,
+ * which has the exact parts e1..e4 and the total in cents `total`: `out` adds c1..c4. A zero part
+ * stays 0; the others are floored to the cent, then the cents still missing go one each, cycling,
+ * to the parts that lost the most (ties: the earlier part); a surplus comes off the parts that lost
+ * the least. Plain expressions over four columns (no function call per row), in three steps.
+ */
+export function centsPreservingSum(from: string, out: string): string {
+  const I = [1, 2, 3, 4];
+  const rank = (i: number): string =>
+    I.filter((j) => j !== i)
+      .map((j) => `case when z${j} and (r${j} > r${i}${j < i ? ` or r${j} = r${i}` : ''}) then 1 else 0 end`)
+      .join(' + ');
+  const cents = (i: number): string =>
+    `case when not z${i} then 0 else f${i} + 0.01 * case
+       when m >= 0 then floor(m / n) + case when k${i} < mod(m, n) then 1 else 0 end
+       else -(floor(-m / n) + case when mod(n - 1 - k${i}, n) < mod(-m, n) then 1 else 0 end) end end as c${i}`;
+  const floor = (i: number): string => `floor(e${i} * 100) * 0.01`;
+  return `${out}_b as materialized (
+             select ${from}.*, ${I.map((i) => `e${i} <> 0 as z${i}, ${floor(i)} as f${i}, e${i} - ${floor(i)} as r${i}`).join(', ')},
+                    nullif(${I.map((i) => `(e${i} <> 0)::int`).join(' + ')}, 0) as n,
+                    (round(total, 2) - (${I.map((i) => `case when e${i} <> 0 then ${floor(i)} else 0 end`).join(' + ')})) * 100 as m
+               from ${from}
+           ), ${out}_k as materialized (
+             select ${out}_b.*, ${I.map((i) => `${rank(i)} as k${i}`).join(', ')} from ${out}_b
+           ), ${out} as materialized (
+             select ${out}_k.*, ${I.map(cents).join(', ')} from ${out}_k
+           )`;
+}
+
+/**
+ * SQL: decimal.js's rounding of an operation's exact result `e` to 40 significant digits (dec40),
+ * skipping the call when e visibly has at most 40 digits (the common case). `e` is repeated: pass
+ * an operation on columns only.
+ */
+const d40 = (e: string): string =>
+  `(case when (scale(${e}) <= 20 and abs(${e}) < 1e20) or (scale(${e}) <= 30 and abs(${e}) < 1e10) then ${e} else dec40(${e}) end)`;
+
+/**
+ * The attribution of one period, inserted into variance_rows ($1 portfolio ids, $2 d0, $3 d1,
+ * $4 label, $5 period start, $6 period end); see writeVariance. Exported for EXPLAIN.
+ */
+export const WRITE_VARIANCE = `with inp as materialized (${VARIANCE_INPUTS}
+           ), s1 as materialized (
+             select i."portfolioId" as p, i."securityId" as s, i."distributionFxMissing" as dfx,
+                    trim_scale(i.unit) as u,
+                    trim_scale(coalesce(i.q0, 0)) as q0, trim_scale(coalesce(i.q1, 0)) as q1,
+                    trim_scale(case when i."inStart" then i.p0
+                         else coalesce(i.close0,
+                                       dec40(i."firstTradePrice" * case when i."splitRatios" is null then 1 else coalesce((
+                                         select dec40_product(z.r order by z.o)
+                                           from unnest(i."splitRatios") with ordinality as z(r, o)
+                                          where i."firstTradeDate" is not null
+                                            and coalesce(i."splitDates"[z.o]::date <= i."firstTradeDate"::date, true)), 1) end))
+                    end) as p0,
+                    trim_scale(case when i."inStart" then i.x0 else i.fx0 end) as x0,
+                    trim_scale(i.p1) as p1, trim_scale(i.x1) as x1,
+                    case when i."splitRatios" is null then 1 else coalesce((
+                      select dec40_product(z.r order by z.o)
+                        from unnest(i."splitRatios") with ordinality as z(r, o)), 1) end as f,
+                    round(coalesce(i.distributions, 0), 2) as dist
+               from inp i
+           ), s2 as materialized (
+             select s1.*,
+                    nullif(concat_ws(',',
+                      case when (q0 <> 0 or q1 <> 0) and p0 is null then 'price_start' end,
+                      case when q1 <> 0 and p1 is null then 'price_end' end,
+                      case when (q0 <> 0 or q1 <> 0) and x0 is null then 'fx_start' end,
+                      case when q1 <> 0 and x1 is null then 'fx_end' end,
+                      case when dfx then 'fx_distribution' end), '') as flag,
+                    ${d40('coalesce(p0, 0) * u')} as p0u, ${d40('coalesce(p1, 0) * u')} as p1u,
+                    coalesce(x0, 0) as x0z, coalesce(x1, 0) as x1z
+               from s1
+           ), s3 as materialized (
+             -- One decimal.js operation per column and step, as attribute() does them.
+             select s2.*, ${d40('q0 * p0u')} as q0p0, ${d40('q1 * p1u')} as q1p1, ${d40('x1z - x0z')} as dx,
+                    -- P₀/f: the quotient at 100 decimals, then 40 digits (P₀ itself when f = 1)
+                    case when f = 1 then p0u else dec40(round(p0u, 100) / f) end as p0f
+               from s2
+           ), s3b as materialized (
+             select s3.*, ${d40('q0p0 * x0z')} as mv0, ${d40('q1p1 * x1z')} as mv1, ${d40('q1 * p0f')} as q1p0f,
+                    ${d40('q1p1 * x0z')} as q1p1x0, ${d40('q1p1 * dx')} as e4
+               from s3
+           ), s3c as materialized (
+             -- t = Q₁·(P₀/f)·X₀ at 20 decimals
+             select s3b.*, round(${d40('q1p0f * x0z')}, 20) as t from s3b
+           ), s4 as materialized (
+             select s3c.*, dist as e1, ${d40('t - mv0')} as e2, ${d40('q1p1x0 - t')} as e3,
+                    round(mv1, 2) - round(mv0, 2) + dist as total
+               from s3c
+           ), ${centsPreservingSum('s4', 'c')}
+           , ins as (
+             insert into variance_rows (portfolio_id, security_id, period_label, period_from, period_to, qty_start, qty_end,
+                 price_start, price_end, fx_start, fx_end, split_factor, mv_start, mv_end, price_effect, qty_effect,
+                 fx_effect, corp_action_effect, total_pnl, distributions, flag, computed_at)
+             select p, s, $4::text, $5::date, $6::date, q0, q1, p0, p1, x0, x1, round(f, 10),
+                    case when flag is null then round(mv0, 2) end, case when flag is null then round(mv1, 2) end,
+                    case when flag is null then c3 end, case when flag is null then c2 end,
+                    case when flag is null then c4 end, case when flag is null then c1 end,
+                    case when flag is null then round(mv1, 2) - round(mv0, 2) + dist end,
+                    case when dfx then 0 else dist end, flag, now()
+               from c
+             returning portfolio_id, flag, total_pnl
+           )
+           select portfolio_id as "portfolioId", count(*)::int as rows, count(flag)::int as flagged,
+                  coalesce(sum(total_pnl), 0)::text as "totalPnl"
+             from ins group by portfolio_id order by portfolio_id`;
+
 export function createBooksRepository(db: Knex) {
   return {
     /** The portfolios named (all when none), with their base currency; `unknown` lists ids not found. */
@@ -368,34 +546,44 @@ export function createBooksRepository(db: Knex) {
       portfolioIds: readonly string[],
       days: readonly string[],
     ): Promise<Map<string, string[]>> {
-      const res = await db.raw<{ rows: { d: string; p: string }[] }>(
-        `with days as (select distinct unnest(?::date[]) as d),
-         moves as (
-           select portfolio_id as p, security_id as s, txn_date as at,
-                  case when txn_type in ('BUY', 'COVER') then quantity else -quantity end as q
-             from transactions where portfolio_id = any(?::text[]) and txn_date <= (select max(d) from days)
-           union all
-           select l.portfolio_id, ca.security_id, l.ex_date, l.quantity_delta
-             from corporate_action_ledger l join corporate_actions ca on ca.id = l.action_id
-            where l.portfolio_id = any(?::text[]) and l.ex_date <= (select max(d) from days)
+      const sorted = [...new Set(days)].sort();
+      const rows = await preparedQuery<{ d: string; p: string }>(
+        db,
+        `books.staleSnapshots.${sorted.length}`,
+        `with days as (select unnest($1::date[]) as d),
+         m as (
+           -- Σ signed quantities per position through each day, in one pass over the moves
+           select x.p, x.s, ${sorted.map((_, i) => `sum(x.q) filter (where x.at <= ($1::date[])[${i + 1}]) as q${i}`).join(', ')}
+             from (select portfolio_id as p, security_id as s, txn_date as at,
+                          case when txn_type in ('BUY', 'COVER') then quantity else -quantity end as q
+                     from transactions where portfolio_id = any($2::text[]) and txn_date <= (select max(d) from days)
+                   union all
+                   select l.portfolio_id, ca.security_id, l.ex_date, l.quantity_delta
+                     from corporate_action_ledger l join corporate_actions ca on ca.id = l.action_id
+                    where l.portfolio_id = any($2::text[]) and l.ex_date <= (select max(d) from days)) x
+            group by 1, 2
          ), want as (
-           select days.d, m.p, m.s, sum(m.q) as q
-             from moves m join days on m.at <= days.d
-            group by 1, 2, 3 having sum(m.q) <> 0
+           select x.d, m.p, m.s, x.q
+             from m cross join lateral (values ${sorted.map((_, i) => `(($1::date[])[${i + 1}], m.q${i})`).join(', ')}) x(d, q)
+            where x.q <> 0
+         ), px as materialized (
+           -- The days' closes read by date (hash-joined), not probed once per holding.
+           select b.security_id, b.session_date, b.close from bars_1d b where b.session_date in (select d from days)
          ), have as (
-           select h.as_of_date as d, h.portfolio_id as p, h.security_id as s, h.quantity as q, h.local_price as lp
-             from holdings h join days on h.as_of_date = days.d
-            where h.portfolio_id = any(?::text[])
+           select h.as_of_date as d, h.portfolio_id as p, h.security_id as s, h.quantity as q,
+                  h.local_price is distinct from px.close as bad_price
+             from holdings h
+             left join px on px.security_id = h.security_id and px.session_date = h.as_of_date
+            where h.portfolio_id = any($2::text[]) and h.as_of_date in (select d from days)
          )
          select distinct coalesce(w.d, h.d)::text as d, coalesce(w.p, h.p) as p
            from want w full join have h on h.d = w.d and h.p = w.p and h.s = w.s
-           left join bars_1d b on b.security_id = coalesce(w.s, h.s) and b.session_date = coalesce(w.d, h.d)
-          where w.q is distinct from h.q or h.lp is distinct from b.close
+          where w.q is distinct from h.q or h.bad_price
           order by 1, 2`,
-        [[...days], [...portfolioIds], [...portfolioIds], [...portfolioIds]],
+        [sorted, [...portfolioIds]],
       );
       const out = new Map<string, string[]>(days.map((d) => [d, []]));
-      for (const r of res.rows) out.get(r.d)?.push(r.p);
+      for (const r of rows) out.get(r.d)?.push(r.p);
       return out;
     },
 
@@ -430,112 +618,44 @@ export function createBooksRepository(db: Knex) {
       d0: string,
       d1: string,
     ): Promise<VarianceInputRow[]> {
-      return preparedQuery<VarianceInputRow>(
-        db,
-        'books.varianceInputs',
-        `with keys as (
-           select portfolio_id as p, security_id as s from holdings
-            where portfolio_id = any($1::text[]) and as_of_date in ($2::date, $3::date)
-           union
-           select portfolio_id, security_id from transactions
-            where portfolio_id = any($1::text[]) and txn_date > $2::date and txn_date <= $3::date
-           union
-           select l.portfolio_id, ca.security_id from corporate_action_ledger l
-             join corporate_actions ca on ca.id = l.action_id
-            where l.portfolio_id = any($1::text[]) and l.ex_date > $2::date and l.ex_date <= $3::date
-              and l.cash_amount <> 0
-         )
-         select k.p as "portfolioId", k.s as "securityId", sec.security_id as "securityCode",
-                sec.currency::text as currency, port.base_currency::text as "baseCurrency",
-                ${unitOf('sec')}::text as unit,
-                h0.portfolio_id is not null as "inStart",
-                h0.quantity::text as q0, h0.local_price::text as p0, h0.fx_rate::text as x0,
-                h1.quantity::text as q1, h1.local_price::text as p1, h1.fx_rate::text as x1,
-                (select b.close::text from bars_1d b where b.security_id = k.s and b.session_date = $2::date) as close0,
-                ${fxSql('sec.currency::text', 'port.base_currency::text', '$2::date', FX_MAX_AGE_DAYS)}::text as fx0,
-                ft.price::text as "firstTradePrice", ft.txn_date::text as "firstTradeDate",
-                sp.ratios as "splitRatios", sp.dates as "splitDates",
-                dist.amount::text as distributions, coalesce(dist.missing, false) as "distributionFxMissing"
-           from keys k
-           join securities sec on sec.id = k.s
-           join portfolios port on port.portfolio_id = k.p
-           left join holdings h0 on h0.portfolio_id = k.p and h0.security_id = k.s and h0.as_of_date = $2::date
-           left join holdings h1 on h1.portfolio_id = k.p and h1.security_id = k.s and h1.as_of_date = $3::date
-           left join lateral (
-             select t.price, t.txn_date from transactions t
-              where t.portfolio_id = k.p and t.security_id = k.s and t.txn_date > $2::date and t.txn_date <= $3::date
-              order by t.txn_date, t.id limit 1) ft on true
-           left join lateral (
-             select array_agg(ca.ratio::text order by ca.ex_date) as ratios,
-                    array_agg(ca.ex_date::text order by ca.ex_date) as dates
-               from corporate_actions ca
-              where ca.security_id = k.s and ca.action_type in ('STOCK_SPLIT', 'REVERSE_SPLIT')
-                and ca.status = 'ACTIVE' and ca.ratio is not null
-                and ca.ex_date > $2::date and ca.ex_date <= $3::date) sp on true
-           left join lateral (
-             select sum(l.cash_amount * r.x) as amount, bool_or(r.x is null) as missing
-               from corporate_action_ledger l
-               join corporate_actions ca on ca.id = l.action_id
-               cross join lateral (
-                 select ${fxSql('l.currency::text', 'port.base_currency::text', 'l.ex_date', FX_MAX_AGE_DAYS)} as x) r
-              where l.portfolio_id = k.p and ca.security_id = k.s and l.cash_amount <> 0
-                and l.ex_date > $2::date and l.ex_date <= $3::date) dist on true
-          order by k.p, k.s`,
-        [portfolioIds, d0, d1],
-      );
+      return preparedQuery<VarianceInputRow>(db, 'books.varianceInputs', `${VARIANCE_INPUTS} order by 1, 2`, [
+        portfolioIds,
+        d0,
+        d1,
+      ]);
     },
 
     /**
-     * Replaces a portfolio's variance rows of one period (its calendar dates) by `rows`, in one
-     * transaction: re-running a period leaves exactly what the last run computed.
+     * Attributes one period for all `portfolioIds` and replaces their variance rows of that period
+     * (its calendar dates), in one transaction: one DELETE, then one INSERT … SELECT that computes
+     * SPEC §8's effects from the inputs of VARIANCE_INPUTS in numeric, reproducing to the digit
+     * varianceRow() of test/variance-oracle.ts (attribute() + inCents() of core/domain, which stay
+     * the reference: test/variance-sql.test.ts compares both on thousands of random holdings).
+     * Every decimal.js step (40 significant digits, half up) is mirrored by dec40() around the
+     * exact numeric operation (migration 20261205000320_variance_sql); the cents follow inCents'
+     * largest remainder (centsPreservingSum).
      */
-    async replaceVariance(
-      portfolioId: string,
+    async writeVariance(
+      portfolioIds: readonly string[],
       period: StoredPeriod,
-      rows: readonly VarianceRowInsert[],
-    ): Promise<number> {
+      d0: string,
+      d1: string,
+    ): Promise<VarianceWrite[]> {
       return rawTransaction(db, async (conn) => {
-        await lockKeyOn(conn, `variance:${portfolioId}`);
+        for (const id of [...portfolioIds].sort()) await lockKeyOn(conn, `variance:${id}`);
         await conn.query(
-          'delete from variance_rows where portfolio_id = $1 and period_from = $2::date and period_to = $3::date',
-          [portfolioId, period.start, period.end],
+          'delete from variance_rows where portfolio_id = any($1::text[]) and period_from = $2::date and period_to = $3::date',
+          [portfolioIds, period.start, period.end],
         );
-        if (rows.length === 0) return 0;
-        const res = await conn.query(
-          `insert into variance_rows (portfolio_id, security_id, period_label, period_from, period_to, qty_start, qty_end,
-              price_start, price_end, fx_start, fx_end, split_factor, mv_start, mv_end, price_effect, qty_effect,
-              fx_effect, corp_action_effect, total_pnl, distributions, flag, computed_at)
-           select $1, x.*, now()
-             from (select s, $2::text, $3::date, $4::date, qs, qe, ps, pe, xs, xe, f, ms, me, pef, qef, fef, cef, tot, dist, flag
-                     from unnest($5::int[], $6::numeric[], $7::numeric[], $8::numeric[], $9::numeric[], $10::numeric[],
-                                 $11::numeric[], $12::numeric[], $13::numeric[], $14::numeric[], $15::numeric[],
-                                 $16::numeric[], $17::numeric[], $18::numeric[], $19::numeric[], $20::numeric[], $21::text[])
-                          as u(s, qs, qe, ps, pe, xs, xe, f, ms, me, pef, qef, fef, cef, tot, dist, flag)) x`,
-          [
-            portfolioId,
-            period.label,
-            period.start,
-            period.end,
-            col(rows, 'securityId'),
-            col(rows, 'qtyStart'),
-            col(rows, 'qtyEnd'),
-            col(rows, 'priceStart'),
-            col(rows, 'priceEnd'),
-            col(rows, 'fxStart'),
-            col(rows, 'fxEnd'),
-            col(rows, 'splitFactor'),
-            col(rows, 'mvStart'),
-            col(rows, 'mvEnd'),
-            col(rows, 'priceEffect'),
-            col(rows, 'qtyEffect'),
-            col(rows, 'fxEffect'),
-            col(rows, 'corpActionEffect'),
-            col(rows, 'totalPnl'),
-            col(rows, 'distributions'),
-            col(rows, 'flag'),
-          ],
-        );
-        return res.rowCount ?? 0;
+        const res = await conn.query<VarianceWrite>(WRITE_VARIANCE, [
+          portfolioIds,
+          d0,
+          d1,
+          period.label,
+          period.start,
+          period.end,
+        ]);
+        return res.rows;
       });
     },
 
