@@ -787,12 +787,20 @@ describe('variance.quarterly periods', () => {
     expect(skipped).toMatchObject({
       skipped: expect.stringMatching(/2025-04-02 is not the first NYSE trading day/),
     });
-    const ran = await varianceQuarterly(
-      at('2025-04-01T10:00:00Z'),
-      { portfolioIds: ['PORT-101'] },
-      directContext(),
-    );
+    const ctx = directContext();
+    const ran = await varianceQuarterly(at('2025-04-01T10:00:00Z'), { portfolioIds: ['PORT-101'] }, ctx);
     expect(ran).toMatchObject({ period: '2025Q1', d1: D1 });
+    // … and ends with the quarter's workbook (issue 10), once per quarter (a fixed job id).
+    expect(ctx.enqueued).toEqual([
+      {
+        name: 'reports.variance-excel',
+        payload: { quarter: '2025Q1' },
+        opts: { jobId: 'scheduled-variance-excel-2025Q1' },
+      },
+    ]);
+    const onDemand = directContext();
+    await varianceQuarterly(deps, { quarter: '2025Q1', portfolioIds: ['PORT-101'] }, onDemand);
+    expect(onDemand.enqueued).toEqual([]);
     // 2026-01-01 is a holiday and 2026-01-02 the first session of 2026.
     const jan2 = await varianceQuarterly(
       at('2026-01-02T12:00:00Z'),

@@ -59,6 +59,8 @@ export interface VarianceResult {
   portfolios: number;
   rows: number;
   flagged: number;
+  /** The scheduled run only: the job id of the quarter's workbook it enqueued. */
+  report?: string;
 }
 
 export type VarianceOutcome = VarianceResult | { skipped: string };
@@ -225,6 +227,8 @@ export async function varianceQuarterly(
   ctx: JobContext,
 ): Promise<VarianceOutcome> {
   const period = periodOf(deps, payload);
+  const scheduled =
+    payload.quarter === undefined && payload.month === undefined && payload.from === undefined;
   if ('skipped' in period) {
     await ctx.log(`variance.quarterly skipped: ${period.skipped}`);
     return period;
@@ -290,5 +294,16 @@ export async function varianceQuarterly(
     );
   }
   await ctx.progress(100, { step: 'attribution', portfolios: ids.length, rows: result.rows });
+  // The scheduled run (after a quarter end) ends with the quarter's workbook (issue 10); on-demand
+  // runs leave reports to their caller (a flow parent, the API).
+  if (scheduled) {
+    const reportJob = await ctx.enqueue(
+      'reports.variance-excel',
+      { quarter: period.label },
+      { jobId: `scheduled-variance-excel-${period.label}` },
+    );
+    result.report = reportJob ?? `scheduled-variance-excel-${period.label}`;
+    await ctx.log(`scheduled run: reports.variance-excel ${period.label} enqueued (job ${result.report})`);
+  }
   return result;
 }
