@@ -112,81 +112,81 @@ const SNAPSHOT_BATCH = `
     select * from margin_house_rules where effective_from <= :runDate::date
      order by effective_from desc limit 1
   ),
+  -- One row per client of the batch with a margin account (n > 1: several, flagged below).
   acct as (
-    select a.id, a.client_id, a.currency, a.cash_balance, a.loan_balance,
-           count(*) over (partition by a.client_id) as n
+    select a.client_id, min(a.id) as id, min(a.currency) as currency, min(a.cash_balance) as cash_balance,
+           min(a.loan_balance) as loan_balance, count(*) as n
       from accounts a
      where a.client_id = any(:ids::int[]) and a.account_type = 'MARGIN'
+     group by a.client_id
   ),
-  -- One row per position; an account without positions (or one of several margin accounts,
-  -- flagged below) is one row without a security. Account fields ride along, so no later step
-  -- joins back to the account: every per-client figure is a window or the final aggregate.
-  pos as (
-    select ac.client_id, ac.id as account_id, ac.currency as acur, ac.cash_balance, ac.loan_balance, ac.n,
-           p.security_id, p.quantity, s.ticker, s.marginable, s.house_margin_rate,
-           coalesce(s.issuer_id, '#' || s.id::text) as issuer_key, s.currency as scur
+  -- One row per position of the batch, narrow: what it takes to value it is per security.
+  pos as materialized (
+    select ac.client_id, ac.currency as acur, ac.cash_balance - ac.loan_balance as bal, p.security_id, p.quantity
       from acct ac
-      left join positions p on p.account_id = ac.id and ac.n = 1
-      left join securities s on s.id = p.security_id
+      join positions p on p.account_id = ac.id
+     where ac.n = 1
   ),
-  px as (
-    select distinct on (b.security_id) b.security_id, b.close, b.session_date
-      from bars_1d b
-     where b.security_id in (select security_id from pos where security_id is not null)
-       and b.session_date <= :runDate::date and b.session_date > :runDate::date - :maxAge::int
-     order by b.security_id, b.session_date desc
-  ),
-  pairs as (
-    select k.scur, k.acur, k.session_date, r.rate, r.inverted
-      from (select distinct pos.scur, pos.acur, px.session_date
-              from pos join px on px.security_id = pos.security_id
-             where pos.scur <> pos.acur) k
+  -- Once per (security, account currency) of the batch, not per position: the close, its date,
+  -- the FX to the account currency, and the security's rule inputs.
+  sec as materialized (
+    select k.security_id, k.acur, s.ticker, s.marginable, s.house_margin_rate,
+           coalesce(s.issuer_id, '#' || s.id::text) as issuer_key, px.close as price,
+           px.session_date as price_date,
+           case when s.currency = k.acur then 1::numeric
+                when r.inverted then 1::numeric(41,40) / r.rate
+                else r.rate end as fx
+      from (select distinct security_id, acur from pos) k
+      join securities s on s.id = k.security_id
+      left join lateral (
+        select b.close, b.session_date from bars_1d b
+         where b.security_id = k.security_id
+           and b.session_date <= :runDate::date and b.session_date > :runDate::date - :maxAge::int
+         order by b.session_date desc limit 1
+      ) px on true
       left join lateral (
         select x.rate, x.inverted
           from ((select rate, rate_date, false as inverted from fx_rates
-                  where from_currency = k.scur and to_currency = k.acur and rate_date <= k.session_date
+                  where from_currency = s.currency and to_currency = k.acur and rate_date <= px.session_date
                   order by rate_date desc limit 1)
                 union all
                 (select rate, rate_date, true from fx_rates
-                  where from_currency = k.acur and to_currency = k.scur and rate_date <= k.session_date
+                  where from_currency = k.acur and to_currency = s.currency and rate_date <= px.session_date
                   order by rate_date desc limit 1)) x
+         where s.currency <> k.acur
          order by x.rate_date desc, x.inverted
          limit 1
       ) r on true
   ),
+  -- One narrow row per position (no account or text columns but the ticker of a position that
+  -- cannot be valued): the rows the sort and windows below carry.
   valued as (
-    select pos.*, px.close as price, px.session_date as price_date, fx.fx,
-           abs(pos.quantity) * px.close * fx.fx as mv
-      from pos
-      left join px on px.security_id = pos.security_id
-      left join pairs f on f.scur = pos.scur and f.acur = pos.acur and f.session_date = px.session_date
-      cross join lateral (
-        select case when pos.scur = pos.acur then 1::numeric
-                    when f.inverted then 1::numeric(41,40) / f.rate
-                    else f.rate end as fx
-      ) fx
+    select pos.client_id, pos.bal, pos.quantity, sec.issuer_key, sec.marginable, sec.house_margin_rate,
+           sec.price, sec.price_date, sec.fx, abs(pos.quantity) * sec.price * sec.fx as mv,
+           case when sec.price is null or sec.fx is null then sec.ticker end as missing_ticker
+      from pos join sec on sec.security_id = pos.security_id and sec.acur = pos.acur
   ),
-  -- Issuer gross MV and the client's equity on every row (equity = long MV + credit − debit − short MV).
+  -- Issuer gross MV and the client's equity on every row (equity = long MV − short MV + credit −
+  -- debit; numeric sums are exact, so the order of the terms does not change the figure). One sort
+  -- (client, issuer) serves both windows and the per-client aggregate below.
   grossed as (
     select v.*,
            sum(v.mv) over (partition by v.client_id, v.issuer_key) as issuer_gross,
-           coalesce(sum(v.mv) filter (where v.quantity > 0) over c, 0) + v.cash_balance - v.loan_balance
-             - coalesce(sum(v.mv) filter (where v.quantity < 0) over c, 0) as eq
+           coalesce(sum(v.mv) filter (where v.quantity > 0) over c, 0)
+             - coalesce(sum(v.mv) filter (where v.quantity < 0) over c, 0) + v.bal as eq
       from valued v
     window c as (partition by v.client_id)
   ),
-  result as (
-    select g.client_id, min(g.account_id) as account_id, min(g.acur) as currency, max(g.n) as n,
-           min(g.cash_balance) as cash_balance, min(g.loan_balance) as loan_balance,
-           count(g.security_id) as n_pos,
+  agg as (
+    select g.client_id,
+           count(*) as n_pos,
            count(*) filter (where g.price_date < :runDate::date) as n_stale,
-           bool_or(g.security_id is not null and g.price is null) as no_price,
+           bool_or(g.price is null) as no_price,
            bool_or(g.price is not null and g.fx is null) as no_fx,
-           jsonb_agg(jsonb_build_object('symbol', g.ticker, 'reason', case when g.price is null then 'price' else 'fx' end))
-             filter (where g.security_id is not null and (g.price is null or g.fx is null)) as missing,
+           jsonb_agg(jsonb_build_object('symbol', g.missing_ticker, 'reason', case when g.price is null then 'price' else 'fx' end))
+             filter (where g.missing_ticker is not null) as missing,
            coalesce(sum(g.mv) filter (where g.quantity > 0), 0) as lmv,
            coalesce(sum(g.mv) filter (where g.quantity < 0), 0) as smv,
-           min(g.eq) as eq,
            coalesce(sum(
              case when not g.marginable then g.mv
                   when g.quantity > 0 then greatest(0.25, h.rate) * g.mv
@@ -204,6 +204,16 @@ const SNAPSHOT_BATCH = `
                  case when g.price < r.low_price_below then r.low_price_rate end) as rate
       ) h
      group by g.client_id
+  ),
+  result as (
+    select ac.client_id, ac.id as account_id, ac.currency, ac.n, ac.cash_balance, ac.loan_balance,
+           coalesce(a.n_pos, 0) as n_pos, coalesce(a.n_stale, 0) as n_stale,
+           coalesce(a.no_price, false) as no_price, coalesce(a.no_fx, false) as no_fx, a.missing,
+           coalesce(a.lmv, 0) as lmv, coalesce(a.smv, 0) as smv,
+           coalesce(a.lmv, 0) + ac.cash_balance - ac.loan_balance - coalesce(a.smv, 0) as eq,
+           coalesce(a.req, 0) as req
+      from acct ac
+      left join agg a on a.client_id = ac.client_id
   ),
   flagged as (
     select r.*,
