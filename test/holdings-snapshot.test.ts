@@ -501,9 +501,12 @@ describe('variance.quarterly on the random books', () => {
     expect(valued).toBeGreaterThan(30);
     expect(rows.rows.some((r) => r.flag !== null)).toBe(true);
     for (const port of PORTS) {
-      const s = await deps.repos.books.varianceSummary(port, '2024-04-01', '2024-06-30');
+      const v = await deps.repos.platform.portfolioVariance(port, { kind: 'labels', labels: ['2024Q2'] });
+      expect(v!.period).toMatchObject({ period_from: '2024-04-01', period_to: '2024-06-30' });
       const mine = rows.rows.filter((r) => r.p === port && r.f === '2024-04-01' && r.total !== null);
-      expect(s!.total_pnl).toBe(mine.reduce((a, r) => a.plus(r.total!), ZERO).toFixed(2));
+      expect(dec(v!.totals.total_pnl).toFixed(2)).toBe(
+        mine.reduce((a, r) => a.plus(r.total!), ZERO).toFixed(2),
+      );
     }
   });
 });
