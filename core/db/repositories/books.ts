@@ -143,6 +143,30 @@ export interface VarianceWrite {
   totalPnl: string;
 }
 
+/**
+ * The stored values of one variance_rows row as pg returns them (numeric as text; money columns
+ * null on a flagged row, `flag` saying why). The API (platform.ts) and the workbook (reports.ts)
+ * read these columns with the security's columns of their own.
+ */
+export interface VarianceRowValues {
+  qty_start: string;
+  qty_end: string;
+  price_start: string | null;
+  price_end: string | null;
+  fx_start: string | null;
+  fx_end: string | null;
+  split_factor: string;
+  mv_start: string | null;
+  mv_end: string | null;
+  price_effect: string | null;
+  qty_effect: string | null;
+  fx_effect: string | null;
+  corp_action_effect: string | null;
+  distributions: string;
+  total_pnl: string | null;
+  flag: string | null;
+}
+
 export interface StoredPeriod {
   label: string;
   start: string;
