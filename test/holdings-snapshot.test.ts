@@ -44,6 +44,7 @@ import {
   testConfig,
   testDeps,
   uniquePrefix,
+  prng,
 } from './support.ts';
 
 let deps: Deps;
@@ -56,17 +57,6 @@ const FROM = '2024-01-02';
 const TO = '2024-06-28';
 const DAYS = sessionsBetween(FROM, TO).map((s) => s.date);
 const PORTS = ['PORT-201', 'PORT-202', 'PORT-203'];
-
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Sec {
   id: number;
