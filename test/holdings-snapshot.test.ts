@@ -34,7 +34,7 @@ import {
   type HoldingRow,
 } from './books-fixtures.ts';
 import { createRedis } from '../core/redis.ts';
-import { createJobRunner, type JobRunner } from './job-runner.ts';
+import { closeJobTest, createJobRunner, type JobRunner } from './job-runner.ts';
 import { kill, killAll, startWorkerProcess, until } from './worker-process.ts';
 import {
   closeDeps,
@@ -226,14 +226,7 @@ function minDec(a: Dec, b: Dec): Dec {
 
 afterAll(async () => {
   await killAll();
-  await host?.close();
-  await runner?.close();
-  await queues?.close();
-  if (deps) {
-    await dropPrefix(deps);
-    await closeDeps(deps);
-  }
-  await scratch?.drop();
+  await closeJobTest({ host, runner, queues, deps, scratch });
 });
 
 /** The newest EUR rate on or before `d`, at most 5 days old (the documented rule). */

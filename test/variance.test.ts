@@ -25,8 +25,8 @@ import {
   addTrade,
   holdingsOf,
 } from './books-fixtures.ts';
-import { createJobRunner, type JobRunner } from './job-runner.ts';
-import { closeDeps, dropPrefix, frozenClock, scratchDatabase, testConfig, testDeps } from './support.ts';
+import { closeJobTest, createJobRunner, type JobRunner } from './job-runner.ts';
+import { frozenClock, scratchDatabase, testConfig, testDeps } from './support.ts';
 
 let deps: Deps;
 let queues: QueueSet;
@@ -425,14 +425,7 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  await host?.close();
-  await runner?.close();
-  await queues?.close();
-  if (deps) {
-    await dropPrefix(deps);
-    await closeDeps(deps);
-  }
-  await scratch?.drop();
+  await closeJobTest({ host, runner, queues, deps, scratch });
 });
 
 describe('variance.quarterly scenarios (2025Q1, through a real queue and worker)', () => {
