@@ -29,6 +29,7 @@
 import { createHash } from 'node:crypto';
 import { nextTradingDay, sessionDateOf } from './calendar/nyse.ts';
 import type { AccountTx, BookRow, CashMovementRecord, TradeRecord } from './db/repositories/trading.ts';
+import type { MarginBookRow } from './db/repositories/clients.ts';
 import type { Deps } from './deps.ts';
 import { accountMargin, type AccountMargin, type HouseRules, type MarginPosition } from './domain/margin.ts';
 import { dec, ONE, round, toNumeric, ZERO, type Dec } from './domain/money.ts';
@@ -127,15 +128,16 @@ const cents = (v: Dec): number => round(v, 2).toNumber();
 const isoZ = (d: Date): string => d.toISOString().replace(/\.000Z$/, 'Z');
 
 /** Security currency → account currency: 1 when equal, the stored rate or its reciprocal, null when none. */
-export function fxOf(row: BookRow): Dec | null {
+export function fxOf(row: MarginBookRow): Dec | null {
   if (row.securityCurrency === row.accountCurrency) return ONE;
   if (row.fxRate === null) return null;
   return row.fxInverted ? ONE.dividedBy(dec(row.fxRate)) : dec(row.fxRate);
 }
 
-const held = (rows: readonly BookRow[]): BookRow[] => rows.filter((r) => !dec(r.quantity).isZero());
+const held = <R extends MarginBookRow>(rows: readonly R[]): R[] =>
+  rows.filter((r) => !dec(r.quantity).isZero());
 
-function unpriced(rows: readonly BookRow[]): TradingError | undefined {
+function unpriced(rows: readonly MarginBookRow[], whose: string): TradingError | undefined {
   const missing: { symbol: string; message: string }[] = [];
   for (const r of held(rows)) {
     if (r.price === null)
@@ -150,18 +152,23 @@ function unpriced(rows: readonly BookRow[]): TradingError | undefined {
   return new TradingError(
     'unprocessable',
     'unpriced_positions',
-    `cannot value ${missing.length} position(s): ${missing.map((m) => `${m.symbol} (${m.message})`).join('; ')}`,
+    `cannot value ${missing.length} position(s)${whose}: ${missing.map((m) => `${m.symbol} (${m.message})`).join('; ')}`,
     { fields: missing.map((m) => ({ path: `positions.${m.symbol}`, message: m.message })) },
   );
 }
 
-/** accountMargin() of a book and balances; throws `unpriced_positions` when a held row lacks a price or rate. */
+/**
+ * accountMargin() of a book and balances; throws `unpriced_positions` when a held row lacks a price
+ * or rate (`whose`, e.g. " of client 7", is put after "position(s)" in its message). The one
+ * computation behind orders, what-if and GET /margin/{clientId}.
+ */
 export function marginOfBook(
-  rows: readonly BookRow[],
+  rows: readonly MarginBookRow[],
   balances: { cash: Dec | string; loan: Dec | string },
   house?: HouseRules,
+  whose = '',
 ): AccountMargin {
-  const bad = unpriced(rows);
+  const bad = unpriced(rows, whose);
   if (bad) throw bad;
   const inputs: MarginPosition[] = held(rows).map((r) => ({
     securityId: r.ticker,
@@ -187,7 +194,7 @@ export function marginView(opts: {
   clientId: number;
   accountId: number;
   currency: string;
-  rows: readonly BookRow[];
+  rows: readonly MarginBookRow[];
   margin: AccountMargin;
   now: Date;
 }): MarginView {

@@ -19,7 +19,7 @@ import type { IndicatorsResult, RiskResult } from '../jobs/processors/analytics.
 import { fiveMinuteWindow } from '../jobs/processors/analytics.ts';
 import { createQueues, type QueueSet } from '../jobs/queues.ts';
 import { startWorkers, type WorkerHost } from '../jobs/worker-host.ts';
-import { closeDeps, dropPrefix, scratchDatabase, testConfig, testDeps } from './support.ts';
+import { closeDeps, dropPrefix, scratchDatabase, testConfig, testDeps, prng } from './support.ts';
 
 let deps: Deps;
 let queues: QueueSet;
@@ -38,17 +38,6 @@ interface DailyFixture {
   high: string[];
   low: string[];
   close: string[];
-}
-
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Bars from closes: high and low a random 0–1% around the close, all at 8 decimals like the table. */

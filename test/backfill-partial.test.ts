@@ -17,8 +17,8 @@ import type { PricesBackfillResult } from '../jobs/processors/prices.ts';
 import { createQueues, type QueueSet } from '../jobs/queues.ts';
 import { startWorkers, type WorkerHost } from '../jobs/worker-host.ts';
 import { insertSecurity } from './api-fixtures.ts';
-import { createJobRunner, type JobRunner } from './job-runner.ts';
-import { closeDeps, dropPrefix, frozenClock, scratchDatabase, testConfig, testDeps } from './support.ts';
+import { closeJobTest, createJobRunner, type JobRunner } from './job-runner.ts';
+import { frozenClock, scratchDatabase, testConfig, testDeps } from './support.ts';
 
 let scratch: { url: string; drop: () => Promise<void> };
 let deps: Deps;
@@ -116,14 +116,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await host?.close();
-  await runner?.close();
-  await queues?.close();
-  if (deps) {
-    await dropPrefix(deps);
-    await closeDeps(deps);
-  }
-  await scratch?.drop();
+  await closeJobTest({ host, runner, queues, deps, scratch });
 });
 
 describe('prices.backfill with a symbol the provider refuses', () => {

@@ -46,30 +46,50 @@ async function ledgerCount(): Promise<number> {
   return r.rows[0]!.n;
 }
 
+/**
+ * `n` clients `<tag>-<i>` (i = 1..n), each with a USD margin account holding 10 + i shares of
+ * `securityId` bought on 2025-01-02 at 12 (its positions row and its trade).
+ */
+async function insertHolders(tag: string, name: string, n: number, securityId: number): Promise<void> {
+  await deps.db.raw(
+    `with c as (
+       insert into clients (client_code, name)
+       select ? || '-' || g, ? from generate_series(1, ?) g
+       returning id, client_code
+     ), a as (
+       insert into accounts (client_id, account_type, currency, cash_balance)
+       select id, 'MARGIN', 'USD', 0 from c
+       returning id, client_id
+     ), x as (
+       select a.id, split_part(c.client_code, '-', 2)::int as i from a join c on c.id = a.client_id
+     ), p as (
+       insert into positions (account_id, security_id, quantity, cost_basis)
+       select id, ?, 10 + i, 12 from x
+     )
+     insert into transactions (txn_id, account_id, security_id, txn_type, quantity, price, txn_date, settlement_date, currency)
+     select 'TXN-' || ? || '-' || i, id, ?, 'BUY', 10 + i, 12, '2025-01-02', '2025-01-03', 'USD' from x`,
+    [tag, name, n, securityId, tag, securityId],
+  );
+}
+
+/** The test's queues, events of corporate-actions.apply (ready), and the env its worker processes get. */
+async function applyQueue() {
+  const prefix = deps.config.queue.prefix;
+  const queues = createQueues(deps.config);
+  const events = new QueueEvents('corporate-actions.apply', {
+    connection: createRedis(deps.config, { forWorker: true }),
+    prefix,
+  });
+  await events.waitUntilReady();
+  return { prefix, queues, events, env: { DATABASE_URL: scratch.url, QUEUE_PREFIX: prefix } };
+}
+
 describe('corporate-actions.apply killed mid-run', () => {
   it('resumes in another worker process and applies every effect once', { timeout: 240_000 }, async () => {
     const { db } = deps;
     const sec = await insertSecurity(db);
     // Account i holds 10 + i shares bought on 2025-01-02 (the positions row and its trade).
-    await db.raw(
-      `with c as (
-         insert into clients (client_code, name)
-         select 'KILL-' || g, 'kill test' from generate_series(1, ?) g
-         returning id, client_code
-       ), a as (
-         insert into accounts (client_id, account_type, currency, cash_balance)
-         select id, 'MARGIN', 'USD', 0 from c
-         returning id, client_id
-       ), n as (
-         select a.id, substr(c.client_code, 6)::int as i from a join c on c.id = a.client_id
-       ), p as (
-         insert into positions (account_id, security_id, quantity, cost_basis)
-         select id, ?, 10 + i, 12 from n
-       )
-       insert into transactions (txn_id, account_id, security_id, txn_type, quantity, price, txn_date, settlement_date, currency)
-       select 'TXN-KILL-' || i, id, ?, 'BUY', 10 + i, 12, '2025-01-02', '2025-01-03', 'USD' from n`,
-      [ACCOUNTS, sec.id, sec.id],
-    );
+    await insertHolders('KILL', 'kill test', ACCOUNTS, sec.id);
     await insertClose(db, sec.id, '2025-03-03', '8');
     const split = await insertAction(db, {
       securityId: sec.id,
@@ -84,15 +104,8 @@ describe('corporate-actions.apply killed mid-run', () => {
       amount: '0.10',
     });
 
-    const prefix = deps.config.queue.prefix;
-    const queues = createQueues(deps.config);
-    const events = new QueueEvents('corporate-actions.apply', {
-      connection: createRedis(deps.config, { forWorker: true }),
-      prefix,
-    });
-    await events.waitUntilReady();
+    const { prefix, queues, events, env } = await applyQueue();
     const job = await queues.enqueue('corporate-actions.apply', { asOf: '2025-03-04' });
-    const env = { DATABASE_URL: scratch.url, QUEUE_PREFIX: prefix };
     const first = startWorkerProcess(env, { names: ['corporate-actions.apply'] });
     await until(async () => (await ledgerCount()) >= 100, 120_000, 'the first ledger rows');
     await kill(first);
@@ -170,25 +183,7 @@ describe('corporate-actions.apply killed mid-run', () => {
       const { db } = deps;
       const sec = await insertSecurity(db);
       const n = 800;
-      await db.raw(
-        `with c as (
-         insert into clients (client_code, name)
-         select 'DUO-' || g, 'two workers' from generate_series(1, ?) g
-         returning id, client_code
-       ), a as (
-         insert into accounts (client_id, account_type, currency, cash_balance)
-         select id, 'MARGIN', 'USD', 0 from c
-         returning id, client_id
-       ), x as (
-         select a.id, substr(c.client_code, 5)::int as i from a join c on c.id = a.client_id
-       ), p as (
-         insert into positions (account_id, security_id, quantity, cost_basis)
-         select id, ?, 10 + i, 12 from x
-       )
-       insert into transactions (txn_id, account_id, security_id, txn_type, quantity, price, txn_date, settlement_date, currency)
-       select 'TXN-DUO-' || i, id, ?, 'BUY', 10 + i, 12, '2025-01-02', '2025-01-03', 'USD' from x`,
-        [n, sec.id, sec.id],
-      );
+      await insertHolders('DUO', 'two workers', n, sec.id);
       await insertClose(db, sec.id, '2025-04-01', '5');
       const split = await insertAction(db, {
         securityId: sec.id,
@@ -203,14 +198,7 @@ describe('corporate-actions.apply killed mid-run', () => {
         amount: '0.30',
       });
 
-      const prefix = deps.config.queue.prefix;
-      const queues = createQueues(deps.config);
-      const events = new QueueEvents('corporate-actions.apply', {
-        connection: createRedis(deps.config, { forWorker: true }),
-        prefix,
-      });
-      await events.waitUntilReady();
-      const env = { DATABASE_URL: scratch.url, QUEUE_PREFIX: prefix };
+      const { queues, events, env } = await applyQueue();
       startWorkerProcess(env, { names: ['corporate-actions.apply'] });
       startWorkerProcess(env, { names: ['corporate-actions.apply'] });
       const payload = { asOf: '2025-04-02', actionIds: [split, div] };

@@ -34,7 +34,7 @@ import {
   type HoldingRow,
 } from './books-fixtures.ts';
 import { createRedis } from '../core/redis.ts';
-import { createJobRunner, type JobRunner } from './job-runner.ts';
+import { closeJobTest, createJobRunner, type JobRunner } from './job-runner.ts';
 import { kill, killAll, startWorkerProcess, until } from './worker-process.ts';
 import {
   closeDeps,
@@ -44,6 +44,7 @@ import {
   testConfig,
   testDeps,
   uniquePrefix,
+  prng,
 } from './support.ts';
 
 let deps: Deps;
@@ -56,17 +57,6 @@ const FROM = '2024-01-02';
 const TO = '2024-06-28';
 const DAYS = sessionsBetween(FROM, TO).map((s) => s.date);
 const PORTS = ['PORT-201', 'PORT-202', 'PORT-203'];
-
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Sec {
   id: number;
@@ -236,14 +226,7 @@ function minDec(a: Dec, b: Dec): Dec {
 
 afterAll(async () => {
   await killAll();
-  await host?.close();
-  await runner?.close();
-  await queues?.close();
-  if (deps) {
-    await dropPrefix(deps);
-    await closeDeps(deps);
-  }
-  await scratch?.drop();
+  await closeJobTest({ host, runner, queues, deps, scratch });
 });
 
 /** The newest EUR rate on or before `d`, at most 5 days old (the documented rule). */
@@ -501,9 +484,12 @@ describe('variance.quarterly on the random books', () => {
     expect(valued).toBeGreaterThan(30);
     expect(rows.rows.some((r) => r.flag !== null)).toBe(true);
     for (const port of PORTS) {
-      const s = await deps.repos.books.varianceSummary(port, '2024-04-01', '2024-06-30');
+      const v = await deps.repos.platform.portfolioVariance(port, { kind: 'labels', labels: ['2024Q2'] });
+      expect(v!.period).toMatchObject({ period_from: '2024-04-01', period_to: '2024-06-30' });
       const mine = rows.rows.filter((r) => r.p === port && r.f === '2024-04-01' && r.total !== null);
-      expect(s!.total_pnl).toBe(mine.reduce((a, r) => a.plus(r.total!), ZERO).toFixed(2));
+      expect(dec(v!.totals.total_pnl).toFixed(2)).toBe(
+        mine.reduce((a, r) => a.plus(r.total!), ZERO).toFixed(2),
+      );
     }
   });
 });

@@ -22,6 +22,7 @@ import {
 import { sessionsBetween } from '../core/calendar/nyse.ts';
 import { fiveMinuteWindow } from '../jobs/processors/analytics.ts';
 import { talibIndicators } from './talib-oracle.ts';
+import { prng } from './support.ts';
 
 type Talib = typeof TalibModule;
 let talib: Talib;
@@ -42,18 +43,6 @@ interface Bars {
   high: number[];
   low: number[];
   close: number[];
-}
-
-/** mulberry32: a small deterministic PRNG, so every run tests the same series. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const round = (x: number, places: number): number => Math.round(x * 10 ** places) / 10 ** places;

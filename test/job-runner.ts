@@ -8,6 +8,7 @@ import type { Deps } from '../core/deps.ts';
 import { createRedis } from '../core/redis.ts';
 import type { JobInput, JobName } from '../jobs/catalogue.ts';
 import { queueNameFor, type QueueSet } from '../jobs/queues.ts';
+import { closeDeps, dropPrefix } from './support.ts';
 
 export interface JobRun {
   /** The job re-read after it ended (attemptsMade, failedReason, returnvalue are current). */
@@ -58,4 +59,25 @@ export function createJobRunner(deps: Deps, queues: QueueSet, timeoutMs = 60_000
       open.clear();
     },
   };
+}
+
+/**
+ * Ends a worker test in order: its workers, the runner's events, the queues, the test's queue keys
+ * and connections, then its scratch database. Any part may be missing (a setup that failed early).
+ */
+export async function closeJobTest(parts: {
+  host?: { close(): Promise<void> } | undefined;
+  runner?: JobRunner | undefined;
+  queues?: QueueSet | undefined;
+  deps?: Deps | undefined;
+  scratch?: { drop(): Promise<void> } | undefined;
+}): Promise<void> {
+  await parts.host?.close();
+  await parts.runner?.close();
+  await parts.queues?.close();
+  if (parts.deps) {
+    await dropPrefix(parts.deps);
+    await closeDeps(parts.deps);
+  }
+  await parts.scratch?.drop();
 }

@@ -21,7 +21,7 @@ import {
   startTestApp,
   stopTestApp,
 } from './api-fixtures.ts';
-import { frozenClock, testConfig, testDeps } from './support.ts';
+import { frozenClock, testConfig, testDeps, prng } from './support.ts';
 
 const NOW = '2024-03-28T15:00:00Z';
 
@@ -293,14 +293,8 @@ describe('GET /margin/{clientId}', () => {
   });
 
   it('property: for generated accounts the endpoint equals accountMargin() on the same rows, to the cent', async () => {
-    // A small deterministic PRNG (mulberry32), so a failure reproduces.
-    let state = 0x5eed;
-    const rand = (): number => {
-      state = (state + 0x6d2b79f5) | 0;
-      let t = Math.imul(state ^ (state >>> 15), 1 | state);
-      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
+    // mulberry32 (test/support.ts), so a failure reproduces.
+    const rand = prng(0x5eed);
     const int = (lo: number, hi: number) => lo + Math.floor(rand() * (hi - lo + 1));
     const decimalText = (lo: number, hi: number, places: number) =>
       `${int(lo, hi - 1)}.${String(int(0, 10 ** places - 1)).padStart(places, '0')}`;

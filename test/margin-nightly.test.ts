@@ -22,7 +22,7 @@ import type { QueueSet } from '../jobs/queues.ts';
 import { startWorkers, type WorkerHost } from '../jobs/worker-host.ts';
 import { clientToken, insertSecurity, startTestApp, stopTestApp } from './api-fixtures.ts';
 import { createJobRunner, type JobRunner } from './job-runner.ts';
-import { closeDeps, scratchDatabase, testConfig, testDeps } from './support.ts';
+import { closeDeps, scratchDatabase, testConfig, testDeps, prng } from './support.ts';
 
 let scratch: { url: string; drop: () => Promise<void> };
 let deps: Deps;
@@ -586,17 +586,6 @@ describe('margin call lifecycle over several nights', () => {
 });
 
 // ---------------------------------------------------------------- flow, property
-
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('the flow and the property', () => {
   it('random books: snapshot == accountMargin() on the same rows == GET /margin, over several batches and two hosts', async () => {

@@ -16,7 +16,7 @@ import { lintOpenApiFile } from '../api/openapi-cli.ts';
 import type { Deps } from '../core/deps.ts';
 import type { QueueSet } from '../jobs/queues.ts';
 import { clientToken, startTestApp, stopTestApp } from './api-fixtures.ts';
-import { frozenClock, scratchDatabase, testConfig, testDeps } from './support.ts';
+import { frozenClock, scratchDatabase, testConfig, testDeps, prng as rng } from './support.ts';
 
 // Today (exchange date) 2025-05-15: the latest complete quarter is 2025Q1.
 const NOW = '2025-05-15T15:00:00Z';
@@ -53,18 +53,6 @@ const SEED_SUMMARY_KEYS = [
   'total_corp_action_effect',
   'total_pnl',
 ];
-
-/** Deterministic generator (mulberry32) for the generated rows. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Cents (bigint) as numeric text with two decimals. */
 const text = (c: bigint): string => {

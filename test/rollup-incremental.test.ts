@@ -19,7 +19,7 @@ import { createQueues } from '../jobs/queues.ts';
 import { directContext, type JobContext } from '../jobs/types.ts';
 import { enqueueVia } from '../jobs/worker-host.ts';
 import { loadTicks, oracle1d, oracle5m, printable, stored1d, stored5m } from './bars-oracle.ts';
-import { closeDeps, dropPrefix, scratchDatabase, testConfig, testDeps } from './support.ts';
+import { closeDeps, dropPrefix, scratchDatabase, testConfig, testDeps, prng as rng } from './support.ts';
 
 let deps: Deps;
 let scratch: { url: string; drop: () => Promise<void> };
@@ -38,18 +38,6 @@ afterAll(async () => {
   await closeDeps(deps);
   await scratch?.drop();
 });
-
-/** mulberry32: a small deterministic PRNG so a failing seed can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function shuffle<T>(xs: T[], r: () => number): T[] {
   for (let i = xs.length - 1; i > 0; i--) {

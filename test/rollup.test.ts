@@ -10,7 +10,7 @@ import type { Deps } from '../core/deps.ts';
 import { rollup1d, rollup5m } from '../jobs/processors/bars-rollup.ts';
 import { directContext } from '../jobs/types.ts';
 import { loadTicks, oracle1d, oracle5m, printable, stored1d, stored5m } from './bars-oracle.ts';
-import { closeDeps, testDeps } from './support.ts';
+import { closeDeps, testDeps, prng as rng } from './support.ts';
 
 let deps: Deps;
 beforeAll(() => {
@@ -19,18 +19,6 @@ beforeAll(() => {
 afterAll(async () => {
   await closeDeps(deps);
 });
-
-/** mulberry32: a small deterministic PRNG so a failing seed can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 async function makeSecurities(n: number): Promise<{ ids: number[]; tickers: string[] }> {
   const tag = randomBytes(3).toString('hex').toUpperCase();

@@ -7,6 +7,7 @@ import { inject } from 'vitest';
 import { loadConfig, type Config } from '../core/config.ts';
 import { authKeyNamespace } from '../api/auth/redis.ts';
 import { buildDeps, closeDeps, type Clock, type Deps } from '../core/deps.ts';
+import { createRng } from '../core/generator/prng.ts';
 
 export function uniquePrefix(): string {
   return `{t${randomBytes(5).toString('hex')}}`;
@@ -73,3 +74,9 @@ export async function scratchDatabase(): Promise<{ url: string; drop: () => Prom
   }
   return { url: dbUrl, drop: () => dropDatabase(dbUrl) };
 }
+
+/**
+ * mulberry32, the stream of core/generator/prng.ts: a small deterministic PRNG (uniform in [0, 1)),
+ * so a failing seed can be replayed.
+ */
+export const prng = (seed: number): (() => number) => createRng(seed).next;

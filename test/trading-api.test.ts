@@ -15,7 +15,7 @@ import { applyFill, cashMove, FLAT, type Holding, type Side } from '../core/doma
 import { placeOrder, whatIf, type OrderRequest } from '../core/trading.ts';
 import type { QueueSet } from '../jobs/queues.ts';
 import { clientToken, insertSecurity, insertTicks, startTestApp, stopTestApp } from './api-fixtures.ts';
-import { frozenClock, testConfig, testDeps } from './support.ts';
+import { frozenClock, testConfig, testDeps, prng } from './support.ts';
 
 const NOW = '2024-03-28T15:00:00Z';
 
@@ -568,13 +568,8 @@ describe('idempotency and concurrency', () => {
 
 describe('books equal a replay of the transactions', () => {
   it('property: after random order sequences, positions and cash equal the replay', async () => {
-    let state = 0x7ade;
-    const rand = (): number => {
-      state = (state + 0x6d2b79f5) | 0;
-      let t = Math.imul(state ^ (state >>> 15), 1 | state);
-      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
+    // mulberry32 (test/support.ts), so a failure reproduces.
+    const rand = prng(0x7ade);
     const int = (lo: number, hi: number) => lo + Math.floor(rand() * (hi - lo + 1));
     const sides: Side[] = ['BUY', 'SELL', 'SHORT', 'COVER'];
     const realizedSeen = { SELL: 0, COVER: 0 };

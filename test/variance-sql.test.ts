@@ -16,21 +16,10 @@ import { resolvePeriod } from '../core/domain/periods.ts';
 import { centsPreservingSum } from '../core/db/repositories/books.ts';
 import { addPortfolio } from './books-fixtures.ts';
 import { varianceRow } from './variance-oracle.ts';
-import { closeDeps, frozenClock, scratchDatabase, testConfig, testDeps } from './support.ts';
+import { closeDeps, frozenClock, scratchDatabase, testConfig, testDeps, prng } from './support.ts';
 
 let deps: Deps;
 let scratch: { url: string; drop: () => Promise<void> };
-
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const r = prng(9_2025);
 const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;

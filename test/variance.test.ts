@@ -8,6 +8,7 @@
  * Q1 2025: d0 = 2024-12-31, d1 = 2025-03-31 (both NYSE sessions).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { PeriodSpec } from '../core/db/repositories/platform.ts';
 import type { Deps } from '../core/deps.ts';
 import { dec } from '../core/domain/money.ts';
 import { createQueues, type QueueSet } from '../jobs/queues.ts';
@@ -24,8 +25,8 @@ import {
   addTrade,
   holdingsOf,
 } from './books-fixtures.ts';
-import { createJobRunner, type JobRunner } from './job-runner.ts';
-import { closeDeps, dropPrefix, frozenClock, scratchDatabase, testConfig, testDeps } from './support.ts';
+import { closeJobTest, createJobRunner, type JobRunner } from './job-runner.ts';
+import { frozenClock, scratchDatabase, testConfig, testDeps } from './support.ts';
 
 let deps: Deps;
 let queues: QueueSet;
@@ -36,6 +37,7 @@ const sec: Record<string, number> = {};
 
 const D0 = '2024-12-31';
 const D1 = '2025-03-31';
+const Q1: PeriodSpec = { kind: 'labels', labels: ['2025Q1'] };
 
 interface Row {
   portfolio_id: string;
@@ -423,14 +425,7 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  await host?.close();
-  await runner?.close();
-  await queues?.close();
-  if (deps) {
-    await dropPrefix(deps);
-    await closeDeps(deps);
-  }
-  await scratch?.drop();
+  await closeJobTest({ host, runner, queues, deps, scratch });
 });
 
 describe('variance.quarterly scenarios (2025Q1, through a real queue and worker)', () => {
@@ -599,58 +594,60 @@ describe('variance.quarterly scenarios (2025Q1, through a real queue and worker)
       expect(sum.toFixed(2)).toBe(r.total_pnl);
       expect(dec(r.mv_end!).minus(r.mv_start!).plus(r.distributions).toFixed(2)).toBe(r.total_pnl);
     }
-    const s = await deps.repos.books.varianceSummary('PORT-102', '2025-01-01', '2025-03-31');
-    expect(s).toMatchObject({
+    // The API's read (repos.platform): totals summed in numeric over the unflagged rows.
+    const v = await deps.repos.platform.portfolioVariance('PORT-102', Q1);
+    expect(v!.period).toEqual({ period_label: '2025Q1', period_from: '2025-01-01', period_to: '2025-03-31' });
+    expect(v!.totals).toMatchObject({
       total_pnl: '1450.00',
       total_qty_effect: '1200.00',
       total_price_effect: '250.00',
-      rows: 2,
+      securities: 2,
+      flagged: 0,
     });
+    // The totals are the sums of the details, to the cent.
+    const sumOf = (k: 'total_pnl' | 'qty_effect' | 'price_effect'): string =>
+      v!.details.reduce((a, r) => a.plus(r[k]!), dec(0)).toFixed(2);
+    expect([sumOf('total_pnl'), sumOf('qty_effect'), sumOf('price_effect')]).toEqual([
+      '1450.00',
+      '1200.00',
+      '250.00',
+    ]);
   });
 
   it('top movers rank |total_pnl| across portfolios and filter by portfolio, type and currency', async () => {
-    const top = await deps.repos.books.topMovers({ from: '2025-01-01', to: '2025-03-31', limit: 3 });
+    const platform = deps.repos.platform;
+    const period = await platform.resolvePeriod(Q1);
+    expect(period).toEqual({ period_label: '2025Q1', period_from: '2025-01-01', period_to: '2025-03-31' });
+    const top = await platform.topMovers(period!, {}, 3);
     expect(top.map((r) => [r.portfolio_id, r.total_pnl])).toEqual([
       ['PORT-106', '3500.00'],
       ['PORT-107', '2250.00'],
       ['PORT-101', '1587.50'],
     ]);
-    const bonds = await deps.repos.books.topMovers({
-      from: '2025-01-01',
-      to: '2025-03-31',
-      limit: 10,
-      securityType: 'BOND',
-    });
+    const bonds = await platform.topMovers(period!, { securityType: 'BOND' }, 10);
     expect(bonds.map((r) => r.portfolio_id)).toEqual(['PORT-106', 'PORT-107']);
-    const gbp = await deps.repos.books.topMovers({
-      from: '2025-01-01',
-      to: '2025-03-31',
-      limit: 10,
-      currency: 'GBP',
-    });
+    const gbp = await platform.topMovers(period!, { currency: 'GBP' }, 10);
     expect(gbp.map((r) => r.total_pnl)).toEqual(['-1250.00']);
-    const one = await deps.repos.books.topMovers({
-      from: '2025-01-01',
-      to: '2025-03-31',
-      limit: 10,
-      portfolioId: 'PORT-102',
-    });
-    expect(one).toHaveLength(2);
-    // Details: largest |total_pnl| first, flagged rows last; the stored periods list.
-    const details = await deps.repos.books.varianceDetails('PORT-102', '2025-01-01', '2025-03-31');
-    expect(details.map((r) => [r.ticker, r.total_pnl, r.qty_effect])).toEqual([
+    // One portfolio's rows: largest |total_pnl| first.
+    const one = await platform.topMovers(period!, { portfolioId: 'PORT-102' }, 10);
+    expect(one.map((r) => [r.ticker, r.total_pnl, r.qty_effect])).toEqual([
       ['NEWCO', '1200.00', '1000.00'],
       ['IPOCO', '250.00', '200.00'],
     ]);
-    expect(await deps.repos.books.varianceSummary('PORT-109', '2025-01-01', '2025-03-31')).toMatchObject({
-      total_pnl: '0.00',
-      rows: 1,
-      flagged_rows: 1,
-    });
-    expect(await deps.repos.books.storedPeriods('PORT-101')).toContainEqual({
-      label: '2025Q1',
-      start: '2025-01-01',
-      end: '2025-03-31',
+    // A flagged row is listed in the details, counted, left out of every total, and never ranks.
+    const flagged = await platform.portfolioVariance('PORT-109', Q1);
+    expect(flagged!.details).toHaveLength(1);
+    expect(flagged!.details[0]!.flag).not.toBeNull();
+    expect(flagged!.details[0]!.total_pnl).toBeNull();
+    expect(flagged!.totals).toMatchObject({ securities: 1, flagged: 1 });
+    expect(dec(flagged!.totals.total_pnl).toFixed(2)).toBe('0.00');
+    expect(dec(flagged!.totals.total_distributions).toFixed(2)).toBe('0.00');
+    expect(await platform.topMovers(period!, { portfolioId: 'PORT-109' }, 10)).toEqual([]);
+    // The stored period of one portfolio.
+    expect(await platform.resolvePeriod(Q1, 'PORT-101')).toEqual({
+      period_label: '2025Q1',
+      period_from: '2025-01-01',
+      period_to: '2025-03-31',
     });
   });
 });

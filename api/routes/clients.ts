@@ -357,6 +357,18 @@ export function clientRoutes(deps: Deps, opts: TradingOptions = {}): RouteDef[] 
   const replayed = (req: Request): void => {
     req.res?.setHeader('Idempotent-Replayed', 'true');
   };
+  /** A first request answers with the route's status (201); a replay of its Idempotency-Key, 200 and marked. */
+  const answer = <T>(req: Request, wasReplayed: boolean, body: T): T | Reply<T> => {
+    if (!wasReplayed) return body;
+    replayed(req);
+    return new Reply(200, body);
+  };
+  /** A deposit or a withdrawal (optional Idempotency-Key), answered as `answer` says. */
+  const moveCash = async (req: Request, clientId: number, amount: string, move: typeof deposit) => {
+    const key = idempotencyKey(req, false);
+    const r = await mapped(() => move(deps, clientId, amount, key, asCaller(req)));
+    return answer(req, r.replayed, movementOut(clientId, r.movement));
+  };
   /** The route options plus who is calling, as the bearer guard verified it. */
   const asCaller = (req: Request): TradingOptions => {
     const p = req.res?.locals.principal;
@@ -415,13 +427,7 @@ export function clientRoutes(deps: Deps, opts: TradingOptions = {}): RouteDef[] 
       response: CashMovement,
       errors: [404, 422],
       async handler({ params, body, req }) {
-        const key = idempotencyKey(req, false);
-        const r = await mapped(() => deposit(deps, params.clientId, body.amount, key, asCaller(req)));
-        if (r.replayed) {
-          replayed(req);
-          return new Reply(200, movementOut(params.clientId, r.movement));
-        }
-        return movementOut(params.clientId, r.movement);
+        return moveCash(req, params.clientId, body.amount, deposit);
       },
     }),
 
@@ -440,13 +446,7 @@ export function clientRoutes(deps: Deps, opts: TradingOptions = {}): RouteDef[] 
       response: CashMovement,
       errors: [404, 422],
       async handler({ params, body, req }) {
-        const key = idempotencyKey(req, false);
-        const r = await mapped(() => withdraw(deps, params.clientId, body.amount, key, asCaller(req)));
-        if (r.replayed) {
-          replayed(req);
-          return new Reply(200, movementOut(params.clientId, r.movement));
-        }
-        return movementOut(params.clientId, r.movement);
+        return moveCash(req, params.clientId, body.amount, withdraw);
       },
     }),
 
@@ -468,11 +468,7 @@ export function clientRoutes(deps: Deps, opts: TradingOptions = {}): RouteDef[] 
       async handler({ params, body, req }) {
         const key = idempotencyKey(req, true)!;
         const r = await mapped(() => placeOrder(deps, params.clientId, toOrder(body), key, asCaller(req)));
-        if (r.replayed) {
-          replayed(req);
-          return new Reply(200, tradeOut(r.trade));
-        }
-        return tradeOut(r.trade);
+        return answer(req, r.replayed, tradeOut(r.trade));
       },
     }),
 

@@ -18,10 +18,11 @@ import { z } from 'zod';
 import { sessionDateOf } from '../../core/calendar/nyse.ts';
 import type { Deps } from '../../core/deps.ts';
 import type { ClientPositionRecord } from '../../core/db/repositories/clients.ts';
-import { accountMargin, type MarginPosition } from '../../core/domain/margin.ts';
-import { dec, ONE, round, type Dec } from '../../core/domain/money.ts';
+import type { AccountMargin } from '../../core/domain/margin.ts';
+import { dec, round, type Dec } from '../../core/domain/money.ts';
 import { unrealizedPnl } from '../../core/domain/trading.ts';
 import { decimalInt } from '../../core/input.ts';
+import { marginOfBook, marginView, TradingError } from '../../core/trading.ts';
 import { defineRoute, HttpError, NotFoundError, type RouteDef } from '../http.ts';
 import { isoZ } from './stocks.ts';
 
@@ -176,82 +177,29 @@ export function marginRoutes(deps: Deps): RouteDef[] {
         const account = accounts[0]!;
         const book = await repos.clients.marginBook(clientId);
 
-        const missing: { symbol: string; message: string }[] = [];
-        const fxOf = new Map<string, Dec>();
-        const inputs: MarginPosition[] = book.map((r) => {
-          let fx: Dec | null = null;
-          if (r.securityCurrency === r.accountCurrency) fx = ONE;
-          else if (r.fxRate !== null) fx = r.fxInverted ? ONE.dividedBy(dec(r.fxRate)) : dec(r.fxRate);
-          if (r.price === null)
-            missing.push({ symbol: r.ticker, message: 'no stored price (no tick and no daily close)' });
-          else if (fx === null)
-            missing.push({
-              symbol: r.ticker,
-              message: `no ${r.securityCurrency}→${r.accountCurrency} rate on or before ${r.priceDate}`,
-            });
-          if (fx) fxOf.set(r.ticker, fx);
-          return {
-            securityId: r.ticker,
-            issuerId: r.issuerId,
-            quantity: r.quantity,
-            price: r.price,
-            fxRate: fx,
-            marginable: r.marginable,
-            houseRate: r.houseMarginRate,
-          };
-        });
-        if (missing.length > 0) {
-          throw new HttpError(
-            422,
-            'unpriced_positions',
-            `cannot value ${missing.length} position(s) of client ${clientId}: ${missing.map((m) => `${m.symbol} (${m.message})`).join('; ')}`,
-            missing.map((m) => ({ path: `positions.${m.symbol}`, message: m.message })),
-          );
-        }
         // The house rules in force today (exchange date), the table margin.nightly reads too.
         const house = await repos.margin.houseRules(sessionDateOf(clock.now()));
-        const result = accountMargin({
-          positions: inputs,
-          creditBalance: account.cashBalance,
-          debitBalance: account.loanBalance,
-          house,
-        });
-        if (!result.ok)
-          throw new Error(`accountMargin flagged ${JSON.stringify(result.missing)} after the checks`);
-
-        const newest = book.reduce<Date | null>(
-          (t, r) => (r.priceTime && (!t || r.priceTime > t) ? r.priceTime : t),
-          null,
-        );
-        const byTicker = new Map(result.positions.map((p) => [p.securityId, p]));
-        return {
-          timestamp: isoZ(newest ?? clock.now()),
+        let margin: AccountMargin;
+        try {
+          margin = marginOfBook(
+            book,
+            { cash: account.cashBalance, loan: account.loanBalance },
+            house,
+            ` of client ${clientId}`,
+          );
+        } catch (err) {
+          // unpriced_positions: a 422 naming each position (fields: positions.<symbol>).
+          if (!(err instanceof TradingError)) throw err;
+          throw new HttpError(422, err.code, err.message, err.fields);
+        }
+        return marginView({
           clientId,
-          portfolio_value: cents(result.longMarketValue),
-          loan_amount: cents(result.debitBalance),
-          net_equity: cents(result.equity),
-          margin_requirement: cents(result.requirement),
-          margin_shortfall: cents(result.shortfall),
-          margin_call_triggered: result.call,
-          short_market_value: cents(result.shortMarketValue),
-          credit_balance: cents(result.creditBalance),
+          accountId: account.accountId,
           currency: account.currency,
-          account_id: account.accountId,
-          positions: book.map((r) => {
-            const p = byTicker.get(r.ticker)!;
-            return {
-              symbol: r.ticker,
-              quantity: Number(r.quantity),
-              price: Number(r.price),
-              price_source: r.priceSource!,
-              price_time: isoZ(r.priceTime!),
-              fx_rate: fxOf.get(r.ticker)!.toNumber(),
-              market_value: cents(p.marketValue),
-              requirement: cents(p.requirement),
-              rule: p.rule,
-            };
-          }),
-        };
+          rows: book,
+          margin,
+          now: clock.now(),
+        });
       },
     }),
   ];

@@ -621,13 +621,7 @@ export function platformRoutes(deps: Deps): RouteDef[] {
           },
           { limit: query.limit, offset: query.offset },
         );
-        return exactJson({
-          total,
-          limit: query.limit,
-          offset: query.offset,
-          count: rows.length,
-          data: rows.map(securityBody),
-        });
+        return exactJson(pageBody(query, total, rows, securityBody));
       },
     }),
 
@@ -715,11 +709,7 @@ export function platformRoutes(deps: Deps): RouteDef[] {
           as_of_date: asOf ?? null,
           period: query.period ?? null,
           portfolio_id: query.portfolio_id ?? null,
-          total,
-          limit: query.limit,
-          offset: query.offset,
-          count: rows.length,
-          data: rows.map((h) => ({
+          ...pageBody(query, total, rows, (h) => ({
             security_id: h.security_id,
             ticker: h.ticker,
             currency: h.currency,
@@ -829,8 +819,7 @@ export function platformRoutes(deps: Deps): RouteDef[] {
         .strict(),
       response: CorporateActions,
       async handler({ query }) {
-        if (query.from !== undefined && query.to !== undefined && query.from > query.to)
-          throw BadRequestError.field('query.from', `must be on or before to (${query.to})`);
+        requireOrdered(query);
         const { total, rows } = await platform.corporateActions(
           {
             securityId: query.security_id,
@@ -841,13 +830,7 @@ export function platformRoutes(deps: Deps): RouteDef[] {
           },
           { limit: query.limit, offset: query.offset },
         );
-        return exactJson({
-          total,
-          limit: query.limit,
-          offset: query.offset,
-          count: rows.length,
-          data: rows.map(actionBody),
-        });
+        return exactJson(pageBody(query, total, rows, actionBody));
       },
     }),
 
@@ -873,11 +856,7 @@ export function platformRoutes(deps: Deps): RouteDef[] {
         const rows = await platform.ledger(params.action_id, { limit: query.limit, offset: query.offset });
         return exactJson({
           action: actionBody(action),
-          total: action.entries,
-          limit: query.limit,
-          offset: query.offset,
-          count: rows.length,
-          data: rows.map((e) => ({
+          ...pageBody(query, action.entries, rows, (e) => ({
             id: exact(e.id),
             entry: e.entry,
             action_revision: e.action_revision,
@@ -924,8 +903,7 @@ export function platformRoutes(deps: Deps): RouteDef[] {
       async handler({ query }) {
         if (query.rate_date !== undefined && (query.from !== undefined || query.to !== undefined))
           throw BadRequestError.field('query.rate_date', 'give rate_date or from/to, not both');
-        if (query.from !== undefined && query.to !== undefined && query.from > query.to)
-          throw BadRequestError.field('query.from', `must be on or before to (${query.to})`);
+        requireOrdered(query);
         const { total, rows } = await platform.fxRates(
           {
             fromCurrency: query.from_currency,
@@ -936,16 +914,32 @@ export function platformRoutes(deps: Deps): RouteDef[] {
           },
           { limit: query.limit, offset: query.offset },
         );
-        return exactJson({
-          total,
-          limit: query.limit,
-          offset: query.offset,
-          count: rows.length,
-          data: rows.map((r) => ({ ...r, rate: exact(r.rate) })),
-        });
+        return exactJson(pageBody(query, total, rows, (r) => ({ ...r, rate: exact(r.rate) })));
       },
     }),
   ];
+}
+
+/** A page's envelope (in this key order): the total matching, the page asked for, its rows. */
+function pageBody<R, B>(
+  page: { limit: number; offset: number },
+  total: number,
+  rows: readonly R[],
+  body: (row: R) => B,
+) {
+  return {
+    total,
+    limit: page.limit,
+    offset: page.offset,
+    count: rows.length,
+    data: rows.map((r) => body(r)),
+  };
+}
+
+/** 400 when both bounds are given and `from` is after `to`. */
+function requireOrdered(query: { from?: string | undefined; to?: string | undefined }): void {
+  if (query.from !== undefined && query.to !== undefined && query.from > query.to)
+    throw BadRequestError.field('query.from', `must be on or before to (${query.to})`);
 }
 
 function securityBody(s: PlatformSecurity) {

@@ -19,7 +19,7 @@
 import { FlowProducer, UnrecoverableError } from 'bullmq';
 import type { Deps } from '../../core/deps.ts';
 import { isTradingDay, lastCompletedSession, nextTradingDay } from '../../core/calendar/nyse.ts';
-import type { BatchOutcome } from '../../core/db/repositories/margin.ts';
+import type { BatchOutcome, MarginCounts } from '../../core/db/repositories/margin.ts';
 import { dec } from '../../core/domain/money.ts';
 import { redisLogger, watchRedisErrors } from '../../core/redis.ts';
 import { parsePayload, type JobPayload } from '../catalogue.ts';
@@ -39,19 +39,11 @@ export interface MarginPlanResult {
   finalizeJobId?: string;
 }
 
-export interface MarginRunResult {
+export interface MarginRunResult extends MarginCounts {
   runDate: string;
   batches: number;
   clients: number;
-  snapshots: number;
-  flagged: number;
-  calls: number;
-  shortfall: string;
-  issued: number;
-  updated: number;
-  met: number;
-  cancelled: number;
-  reopened: number;
+  /** Outstanding calls past their due date after the run (all clients). */
   overdue: number;
 }
 

@@ -143,39 +143,12 @@ export interface VarianceWrite {
   totalPnl: string;
 }
 
-export interface StoredPeriod {
-  label: string;
-  start: string;
-  end: string;
-}
-
-export interface VarianceSummary {
-  portfolio_id: string;
-  period_label: string;
-  period_from: string;
-  period_to: string;
-  total_mv_start: string;
-  total_mv_end: string;
-  total_price_effect: string;
-  total_qty_effect: string;
-  total_fx_effect: string;
-  total_corp_action_effect: string;
-  total_distributions: string;
-  total_pnl: string;
-  rows: number;
-  flagged_rows: number;
-}
-
-export interface VarianceDetail {
-  portfolio_id: string;
-  security_id: string;
-  ticker: string;
-  security_name: string;
-  security_type: string;
-  currency: string;
-  period_label: string;
-  period_from: string;
-  period_to: string;
+/**
+ * The stored values of one variance_rows row as pg returns them (numeric as text; money columns
+ * null on a flagged row, `flag` saying why). The API (platform.ts) and the workbook (reports.ts)
+ * read these columns with the security's columns of their own.
+ */
+export interface VarianceRowValues {
   qty_start: string;
   qty_end: string;
   price_start: string | null;
@@ -194,14 +167,10 @@ export interface VarianceDetail {
   flag: string | null;
 }
 
-export interface TopMoversQuery {
-  /** The period's calendar dates as stored (period_from / period_to). */
-  from: string;
-  to: string;
-  limit: number;
-  portfolioId?: string | undefined;
-  securityType?: string | undefined;
-  currency?: string | undefined;
+export interface StoredPeriod {
+  label: string;
+  start: string;
+  end: string;
 }
 
 /**
@@ -658,93 +627,7 @@ export function createBooksRepository(db: Knex) {
         return res.rows;
       });
     },
-
-    /**
-     * A portfolio's totals over one stored period (its calendar dates), summed in numeric over its
-     * valued rows (flagged rows are counted, not summed); undefined when the period has no rows.
-     */
-    async varianceSummary(
-      portfolioId: string,
-      from: string,
-      to: string,
-    ): Promise<VarianceSummary | undefined> {
-      const res = await db.raw<{ rows: VarianceSummary[] }>(
-        `select portfolio_id, min(period_label) as period_label, period_from::text, period_to::text,
-                round(coalesce(sum(mv_start), 0), 2)::text as total_mv_start, round(coalesce(sum(mv_end), 0), 2)::text as total_mv_end,
-                round(coalesce(sum(price_effect), 0), 2)::text as total_price_effect,
-                round(coalesce(sum(qty_effect), 0), 2)::text as total_qty_effect,
-                round(coalesce(sum(fx_effect), 0), 2)::text as total_fx_effect,
-                round(coalesce(sum(corp_action_effect), 0), 2)::text as total_corp_action_effect,
-                round(coalesce(sum(distributions) filter (where flag is null), 0), 2)::text as total_distributions,
-                round(coalesce(sum(total_pnl), 0), 2)::text as total_pnl,
-                count(*)::int as rows, count(flag)::int as flagged_rows
-           from variance_rows
-          where portfolio_id = ? and period_from = ?::date and period_to = ?::date
-          group by portfolio_id, period_from, period_to`,
-        [portfolioId, from, to],
-      );
-      return res.rows[0];
-    },
-
-    /** A portfolio's rows over one stored period, largest |total_pnl| first (flagged rows last). */
-    async varianceDetails(portfolioId: string, from: string, to: string): Promise<VarianceDetail[]> {
-      const res = await db.raw<{ rows: VarianceDetail[] }>(
-        `${DETAIL_SELECT}
-          where v.portfolio_id = ? and v.period_from = ?::date and v.period_to = ?::date
-          order by abs(v.total_pnl) desc nulls last, sec.security_id`,
-        [portfolioId, from, to],
-      );
-      return res.rows;
-    },
-
-    /**
-     * The rows with the largest |total_pnl| across portfolios for one stored period, each with its
-     * four effects; filterable by portfolio, security type and currency. Flagged rows never rank.
-     */
-    async topMovers(q: TopMoversQuery): Promise<VarianceDetail[]> {
-      const res = await db.raw<{ rows: VarianceDetail[] }>(
-        `${DETAIL_SELECT}
-          where v.period_from = ?::date and v.period_to = ?::date and v.flag is null
-            and (?::text is null or v.portfolio_id = ?::text)
-            and (?::text is null or sec.security_type = ?::text)
-            and (?::text is null or sec.currency = ?::text)
-          order by abs(v.total_pnl) desc, v.portfolio_id, sec.security_id
-          limit ?`,
-        [
-          q.from,
-          q.to,
-          q.portfolioId ?? null,
-          q.portfolioId ?? null,
-          q.securityType ?? null,
-          q.securityType ?? null,
-          q.currency ?? null,
-          q.currency ?? null,
-          q.limit,
-        ],
-      );
-      return res.rows;
-    },
-
-    /** The stored periods (newest first), optionally of one portfolio. */
-    async storedPeriods(portfolioId?: string): Promise<StoredPeriod[]> {
-      const res = await db.raw<{ rows: StoredPeriod[] }>(
-        `select min(period_label) as label, period_from::text as start, period_to::text as end
-           from variance_rows where ?::text is null or portfolio_id = ?::text
-          group by period_from, period_to order by period_to desc, period_from desc`,
-        [portfolioId ?? null, portfolioId ?? null],
-      );
-      return res.rows;
-    },
   };
 }
-
-const DETAIL_SELECT = `
-  select v.portfolio_id, sec.security_id, sec.ticker, sec.security_name, sec.security_type, sec.currency::text as currency,
-         v.period_label, v.period_from::text, v.period_to::text,
-         v.qty_start::text, v.qty_end::text, v.price_start::text, v.price_end::text, v.fx_start::text, v.fx_end::text,
-         v.split_factor::text, v.mv_start::text, v.mv_end::text, v.price_effect::text, v.qty_effect::text,
-         v.fx_effect::text, v.corp_action_effect::text, v.distributions::text, v.total_pnl::text, v.flag
-    from variance_rows v
-    join securities sec on sec.id = v.security_id`;
 
 export type BooksRepository = ReturnType<typeof createBooksRepository>;

@@ -35,17 +35,21 @@ export interface HouseRulesRecord {
 export const CALL_STATUSES = ['OPEN', 'MET', 'OVERDUE', 'CANCELLED'] as const;
 export type CallStatus = (typeof CALL_STATUSES)[number];
 
-export interface BatchOutcome {
+/** What a batch counts; margin.nightly's finalize sums them over the run (MarginRunResult). */
+export interface MarginCounts {
   snapshots: number;
   flagged: number;
   calls: number;
-  /** Sum of the shortfalls of the batch's valued clients (numeric text, cents). */
+  /** Sum of the shortfalls of the valued clients (numeric text, cents). */
   shortfall: string;
   issued: number;
   updated: number;
   met: number;
   cancelled: number;
   reopened: number;
+}
+
+export interface BatchOutcome extends MarginCounts {
   /** Outstanding calls of the batch's clients past their due date after this run. */
   overdue: { callId: number; clientId: number; amount: string; dueDate: string }[];
   /** Clients flagged, with why (first ones only). */

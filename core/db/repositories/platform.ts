@@ -14,6 +14,7 @@
  * rows across portfolios through `variance_rows_period_idx` (period_label, portfolio_id).
  */
 import type { Knex } from '../knex.ts';
+import type { VarianceRowValues } from './books.ts';
 
 type Binding = string | number | string[] | null;
 
@@ -114,27 +115,11 @@ export interface ResolvedPeriod {
   period_to: string;
 }
 
-export interface VarianceDetailRecord {
+export interface VarianceDetailRecord extends VarianceRowValues {
   security_id: string;
   ticker: string;
   security_type: string;
   currency: string;
-  qty_start: string;
-  qty_end: string;
-  price_start: string | null;
-  price_end: string | null;
-  fx_start: string | null;
-  fx_end: string | null;
-  split_factor: string;
-  mv_start: string | null;
-  mv_end: string | null;
-  price_effect: string | null;
-  qty_effect: string | null;
-  fx_effect: string | null;
-  corp_action_effect: string | null;
-  distributions: string;
-  total_pnl: string | null;
-  flag: string | null;
 }
 
 /** Sums over the rows without a flag, in SQL numeric (text). */

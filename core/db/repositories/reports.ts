@@ -12,6 +12,7 @@
 import type pg from 'pg';
 import QueryStream from 'pg-query-stream';
 import type { Knex } from '../knex.ts';
+import type { VarianceRowValues } from './books.ts';
 
 export type ReportStatus = 'RUNNING' | 'SUCCEEDED' | 'FAILED';
 
@@ -108,7 +109,7 @@ export interface PortfolioSummary {
 }
 
 /** A detail row as it streams (numeric columns as pg's strings; null = missing, flagged). */
-export interface VarianceDetailRow {
+export interface VarianceDetailRow extends VarianceRowValues {
   security_id: string;
   ticker: string;
   isin: string | null;
@@ -116,22 +117,6 @@ export interface VarianceDetailRow {
   security_name: string;
   security_type: string;
   currency: string;
-  qty_start: string;
-  qty_end: string;
-  split_factor: string;
-  price_start: string | null;
-  price_end: string | null;
-  fx_start: string | null;
-  fx_end: string | null;
-  mv_start: string | null;
-  mv_end: string | null;
-  price_effect: string | null;
-  qty_effect: string | null;
-  fx_effect: string | null;
-  corp_action_effect: string | null;
-  distributions: string;
-  total_pnl: string | null;
-  flag: string | null;
 }
 
 export interface TopMover {
