@@ -50,8 +50,11 @@ export async function benchMargin(opts: {
   const deps = buildDeps({ name: 'bench-margin', config, poolMax: 8 });
   const queues = createQueues(config);
   const host = startWorkers(deps, { names: ['margin.nightly', 'margin.batch'] });
+  // QueueEvents given a connection treats it as shared and leaves it open at close: quit it here
+  // (an open socket kept `npm run bench` from exiting).
+  const eventsConnection = createRedis(config, { forWorker: true });
   const events = new QueueEvents('margin.nightly', {
-    connection: createRedis(config, { forWorker: true }),
+    connection: eventsConnection,
     prefix: config.queue.prefix,
   });
   try {
@@ -115,6 +118,7 @@ export async function benchMargin(opts: {
   } finally {
     await host.close();
     await events.close();
+    await eventsConnection.quit();
     await queues.close();
     // The bench's own queue prefix (no glob characters: a brace-wrapped hex tag) goes with it.
     let cursor = '0';
