@@ -13,17 +13,12 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { benchStack, serve } from './app-stack.ts';
 import { closeApp, createApp, seriesCacheOf } from '../api/app.ts';
 import { createClient } from '../api/auth/accounts.ts';
-import { createAuth } from '../api/auth/index.ts';
-import { loadConfig } from '../core/config.ts';
-import { buildDeps, closeDeps } from '../core/deps.ts';
-import { createQueues } from '../jobs/queues.ts';
 import type { LoadOptions, LoadResult } from './load.ts';
 
 const run = promisify(execFile);
@@ -61,17 +56,8 @@ export async function benchApi(opts: {
   rate: number;
   log: (line: string) => void;
 }): Promise<ApiBenchResult> {
-  const config = loadConfig({
-    ...process.env,
-    LOG_LEVEL: 'warn',
-    DATABASE_URL: opts.databaseUrl,
-    QUEUE_PREFIX: `{bench-${randomBytes(3).toString('hex')}}`,
-    API_PORT: '0',
-    NODE_ENV: 'development',
-  });
-  const deps = buildDeps({ name: 'bench-api', config });
-  const queues = createQueues(config);
-  const auth = await createAuth(deps);
+  const stack = await benchStack('bench-api', opts.databaseUrl);
+  const { config, deps, queues, auth } = stack;
   const app = await createApp(deps, { queues, auth });
   const cache = seriesCacheOf(app);
   // The same process, pool and auth with the cache off: what every request costs PostgreSQL.
@@ -79,11 +65,9 @@ export async function benchApi(opts: {
     { ...deps, config: { ...config, api: { ...config.api, seriesCacheBytes: 0 } } },
     { queues, auth },
   );
-  const server = app.listen(0, '127.0.0.1');
-  const plainServer = plainApp.listen(0, '127.0.0.1');
-  await Promise.all([once(server, 'listening'), once(plainServer, 'listening')]);
-  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const plainBase = `http://127.0.0.1:${(plainServer.address() as AddressInfo).port}`;
+  const [served, plainServed] = await Promise.all([serve(app), serve(plainApp)]);
+  const base = served.base;
+  const plainBase = plainServed.base;
   try {
     await cache?.listening();
     const ticker = `BENCH${randomBytes(2).toString('hex').toUpperCase()}`;
@@ -189,13 +173,9 @@ export async function benchApi(opts: {
       cached: cache !== undefined,
     };
   } finally {
-    for (const s of [server, plainServer]) {
-      s.closeAllConnections();
-      await new Promise<void>((resolve) => s.close(() => resolve()));
-    }
+    await Promise.all([served.close(), plainServed.close()]);
     await closeApp(plainApp);
     await closeApp(app);
-    await Promise.allSettled([queues.close(), auth.close()]);
-    await closeDeps(deps);
+    await stack.close();
   }
 }

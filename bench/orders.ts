@@ -14,17 +14,12 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { benchStack, serve } from './app-stack.ts';
 import { closeApp, createApp } from '../api/app.ts';
 import { createClient } from '../api/auth/accounts.ts';
-import { createAuth } from '../api/auth/index.ts';
-import { loadConfig } from '../core/config.ts';
-import { buildDeps, closeDeps } from '../core/deps.ts';
-import { createQueues } from '../jobs/queues.ts';
 import type { LoadResult } from './load.ts';
 
 const run = promisify(execFile);
@@ -141,22 +136,11 @@ export async function benchOrders(opts: {
   clients: number;
   log: (line: string) => void;
 }): Promise<OrdersBenchResult> {
-  const config = loadConfig({
-    ...process.env,
-    LOG_LEVEL: 'warn',
-    DATABASE_URL: opts.databaseUrl,
-    QUEUE_PREFIX: `{bench-${randomBytes(3).toString('hex')}}`,
-    API_PORT: '0',
-    NODE_ENV: 'development',
-    API_SERIES_CACHE_MB: '0',
-  });
-  const deps = buildDeps({ name: 'bench-orders', config });
-  const queues = createQueues(config);
-  const auth = await createAuth(deps);
+  const stack = await benchStack('bench-orders', opts.databaseUrl, { API_SERIES_CACHE_MB: '0' });
+  const { deps, queues, auth } = stack;
   const app = await createApp(deps, { queues, auth });
-  const server = app.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const served = await serve(app);
+  const base = served.base;
   try {
     const tag = randomBytes(2).toString('hex').toUpperCase();
     const symbols: string[] = [];
@@ -247,11 +231,9 @@ export async function benchOrders(opts: {
     opts.log(`${trades.rows[0]!.n} orders stored over ${opts.clients} clients`);
     return { health, manyClients, oneClient, clients: opts.clients, connections: opts.connections };
   } finally {
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await served.close();
     await closeApp(app);
-    await Promise.allSettled([queues.close(), auth.close()]);
-    await closeDeps(deps);
+    await stack.close();
   }
 }
 
